@@ -1,0 +1,54 @@
+-- Lists runs of finished tasks of one type for filter_task_to_archive: tasks that are oneshot
+-- and completed or disabled, or recurring and disabled, from seq ARGV[1] on, and of their kept
+-- runs those started (or, if never started, scheduled) in [ARGV[2], ARGV[3]).
+-- KEYS[1] <prefix>:{<type>}:type
+-- ARGV[1] first task seq
+-- ARGV[2] after (us, inclusive)
+-- ARGV[3] before (us, exclusive)
+-- ARGV[4] stop after the task that brings the number of runs to at least this
+-- Returns 1 if tasks remain after the last one read, else 0, then for each task with matching
+-- runs: task seq, task record, number of runs k, then k run seq, run record pairs.
+--@include codes
+--@include task
+--@include run
+local base = type_base(KEYS[1])
+local after, before, want = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = { 0 }
+local got = 0
+local from = ARGV[1]
+while true do
+  local seqs = redis.call('ZRANGE', base .. ':archivable', from, '+inf', 'BYSCORE', 'LIMIT', 0, 256)
+  if #seqs == 0 then return out end
+  for i, s in ipairs(seqs) do
+    if got >= want then
+      out[1] = 1
+      return out
+    end
+    local seq = tonumber(s)
+    local key, field = task_loc(base, seq)
+    local raw = redis.call('HGET', key, field)
+    if raw then
+      local t = decode_task(raw)
+      local rows = {}
+      for _, rs in ipairs(t.runs) do
+        local r = load_run(base, rs)
+        if r then
+          local when = r.started or r.scheduled
+          if when and when >= after and when < before then
+            local rk, rf = run_loc(base, rs)
+            rows[#rows + 1] = rs
+            rows[#rows + 1] = redis.call('HGET', rk, rf)
+          end
+        end
+      end
+      if #rows > 0 then
+        out[#out + 1] = seq
+        out[#out + 1] = raw
+        out[#out + 1] = #rows / 2
+        for _, v in ipairs(rows) do out[#out + 1] = v end
+        got = got + #rows / 2
+      end
+    end
+    from = '(' .. s
+  end
+end

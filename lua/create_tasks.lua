@@ -1,0 +1,101 @@
+-- Creates tasks of one type, skipping those that duplicate an existing task, as the original's
+-- create_tasks: a duplicate has the same arguments, policy, priority and status (and, for
+-- oneshot tasks, next_run). current_interval is always the type's default_interval;
+-- retries_left is the given value, else the type's num_retries, else 0.
+-- KEYS[1] <prefix>:{<type>}:type
+-- ARGV[1] now in us, or '' for the server clock
+-- ARGV[2..] 7 values per task: fingerprint (8 bytes, computed by the caller from arguments,
+--   policy, priority and, for oneshot tasks, next_run), next_run (us or ''), status, policy,
+--   retries_left (or ''), priority (or ''), arguments text
+-- Returns, per task, seq and record of the task it resolves to; seq 0 and '' when that task is a
+-- recurring duplicate with another next_run (the original returns nothing for those either).
+-- Raises SWH_UNKNOWN_TYPE, or SWH_NO_INTERVAL for recurring tasks of a type without
+-- default_interval, before writing anything.
+--@include codes
+--@include time
+--@include task
+--@include type
+local tk = KEYS[1]
+local tt = load_type(tk)
+local base = type_base(tk)
+local now = time_or(ARGV[1], nil) or server_now_us()
+local n = (#ARGV - 1) / 7
+
+-- First pass, read-only: validate, and resolve duplicates of stored tasks or of earlier inputs.
+local inputs, batch, fresh = {}, {}, 0
+for i = 1, n do
+  local o = 1 + (i - 1) * 7
+  local t = {
+    next_run = time_or(ARGV[o + 2], now),
+    interval = tt.default_interval,
+    status = tonumber(ARGV[o + 3]),
+    policy = tonumber(ARGV[o + 4]),
+    retries = opt_num(ARGV[o + 5]) or tt.num_retries or 0,
+    priority = opt_num(ARGV[o + 6]),
+    args = ARGV[o + 7],
+    runs = {},
+  }
+  if t.policy == RECURRING and t.interval == nil then
+    return redis.error_reply('SWH_NO_INTERVAL ' .. string.match(tk, '{(.-)}'))
+  end
+  local fp = ARGV[o + 1]
+  local same = function(u)
+    return u.args == t.args and u.policy == t.policy and u.priority == t.priority
+      and u.status == t.status and (t.policy ~= ONESHOT or u.next_run == t.next_run)
+  end
+  local found, found_task
+  local candidates = redis.call('HGET', base .. ':dedup', fp)
+  if candidates then
+    for s in string.gmatch(candidates, '%d+') do
+      local u = load_task(base, tonumber(s))
+      if u and same(u) then found, found_task = tonumber(s), u; break end
+    end
+  end
+  if not found then
+    for _, j in ipairs(batch[fp] or {}) do
+      if same(inputs[j].task) then found = -j; break end
+    end
+  end
+  if found == nil then
+    fresh = fresh + 1
+    batch[fp] = batch[fp] or {}
+    table.insert(batch[fp], i)
+  end
+  inputs[i] = { fp = fp, task = t, found = found, found_task = found_task }
+end
+
+-- Second pass: write the new tasks.
+local last = 0
+if fresh > 0 then last = redis.call('HINCRBY', tk, 'task_seq', fresh) end
+local seq = last - fresh
+local out = {}
+for i = 1, n do
+  local inp = inputs[i]
+  local t = inp.task
+  local s, u
+  if inp.found == nil then
+    seq = seq + 1
+    s, u = seq, t
+    inp.seq = s
+    inp.raw = save_task(base, s, t)
+    reindex_task(base, s, nil, t)
+    local dk = base .. ':dedup'
+    local prev = redis.call('HGET', dk, inp.fp)
+    if prev then redis.call('HSET', dk, inp.fp, prev .. ' ' .. s)
+    else redis.call('HSET', dk, inp.fp, s) end
+  elseif inp.found < 0 then
+    local first = inputs[-inp.found]
+    s, u = first.seq, first.task
+  else
+    s, u = inp.found, inp.found_task
+  end
+  if u.next_run == t.next_run then
+    out[#out + 1] = s
+    out[#out + 1] = (inp.found == nil and inp.raw) or (inp.found < 0 and inputs[-inp.found].raw)
+      or encode_task(u)
+  else
+    out[#out + 1] = 0
+    out[#out + 1] = ''
+  end
+end
+return out

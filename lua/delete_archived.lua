@@ -1,0 +1,52 @@
+-- Deletes runs of one type, then those of their tasks that have no run left, as the original's
+-- delete_archived_tasks.
+-- KEYS[1] <prefix>:{<type>}:type
+-- ARGV[1..] 3 values per run: task seq, run seq, the task's dedup fingerprint
+-- Returns the number of tasks deleted, then the foreign backend ids of the deleted runs.
+--@include codes
+--@include task
+--@include run
+local base = type_base(KEYS[1])
+local out = { 0 }
+local touched, fps = {}, {}
+for o = 1, #ARGV, 3 do
+  local task_seq, run_seq = tonumber(ARGV[o]), tonumber(ARGV[o + 1])
+  fps[task_seq] = ARGV[o + 2]
+  local r = load_run(base, run_seq)
+  if r and r.task == task_seq then
+    delete_run(base, run_seq)
+    if r.backend_id then out[#out + 1] = r.backend_id end
+  end
+  touched[task_seq] = true
+end
+local dk = base .. ':dedup'
+for seq in pairs(touched) do
+  local t = load_task(base, seq)
+  if t then
+    local kept = {}
+    for _, rs in ipairs(t.runs) do
+      if load_run(base, rs) then kept[#kept + 1] = rs end
+    end
+    if #kept == 0 then
+      local key, field = task_loc(base, seq)
+      redis.call('HDEL', key, field)
+      local was = snapshot(t)
+      t.status = -1 -- belongs to no index
+      reindex_task(base, seq, was, t)
+      local ids = redis.call('HGET', dk, fps[seq])
+      if ids then
+        local rest = {}
+        for s in string.gmatch(ids, '%d+') do
+          if tonumber(s) ~= seq then rest[#rest + 1] = s end
+        end
+        if #rest == 0 then redis.call('HDEL', dk, fps[seq])
+        else redis.call('HSET', dk, fps[seq], table.concat(rest, ' ')) end
+      end
+      out[1] = out[1] + 1
+    else
+      t.runs = kept
+      save_task(base, seq, t)
+    end
+  end
+end
+return out

@@ -1,0 +1,25 @@
+-- Codes stored in records; they mirror the enums of src/model/mod.rs.
+local TASK_NOT_SCHEDULED, TASK_SCHEDULED, TASK_COMPLETED, TASK_DISABLED = 0, 1, 2, 3
+local RECURRING, ONESHOT = 0, 1
+local RUN_SCHEDULED, RUN_STARTED, RUN_EVENTFUL, RUN_UNEVENTFUL = 0, 1, 2, 3
+local RUN_FAILED, RUN_PERMFAILED, RUN_LOST = 4, 5, 6
+-- Tasks and runs are stored BUCKET to a hash, so that small hashes stay listpack-encoded.
+local BUCKET = 128
+local ONE_HOUR_US = 3600000000
+
+-- Type keys are "<prefix>:{<type>}:type"; every other key of the type starts with the same
+-- "<prefix>:{<type>}", so all of them live in one Cluster hash slot.
+local function type_base(type_key)
+  return string.sub(type_key, 1, -6)
+end
+
+-- Decimal text of an integer-valued number; Lua's tostring would use an exponent past 14 digits.
+local function int_str(n)
+  return string.format('%d', n)
+end
+
+-- An optional numeric argument: '' stands for none.
+local function opt_num(v)
+  if v == '' then return nil end
+  return tonumber(v)
+end

@@ -1,0 +1,41 @@
+-- Peeks at, or grabs, the due tasks of one type: status next_run_not_scheduled and
+-- next_run <= timestamp, oldest next_run first (ties in id order). Grabbing sets them
+-- next_run_scheduled, atomically, so concurrent grabbers never get the same task.
+-- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[2] <prefix>:{<type>}:ready, or <prefix>:{<type>}:ready:prio for tasks with a priority
+-- ARGV[1] timestamp in us, or '' for the server clock
+-- ARGV[2] most tasks to return, or '' for all
+-- ARGV[3] '1' to grab, '0' to peek
+-- Returns seq, record pairs (records as saved, after grabbing).
+--@include codes
+--@include time
+--@include task
+--@include type
+local tk = KEYS[1]
+load_type(tk)
+local base = type_base(tk)
+local ts = time_or(ARGV[1], nil) or server_now_us()
+local limit = tonumber(ARGV[2]) or -1
+if limit == 0 then return {} end
+local grab = ARGV[3] == '1'
+local members = redis.call('ZRANGE', KEYS[2], '-inf', int_str(ts), 'BYSCORE', 'LIMIT', 0, limit)
+if grab and #members > 0 then
+  -- the due members are the lowest-ranked ones
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #members - 1)
+end
+local out = {}
+for _, m in ipairs(members) do
+  local seq = member_seq(m)
+  local key, field = task_loc(base, seq)
+  local raw = redis.call('HGET', key, field)
+  if raw then
+    if grab then
+      local t = decode_task(raw)
+      t.status = TASK_SCHEDULED
+      raw = save_task(base, seq, t)
+    end
+    out[#out + 1] = seq
+    out[#out + 1] = raw
+  end
+end
+return out

@@ -1,0 +1,58 @@
+//! The crate's error type.
+
+use std::fmt::Display;
+
+/// Everything that can go wrong. `InvalidArgument` and `UnknownTaskType` are the caller's
+/// mistakes (the original's `SchedulerException`, HTTP 400); the rest are failures (HTTP 500).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {field} {value}: {reason}")]
+    InvalidArgument {
+        field: String,
+        value: String,
+        reason: String,
+    },
+    #[error("unknown task type {0:?}")]
+    UnknownTaskType(String),
+    #[error("cannot connect to Redis at {url}: {reason}")]
+    Connection { url: String, reason: String },
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis connection pool: {0}")]
+    Pool(String),
+    #[error("unreadable record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// A rejected argument: names the field and the value (quoted when it is text).
+    pub fn invalid(field: &str, value: impl Display, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.to_string(),
+            value: format!("{:?}", value.to_string()),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether this is the caller's mistake rather than a failure of the scheduler.
+    pub fn is_caller_error(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidArgument { .. } | Error::UnknownTaskType(_)
+        )
+    }
+}
+
+impl From<deadpool_redis::PoolError> for Error {
+    fn from(e: deadpool_redis::PoolError) -> Self {
+        match e {
+            deadpool_redis::PoolError::Backend(e) => Error::Redis(e),
+            other => Error::Pool(other.to_string()),
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,55 @@
+//! The Redis key layout (DESIGN.md section 2).
+//!
+//! Every key of a task type carries the hash tag `{<type>}`, so all of a type's keys are in one
+//! Cluster slot and every script touches one slot. Keys of type `T` under prefix `P`:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:{T}:type` | hash | the type's fields, its index, counters `task_seq` and `run_seq` |
+//! | `P:{T}:t:<n>` | hash | tasks `128n..128n+127`, field = seq % 128, value = packed record |
+//! | `P:{T}:r:<n>` | hash | runs, likewise |
+//! | `P:{T}:ready`, `P:{T}:ready:prio` | zset | due-able tasks without / with a priority, by next_run |
+//! | `P:{T}:dedup` | hash | argument fingerprint -> task seqs, for `create_tasks` |
+//! | `P:{T}:inflight` | zset | runs still scheduled or started, by time of last change |
+//! | `P:{T}:archivable` | zset | finished tasks, by seq |
+//!
+//! and the global keys `P:{global}:types` (name -> index), `P:{global}:type_names`
+//! (index -> name) and `P:{global}:backend_ids` (foreign backend id -> run ids).
+
+/// The keys of one task type.
+#[derive(Clone, Debug)]
+pub struct TypeKeys {
+    /// `P:{T}:type`; scripts derive the others from it.
+    pub type_key: String,
+    pub ready: String,
+    pub ready_prio: String,
+}
+
+impl TypeKeys {
+    pub fn new(prefix: &str, task_type: &str) -> Self {
+        let base = format!("{prefix}:{{{task_type}}}");
+        TypeKeys {
+            type_key: format!("{base}:type"),
+            ready: format!("{base}:ready"),
+            ready_prio: format!("{base}:ready:prio"),
+        }
+    }
+}
+
+/// Keys shared by all types.
+#[derive(Clone, Debug)]
+pub struct GlobalKeys {
+    pub types: String,
+    pub type_names: String,
+    pub backend_ids: String,
+}
+
+impl GlobalKeys {
+    pub fn new(prefix: &str) -> Self {
+        GlobalKeys {
+            types: format!("{prefix}:{{global}}:types"),
+            type_names: format!("{prefix}:{{global}}:type_names"),
+            backend_ids: format!("{prefix}:{{global}}:backend_ids"),
+        }
+    }
+}

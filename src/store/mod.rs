@@ -1,0 +1,219 @@
+//! The task store: task types, tasks and runs in Redis, every change one Lua script.
+//!
+//! The methods are the original's `SchedulerInterface` (same names, arguments, defaults and
+//! semantics, see `shared/reference/swh-scheduler.md` section 2); times left out are taken
+//! from the Redis server's clock.
+
+mod archive;
+pub mod keys;
+pub mod records;
+mod runs;
+pub mod scripts;
+mod tasks;
+mod types;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
+use redis::Value;
+
+use self::keys::{GlobalKeys, TypeKeys};
+pub use self::runs::RunEvent;
+use crate::error::{Error, Result};
+use crate::model::TaskType;
+
+/// How to reach the store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// `redis://[user:password@]host:port/db` or `unix:///path?db=N`.
+    pub url: String,
+    /// Prefix of every key.
+    pub prefix: String,
+    /// Runs kept per task; older ended runs are deleted when a new run is recorded.
+    pub keep_runs: usize,
+    /// Connections in the pool.
+    pub pool_size: usize,
+}
+
+impl StoreConfig {
+    pub const DEFAULT_URL: &'static str = "redis://127.0.0.1:6379/0";
+    pub const DEFAULT_PREFIX: &'static str = "swh";
+    pub const DEFAULT_KEEP_RUNS: usize = 3;
+
+    pub fn new(url: &str) -> Self {
+        StoreConfig {
+            url: url.to_string(),
+            prefix: Self::DEFAULT_PREFIX.to_string(),
+            keep_runs: Self::DEFAULT_KEEP_RUNS,
+            pool_size: 16,
+        }
+    }
+}
+
+/// A task type as cached by a store: its definition never changes once created.
+#[derive(Debug)]
+pub struct TypeInfo {
+    pub index: u32,
+    pub task_type: TaskType,
+    pub keys: TypeKeys,
+}
+
+#[derive(Default)]
+struct TypeCache {
+    by_name: HashMap<String, Arc<TypeInfo>>,
+    by_index: HashMap<u32, Arc<TypeInfo>>,
+}
+
+/// A handle on the store; cheap to clone, safe to share between tasks.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    config: StoreConfig,
+    global: GlobalKeys,
+    types: RwLock<TypeCache>,
+}
+
+impl Store {
+    /// Connects (checking that Redis answers) and loads the scripts.
+    pub async fn connect(config: StoreConfig) -> Result<Self> {
+        let mut pool_config = PoolConfig::from_url(config.url.clone());
+        pool_config.pool = Some(deadpool_redis::PoolConfig::new(config.pool_size.max(1)));
+        let pool = pool_config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| Error::Connection {
+                url: config.url.clone(),
+                reason: e.to_string(),
+            })?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                pool,
+                global: GlobalKeys::new(&config.prefix),
+                config,
+                types: RwLock::new(TypeCache::default()),
+            }),
+        };
+        let mut con = store.con().await?;
+        scripts::load_all(&mut con)
+            .await
+            .map_err(|e| Error::Connection {
+                url: store.inner.config.url.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(store)
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// A pooled connection. Failing to get one is reported with the URL.
+    pub async fn con(&self) -> Result<deadpool_redis::Connection> {
+        self.inner.pool.get().await.map_err(|e| Error::Connection {
+            url: self.inner.config.url.clone(),
+            reason: match e {
+                deadpool_redis::PoolError::Backend(e) => e.to_string(),
+                other => other.to_string(),
+            },
+        })
+    }
+
+    fn global(&self) -> &GlobalKeys {
+        &self.inner.global
+    }
+
+    fn keep_runs(&self) -> usize {
+        self.inner.config.keep_runs.max(1)
+    }
+}
+
+/// Reads a script reply of alternating items as a list of pairs.
+fn pairs(v: Value) -> Result<Vec<(Value, Value)>> {
+    let items = array(v)?;
+    if items.len() % 2 != 0 {
+        return Err(Error::Other("script returned an odd list".into()));
+    }
+    let mut it = items.into_iter();
+    let mut out = Vec::new();
+    while let (Some(a), Some(b)) = (it.next(), it.next()) {
+        out.push((a, b));
+    }
+    Ok(out)
+}
+
+fn array(v: Value) -> Result<Vec<Value>> {
+    match v {
+        Value::Array(a) => Ok(a),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(Error::Other(format!(
+            "script returned {other:?}, not a list"
+        ))),
+    }
+}
+
+fn as_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_bytes(v: &Value) -> &[u8] {
+    match v {
+        Value::BulkString(b) => b,
+        _ => &[],
+    }
+}
+
+/// `''` (the scripts' "none" or "now") or the number.
+fn opt_arg(v: Option<i64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// Items grouped by task type, types in order of first appearance: one script call per type.
+pub(crate) struct ByType<T>(Vec<(Arc<TypeInfo>, Vec<T>)>);
+
+impl<T> ByType<T> {
+    pub(crate) fn new() -> Self {
+        ByType(Vec::new())
+    }
+
+    /// Adds an item to its type's group; returns the group's position.
+    pub(crate) fn push(&mut self, info: &Arc<TypeInfo>, item: T) -> usize {
+        match self.0.iter().position(|(t, _)| t.index == info.index) {
+            Some(p) => {
+                self.0[p].1.push(item);
+                p
+            }
+            None => {
+                self.0.push((info.clone(), vec![item]));
+                self.0.len() - 1
+            }
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(Arc<TypeInfo>, Vec<T>)> {
+        self.0.iter()
+    }
+}
+
+impl<T> IntoIterator for ByType<T> {
+    type Item = (Arc<TypeInfo>, Vec<T>);
+    type IntoIter = std::vec::IntoIter<Self::Item>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a ByType<T> {
+    type Item = &'a (Arc<TypeInfo>, Vec<T>);
+    type IntoIter = std::slice::Iter<'a, (Arc<TypeInfo>, Vec<T>)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}

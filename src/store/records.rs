@@ -1,0 +1,189 @@
+//! Decoding of the task and run records the Lua scripts store (layouts in
+//! `lua/includes/task.lua` and `lua/includes/run.lua`).
+
+use rmpv::Value as Mp;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::model::{Interval, Policy, Priority, RunStatus, TaskArguments, TaskStatus, from_micros};
+
+/// A task record as stored, before it is given its id and type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRecord {
+    pub next_run: i64,
+    pub interval: Option<i64>,
+    pub status: TaskStatus,
+    pub policy: Policy,
+    pub retries_left: i64,
+    pub priority: Option<Priority>,
+    pub arguments: String,
+    pub runs: Vec<u64>,
+}
+
+/// A run record as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRecord {
+    pub task_seq: u64,
+    pub status: RunStatus,
+    pub scheduled: Option<i64>,
+    pub started: Option<i64>,
+    pub ended: Option<i64>,
+    pub metadata: String,
+    pub backend_id: Option<String>,
+}
+
+fn values(raw: &[u8], what: &str) -> Result<Vec<Mp>> {
+    let mut cur = raw;
+    let mut out = Vec::with_capacity(8);
+    while !cur.is_empty() {
+        out.push(rmpv::decode::read_value(&mut cur).map_err(|e| corrupt(what, e))?);
+    }
+    Ok(out)
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Corrupt {
+        key: what.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn int(v: Option<&Mp>) -> Option<i64> {
+    match v? {
+        Mp::Integer(i) => i.as_i64(),
+        // cmsgpack writes a Lua number with a fraction as a float; our values are whole
+        Mp::F64(f) => Some(f.round() as i64),
+        Mp::F32(f) => Some(f.round() as i64),
+        _ => None,
+    }
+}
+
+fn text(v: Option<&Mp>) -> Option<String> {
+    match v? {
+        Mp::String(s) => s.as_str().map(str::to_string),
+        Mp::Binary(b) => String::from_utf8(b.clone()).ok(),
+        _ => None,
+    }
+}
+
+impl TaskRecord {
+    pub fn decode(raw: &[u8]) -> Result<Self> {
+        let v = values(raw, "task")?;
+        let bad = |field: &str| corrupt("task", format!("bad {field} in {v:?}"));
+        let code = |i: usize, field: &str| int(v.get(i)).ok_or_else(|| bad(field));
+        Ok(TaskRecord {
+            next_run: code(0, "next_run")?,
+            interval: int(v.get(1)),
+            status: TaskStatus::from_code(code(2, "status")? as u64)
+                .ok_or_else(|| bad("status"))?,
+            policy: Policy::from_code(code(3, "policy")? as u64).ok_or_else(|| bad("policy"))?,
+            retries_left: code(4, "retries_left")?,
+            priority: match int(v.get(5)) {
+                None => None,
+                Some(c) => Some(Priority::from_code(c as u64).ok_or_else(|| bad("priority"))?),
+            },
+            arguments: text(v.get(6)).ok_or_else(|| bad("arguments"))?,
+            runs: match v.get(7) {
+                Some(Mp::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| int(Some(x)))
+                    .map(|x| x as u64)
+                    .collect(),
+                _ => Vec::new(),
+            },
+        })
+    }
+
+    /// The task this record stores, given its id and type.
+    pub fn into_task(self, id: i64, task_type: &str) -> Result<crate::model::Task> {
+        let arguments = TaskArguments::from_stored(&self.arguments)
+            .ok_or_else(|| corrupt("task", format!("bad arguments {:?}", self.arguments)))?;
+        Ok(crate::model::Task {
+            id,
+            task_type: task_type.to_string(),
+            arguments,
+            next_run: from_micros(self.next_run),
+            current_interval: self.interval.map(Interval::from_micros),
+            status: self.status,
+            policy: self.policy,
+            retries_left: self.retries_left,
+            priority: self.priority,
+        })
+    }
+}
+
+impl RunRecord {
+    pub fn decode(raw: &[u8]) -> Result<Self> {
+        let v = values(raw, "run")?;
+        let bad = |field: &str| corrupt("run", format!("bad {field} in {v:?}"));
+        Ok(RunRecord {
+            task_seq: int(v.first()).ok_or_else(|| bad("task"))? as u64,
+            status: int(v.get(1))
+                .and_then(|c| RunStatus::from_code(c as u64))
+                .ok_or_else(|| bad("status"))?,
+            scheduled: int(v.get(2)),
+            started: int(v.get(3)),
+            ended: int(v.get(4)),
+            metadata: text(v.get(5)).unwrap_or_else(|| "{}".into()),
+            backend_id: text(v.get(6)),
+        })
+    }
+
+    /// The run this record stores, given its id, its task's id and its backend id.
+    pub fn into_run(self, id: i64, task: i64, backend_id: String) -> crate::model::TaskRun {
+        crate::model::TaskRun {
+            id,
+            task,
+            backend_id,
+            scheduled: self.scheduled.map(from_micros),
+            started: self.started.map(from_micros),
+            ended: self.ended.map(from_micros),
+            metadata: merge_metadata(&self.metadata),
+            status: self.status,
+        }
+    }
+}
+
+/// Merges the newline-separated JSON objects of a stored metadata field, later keys winning.
+pub fn merge_metadata(stored: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    for part in stored.split('\n') {
+        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(part) {
+            out.extend(m);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_fragments_merge_later_wins() {
+        let m = merge_metadata("{\"worker\":\"a\",\"x\":1}\n{\"x\":2}\n{\"error\":\"boom\"}");
+        assert_eq!(
+            Value::Object(m),
+            serde_json::json!({"worker": "a", "x": 2, "error": "boom"})
+        );
+    }
+
+    #[test]
+    fn decodes_a_task_record_with_nils() {
+        // cmsgpack.pack(1795723864000000, nil, 0, 1, 3, nil, '[],{}', {})
+        let mut raw = Vec::new();
+        rmp::encode::write_uint(&mut raw, 1_795_723_864_000_000).unwrap();
+        rmp::encode::write_nil(&mut raw).unwrap();
+        for x in [0u64, 1, 3] {
+            rmp::encode::write_uint(&mut raw, x).unwrap();
+        }
+        rmp::encode::write_nil(&mut raw).unwrap();
+        rmp::encode::write_str(&mut raw, "[],{}").unwrap();
+        rmp::encode::write_array_len(&mut raw, 0).unwrap();
+        let r = TaskRecord::decode(&raw).unwrap();
+        assert_eq!(r.interval, None);
+        assert_eq!(r.policy, Policy::Oneshot);
+        assert_eq!(r.retries_left, 3);
+        assert!(r.runs.is_empty());
+    }
+}

@@ -1,0 +1,361 @@
+//! Task runs: scheduling, starting and ending them (the end-of-run rules live in
+//! `lua/includes/end_rules.lua`), and reading them back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redis::{AsyncCommands, Value};
+use serde_json::{Map, Value as Json};
+
+use super::records::{RunRecord, TaskRecord};
+use super::scripts::{Call, ScriptName, run_pipelined};
+use super::{ByType, Store, TypeInfo, array, as_bytes, as_int, opt_arg, pairs};
+use crate::error::{Error, Result};
+use crate::model::{NewTaskRun, RunStatus, Task, TaskRun, ids, to_micros};
+
+/// A start or end of a run, as the listener applies them in batches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunEvent {
+    pub backend_id: String,
+    /// `None` starts the run; a status ends it with that status.
+    pub end_status: Option<RunStatus>,
+    pub metadata: Option<Map<String, Json>>,
+    /// `None` means now.
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// What applying a [`RunEvent`] did to one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOutcome {
+    pub run: TaskRun,
+    /// False when the event changed nothing (the run had already ended).
+    pub changed: bool,
+    /// The task after the end-of-run rules, when the event ended the run.
+    pub task: Option<Task>,
+}
+
+/// One run a backend id designates.
+struct RunRef {
+    info: Arc<TypeInfo>,
+    seq: u64,
+}
+
+fn metadata_text(m: Option<&Map<String, Json>>) -> String {
+    m.filter(|m| !m.is_empty())
+        .map(|m| serde_json::to_string(m).expect("JSON values serialize"))
+        .unwrap_or_default()
+}
+
+impl Store {
+    pub(super) fn run_from_record(&self, info: &TypeInfo, seq: u64, rec: RunRecord) -> TaskRun {
+        let id = ids::compose(info.index, seq);
+        let task = ids::compose(info.index, rec.task_seq);
+        let backend_id = match &rec.backend_id {
+            Some(b) => b.clone(),
+            None => ids::backend_id(id, rec.scheduled.unwrap_or(0).div_euclid(1000)),
+        };
+        rec.into_run(id, task, backend_id)
+    }
+
+    /// Records a run of a task, status `scheduled` (the task itself is not changed).
+    pub async fn schedule_task_run(
+        &self,
+        task_id: i64,
+        backend_id: &str,
+        metadata: Option<Map<String, Json>>,
+        timestamp: Option<DateTime<Utc>>,
+    ) -> Result<TaskRun> {
+        let run = NewTaskRun {
+            task: task_id,
+            backend_id: backend_id.to_string(),
+            scheduled: timestamp,
+            metadata: metadata.unwrap_or_default(),
+        };
+        let mut runs = self.schedule_runs(&[run]).await?;
+        runs.pop()
+            .ok_or_else(|| Error::Other("no run was recorded".into()))
+    }
+
+    /// Records runs of tasks, status `scheduled`. Every task must exist, or nothing is written.
+    pub async fn mass_schedule_task_runs(&self, runs: &[NewTaskRun]) -> Result<()> {
+        self.schedule_runs(runs).await.map(drop)
+    }
+
+    async fn schedule_runs(&self, runs: &[NewTaskRun]) -> Result<Vec<TaskRun>> {
+        let mut groups = ByType::new();
+        for (i, r) in runs.iter().enumerate() {
+            if r.backend_id.is_empty() {
+                return Err(Error::invalid("backend_id", "", "must not be empty"));
+            }
+            let Some((info, seq)) = self.type_of_id(r.task).await? else {
+                return Err(Error::invalid("task", r.task, "no such task"));
+            };
+            groups.push(&info, (i, seq));
+        }
+        // Every task must exist before any type's runs are written.
+        for (info, items) in &groups {
+            let seqs: Vec<i64> = items
+                .iter()
+                .map(|(_, s)| ids::compose(info.index, *s))
+                .collect();
+            let found = self.get_tasks(&seqs).await?;
+            if let Some(missing) = seqs.iter().find(|id| !found.iter().any(|t| t.id == **id)) {
+                return Err(Error::invalid("task", missing, "no such task"));
+            }
+        }
+        let mut con = self.con().await?;
+        let mut out: Vec<Option<TaskRun>> = vec![None; runs.len()];
+        let mut index_add = Vec::new();
+        let mut index_remove = Vec::new();
+        for (info, items) in &groups {
+            let mut call = Call::new(ScriptName::ScheduleRuns, &[&info.keys.type_key]);
+            call.arg("").arg(self.keep_runs());
+            for &(i, seq) in items {
+                let r = &runs[i];
+                call.arg(seq)
+                    .arg(&r.backend_id)
+                    .arg(opt_arg(r.scheduled.map(to_micros)))
+                    .arg(match metadata_text(Some(&r.metadata)) {
+                        m if m.is_empty() => "{}".to_string(),
+                        m => m,
+                    });
+            }
+            let reply = array(call.run(&mut con).await?)?;
+            let (made, dropped) = reply.split_at(items.len() * 2);
+            for (&(i, _), pair) in items.iter().zip(made.chunks(2)) {
+                let seq = as_int(&pair[0]).unwrap_or(0) as u64;
+                let run = self.run_from_record(info, seq, RunRecord::decode(as_bytes(&pair[1]))?);
+                index_add.push((run.backend_id.clone(), run.id));
+                out[i] = Some(run);
+            }
+            for d in dropped {
+                if let Value::BulkString(b) = d {
+                    index_remove.push(String::from_utf8_lossy(b).into_owned());
+                }
+            }
+        }
+        if !index_add.is_empty() {
+            let mut call = Call::new(ScriptName::BackendIds, &[&self.global().backend_ids]);
+            call.arg("add");
+            for (b, id) in &index_add {
+                call.arg(b).arg(*id);
+            }
+            call.run(&mut con).await?;
+        }
+        self.forget_backend_ids(&mut con, &index_remove).await?;
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Drops the fallback-index entries of backend ids whose runs were deleted.
+    pub(super) async fn forget_backend_ids(
+        &self,
+        con: &mut deadpool_redis::Connection,
+        backend_ids: &[String],
+    ) -> Result<()> {
+        for chunk in backend_ids.chunks(1000) {
+            let runs: Vec<Option<String>> = con.hmget(&self.global().backend_ids, chunk).await?;
+            let mut call = Call::new(ScriptName::BackendIds, &[&self.global().backend_ids]);
+            call.arg("remove");
+            let mut any = false;
+            for (b, ids) in chunk.iter().zip(runs) {
+                for id in ids.iter().flat_map(|s| s.split(' ')) {
+                    // only the runs that are really gone
+                    if let Ok(id) = id.parse::<i64>()
+                        && self.run_by_id(con, id).await?.is_none()
+                    {
+                        call.arg(b).arg(id);
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                call.run(con).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_by_id(
+        &self,
+        con: &mut deadpool_redis::Connection,
+        run_id: i64,
+    ) -> Result<Option<RunRecord>> {
+        let Some((info, seq)) = self.type_of_id(run_id).await? else {
+            return Ok(None);
+        };
+        let key = format!(
+            "{}:r:{}",
+            info.keys.type_key.trim_end_matches(":type"),
+            seq / 128
+        );
+        let raw: Option<Vec<u8>> = con.hget(key, seq % 128).await?;
+        raw.map(|r| RunRecord::decode(&r)).transpose()
+    }
+
+    /// The runs a backend id designates: the run named inside one of our ids, or those the
+    /// fallback index lists for a foreign id.
+    async fn resolve_backend_id(
+        &self,
+        con: &mut deadpool_redis::Connection,
+        backend_id: &str,
+    ) -> Result<Vec<RunRef>> {
+        if let Some((run_id, _)) = ids::parse_backend_id(backend_id)
+            && let Some((info, seq)) = self.type_of_id(run_id).await?
+        {
+            return Ok(vec![RunRef { info, seq }]);
+        }
+        let listed: Option<String> = con.hget(&self.global().backend_ids, backend_id).await?;
+        let mut out = Vec::new();
+        for id in listed.iter().flat_map(|s| s.split(' ')) {
+            if let Ok(id) = id.parse()
+                && let Some((info, seq)) = self.type_of_id(id).await?
+            {
+                out.push(RunRef { info, seq });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks every run with that backend id started; returns the first, or `None` if there is
+    /// none. A run that has ended is left as it is.
+    pub async fn start_task_run(
+        &self,
+        backend_id: &str,
+        metadata: Option<Map<String, Json>>,
+        timestamp: Option<DateTime<Utc>>,
+    ) -> Result<Option<TaskRun>> {
+        let event = RunEvent {
+            backend_id: backend_id.to_string(),
+            end_status: None,
+            metadata,
+            timestamp,
+        };
+        Ok(self
+            .apply_run_events(&[event])
+            .await?
+            .into_iter()
+            .next()
+            .flatten()
+            .map(|o| o.run))
+    }
+
+    /// Ends every run with that backend id with `status`, applying the end-of-run rules to its
+    /// task; returns the first run, or `None` if there is none. Ending twice changes nothing.
+    pub async fn end_task_run(
+        &self,
+        backend_id: &str,
+        status: RunStatus,
+        metadata: Option<Map<String, Json>>,
+        timestamp: Option<DateTime<Utc>>,
+    ) -> Result<Option<TaskRun>> {
+        let event = RunEvent {
+            backend_id: backend_id.to_string(),
+            end_status: Some(status),
+            metadata,
+            timestamp,
+        };
+        Ok(self
+            .apply_run_events(&[event])
+            .await?
+            .into_iter()
+            .next()
+            .flatten()
+            .map(|o| o.run))
+    }
+
+    /// Applies starts and ends in order, one script call per type, all in one round trip.
+    /// Returns, per event, the outcome for the first run it designates (`None` if none).
+    pub async fn apply_run_events(&self, events: &[RunEvent]) -> Result<Vec<Option<RunOutcome>>> {
+        let mut con = self.con().await?;
+        // per type: the (event index, run seq) of each of its events, and its call
+        let mut groups = ByType::new();
+        let mut calls: Vec<Call> = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            let check = e.backend_id.to_ascii_lowercase();
+            let meta = metadata_text(e.metadata.as_ref());
+            let ts = opt_arg(e.timestamp.map(to_micros));
+            for r in self.resolve_backend_id(&mut con, &e.backend_id).await? {
+                let slot = groups.push(&r.info, (i, r.seq));
+                if slot == calls.len() {
+                    let mut call = Call::new(ScriptName::UpdateRuns, &[&r.info.keys.type_key]);
+                    call.arg("");
+                    calls.push(call);
+                }
+                let call = &mut calls[slot];
+                let is_ours = ids::parse_backend_id(&check).is_some();
+                call.arg(if e.end_status.is_some() { "e" } else { "s" })
+                    .arg(r.seq)
+                    .arg(opt_arg(e.end_status.map(|s| s.code() as i64)))
+                    .arg(&meta)
+                    .arg(&ts)
+                    .arg(if is_ours {
+                        check.as_str()
+                    } else {
+                        e.backend_id.as_str()
+                    });
+            }
+        }
+        let replies = run_pipelined(&mut con, &calls).await?;
+        let mut out: Vec<Option<RunOutcome>> = vec![None; events.len()];
+        for ((info, items), reply) in groups.iter().zip(replies) {
+            let values = array(reply?)?;
+            for (&(i, seq), v) in items.iter().zip(values.chunks(3)) {
+                let run_raw = as_bytes(&v[0]);
+                if run_raw.is_empty() || out[i].is_some() {
+                    continue;
+                }
+                let rec = RunRecord::decode(run_raw)?;
+                let task_seq = rec.task_seq;
+                let run = self.run_from_record(info, seq, rec);
+                let task_raw = as_bytes(&v[2]);
+                let task = if task_raw.is_empty() {
+                    None
+                } else {
+                    let id = ids::compose(info.index, task_seq);
+                    Some(TaskRecord::decode(task_raw)?.into_task(id, &info.task_type.task_type)?)
+                };
+                out[i] = Some(RunOutcome {
+                    run,
+                    changed: as_int(&v[1]) == Some(1),
+                    task,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The kept runs of those tasks, by run id, at most `limit`.
+    pub async fn get_task_runs(
+        &self,
+        task_ids: &[i64],
+        limit: Option<usize>,
+    ) -> Result<Vec<TaskRun>> {
+        let groups = self.group_ids(task_ids).await?;
+        let mut calls = Vec::new();
+        for (info, seqs) in &groups {
+            let mut call = Call::new(ScriptName::GetTaskRuns, &[&info.keys.type_key]);
+            for s in seqs {
+                call.arg(*s);
+            }
+            calls.push(call);
+        }
+        let mut con = self.con().await?;
+        let mut out = Vec::new();
+        let mut seen = HashMap::new();
+        for ((info, _), reply) in groups.iter().zip(run_pipelined(&mut con, &calls).await?) {
+            for (seq, raw) in pairs(reply?)? {
+                let seq = as_int(&seq).unwrap_or(0) as u64;
+                let run = self.run_from_record(info, seq, RunRecord::decode(as_bytes(&raw))?);
+                if seen.insert(run.id, ()).is_none() {
+                    out.push(run);
+                }
+            }
+        }
+        out.sort_by_key(|r: &TaskRun| r.id);
+        if let Some(l) = limit {
+            out.truncate(l);
+        }
+        Ok(out)
+    }
+}

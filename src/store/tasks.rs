@@ -1,0 +1,297 @@
+//! Tasks: creation with dedup, status changes, lookups, search and the ready sets.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::records::TaskRecord;
+use super::scripts::{Call, ScriptName, run_pipelined};
+use super::{ByType, Store, TypeInfo, as_bytes, as_int, opt_arg, pairs};
+use crate::error::{Error, Result};
+use crate::model::{NewTask, Policy, Priority, Task, TaskSearch, TaskStatus, ids, to_micros};
+
+/// Tasks per create_tasks script call: bounds how long one call holds Redis.
+const CREATE_CHUNK: usize = 2000;
+/// Buckets (of 128 tasks) one search call reads.
+const SCAN_BUCKETS: usize = 64;
+
+/// The dedup fingerprint of a task: what the original compares besides type and status.
+pub fn fingerprint(
+    arguments: &str,
+    policy: Policy,
+    priority: Option<Priority>,
+    next_run_us: Option<i64>,
+) -> [u8; 8] {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&[policy.code(), priority.map_or(0, Priority::code)]);
+    if policy == Policy::Oneshot {
+        h.update(&next_run_us.unwrap_or(i64::MIN).to_be_bytes());
+    }
+    h.update(arguments.as_bytes());
+    h.digest().to_be_bytes()
+}
+
+impl Store {
+    /// Creates tasks, skipping duplicates of existing ones (see `lua/create_tasks.lua`), and
+    /// returns the tasks the inputs resolve to, without repeats. `policy` applies to inputs
+    /// that have none. The whole batch is checked before anything is written.
+    pub async fn create_tasks(&self, tasks: &[NewTask], policy: Policy) -> Result<Vec<Task>> {
+        // Check everything first, so that a rejected batch writes nothing.
+        let mut groups = ByType::new();
+        for (i, t) in tasks.iter().enumerate() {
+            let info = self.require_type(&t.task_type).await?;
+            let policy = t.policy.unwrap_or(policy);
+            if policy == Policy::Recurring && info.task_type.default_interval.is_none() {
+                return Err(Error::invalid(
+                    "policy",
+                    "recurring",
+                    format!(
+                        "task type {:?} has no default_interval, so its tasks can only be oneshot",
+                        t.task_type
+                    ),
+                ));
+            }
+            if let Some(r) = t.retries_left.filter(|r| *r < 0) {
+                return Err(Error::invalid("retries_left", r, "must not be negative"));
+            }
+            groups.push(&info, i);
+        }
+        let mut resolved: Vec<Option<(i64, TaskRecord, Arc<TypeInfo>)>> = vec![None; tasks.len()];
+        let mut con = self.con().await?;
+        for (info, indexes) in groups.iter() {
+            for chunk in indexes.chunks(CREATE_CHUNK) {
+                let mut call = Call::new(ScriptName::CreateTasks, &[&info.keys.type_key]);
+                call.arg("");
+                for &i in chunk {
+                    let t = &tasks[i];
+                    let policy = t.policy.unwrap_or(policy);
+                    let args = t.arguments.to_stored();
+                    let next_run = t.next_run.map(to_micros);
+                    call.arg(&fingerprint(&args, policy, t.priority, next_run)[..])
+                        .arg(opt_arg(next_run))
+                        .arg(t.status.code())
+                        .arg(policy.code())
+                        .arg(opt_arg(t.retries_left))
+                        .arg(opt_arg(t.priority.map(|p| p.code() as i64)))
+                        .arg(args);
+                }
+                let reply = call.run(&mut con).await?;
+                for (&i, (seq, raw)) in chunk.iter().zip(pairs(reply)?) {
+                    let seq = as_int(&seq).unwrap_or(0);
+                    if seq > 0 {
+                        let id = ids::compose(info.index, seq as u64);
+                        resolved[i] = Some((id, TaskRecord::decode(as_bytes(&raw))?, info.clone()));
+                    }
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (id, rec, info) in resolved.into_iter().flatten() {
+            if seen.insert(id) {
+                out.push(rec.into_task(id, &info.task_type.task_type)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets the status of tasks (and their next_run, if given). With `except_completed_tasks`,
+    /// tasks that are completed or whose next_run is not in the past are left alone.
+    pub async fn set_status_tasks(
+        &self,
+        task_ids: &[i64],
+        status: TaskStatus,
+        next_run: Option<DateTime<Utc>>,
+        except_completed_tasks: bool,
+    ) -> Result<()> {
+        let mut con = self.con().await?;
+        let mut calls = Vec::new();
+        for (info, seqs) in self.group_ids(task_ids).await? {
+            let mut call = Call::new(ScriptName::SetStatusTasks, &[&info.keys.type_key]);
+            call.arg("")
+                .arg(status.code())
+                .arg(opt_arg(next_run.map(to_micros)))
+                .arg(if except_completed_tasks { "1" } else { "0" });
+            for s in seqs {
+                call.arg(s);
+            }
+            calls.push(call);
+        }
+        for r in run_pipelined(&mut con, &calls).await? {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Disables tasks.
+    pub async fn disable_tasks(&self, task_ids: &[i64]) -> Result<()> {
+        self.set_status_tasks(task_ids, TaskStatus::Disabled, None, false)
+            .await
+    }
+
+    /// The tasks with those ids that exist, in the order asked, without repeats.
+    pub async fn get_tasks(&self, task_ids: &[i64]) -> Result<Vec<Task>> {
+        let groups = self.group_ids(task_ids).await?;
+        let mut calls = Vec::new();
+        for (info, seqs) in &groups {
+            let mut call = Call::new(ScriptName::GetTasks, &[&info.keys.type_key]);
+            for s in seqs {
+                call.arg(*s);
+            }
+            calls.push(call);
+        }
+        let mut con = self.con().await?;
+        let mut found = std::collections::HashMap::new();
+        for ((info, _), reply) in groups.iter().zip(run_pipelined(&mut con, &calls).await?) {
+            for (seq, raw) in pairs(reply?)? {
+                let id = ids::compose(info.index, as_int(&seq).unwrap_or(0) as u64);
+                let task =
+                    TaskRecord::decode(as_bytes(&raw))?.into_task(id, &info.task_type.task_type)?;
+                found.insert(id, task);
+            }
+        }
+        Ok(task_ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    /// Tasks matching every given filter, by type then id.
+    pub async fn search_tasks(&self, search: &TaskSearch) -> Result<Vec<Task>> {
+        let limit = search.limit.unwrap_or(usize::MAX);
+        let matches = |t: &Task| {
+            (search.task_types.is_empty() || search.task_types.contains(&t.task_type))
+                && (search.statuses.is_empty() || search.statuses.contains(&t.status))
+                && (search.policies.is_empty() || search.policies.contains(&t.policy))
+                && (search.priorities.is_empty()
+                    || t.priority.is_some_and(|p| search.priorities.contains(&p)))
+                && search.before.is_none_or(|b| t.next_run <= b)
+                && search.after.is_none_or(|a| t.next_run >= a)
+        };
+        if !search.task_ids.is_empty() {
+            let mut tasks = self.get_tasks(&search.task_ids).await?;
+            tasks.retain(matches);
+            tasks.sort_by_key(|t| t.id);
+            tasks.truncate(limit);
+            return Ok(tasks);
+        }
+        let mut infos = Vec::new();
+        if search.task_types.is_empty() {
+            for t in self.get_task_types().await? {
+                infos.extend(self.type_info(&t.task_type).await?);
+            }
+        } else {
+            for name in &search.task_types {
+                infos.extend(self.type_info(name).await?);
+            }
+        }
+        let codes = |v: Vec<u8>| v.iter().map(u8::to_string).collect::<Vec<_>>().join(",");
+        let statuses = codes(search.statuses.iter().map(|s| s.code()).collect());
+        let priorities = codes(search.priorities.iter().map(|p| p.code()).collect());
+        let policies = codes(search.policies.iter().map(|p| p.code()).collect());
+        let mut out = Vec::new();
+        let mut con = self.con().await?;
+        for info in infos {
+            let mut bucket = 0i64;
+            while bucket >= 0 && out.len() < limit {
+                let reply = Call::new(ScriptName::ScanTasks, &[&info.keys.type_key])
+                    .arg(bucket)
+                    .arg(SCAN_BUCKETS)
+                    .arg(limit - out.len())
+                    .arg(&statuses)
+                    .arg(&priorities)
+                    .arg(&policies)
+                    .arg(opt_arg(search.before.map(to_micros)))
+                    .arg(opt_arg(search.after.map(to_micros)))
+                    .run(&mut con)
+                    .await?;
+                let mut items = super::array(reply)?.into_iter();
+                bucket = items.next().as_ref().and_then(as_int).unwrap_or(-1);
+                let rest: Vec<_> = items.collect();
+                for pair in rest.chunks(2) {
+                    let id = ids::compose(info.index, as_int(&pair[0]).unwrap_or(0) as u64);
+                    let task = TaskRecord::decode(as_bytes(&pair[1]))?
+                        .into_task(id, &info.task_type.task_type)?;
+                    out.push(task);
+                }
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// The due tasks of a type without a priority, oldest first, left as they are.
+    pub async fn peek_ready_tasks(
+        &self,
+        task_type: &str,
+        timestamp: Option<DateTime<Utc>>,
+        num_tasks: Option<usize>,
+    ) -> Result<Vec<Task>> {
+        self.ready_tasks(task_type, timestamp, num_tasks, false, false)
+            .await
+    }
+
+    /// Like [`Store::peek_ready_tasks`], and marks them `next_run_scheduled`, atomically.
+    pub async fn grab_ready_tasks(
+        &self,
+        task_type: &str,
+        timestamp: Option<DateTime<Utc>>,
+        num_tasks: Option<usize>,
+    ) -> Result<Vec<Task>> {
+        self.ready_tasks(task_type, timestamp, num_tasks, false, true)
+            .await
+    }
+
+    /// The due tasks of a type that have a priority (any), oldest first.
+    pub async fn peek_ready_priority_tasks(
+        &self,
+        task_type: &str,
+        timestamp: Option<DateTime<Utc>>,
+        num_tasks: Option<usize>,
+    ) -> Result<Vec<Task>> {
+        self.ready_tasks(task_type, timestamp, num_tasks, true, false)
+            .await
+    }
+
+    /// Like [`Store::peek_ready_priority_tasks`], and marks them `next_run_scheduled`.
+    pub async fn grab_ready_priority_tasks(
+        &self,
+        task_type: &str,
+        timestamp: Option<DateTime<Utc>>,
+        num_tasks: Option<usize>,
+    ) -> Result<Vec<Task>> {
+        self.ready_tasks(task_type, timestamp, num_tasks, true, true)
+            .await
+    }
+
+    async fn ready_tasks(
+        &self,
+        task_type: &str,
+        timestamp: Option<DateTime<Utc>>,
+        num_tasks: Option<usize>,
+        with_priority: bool,
+        grab: bool,
+    ) -> Result<Vec<Task>> {
+        // As the original, an unknown type simply has no ready task.
+        let Some(info) = self.type_info(task_type).await? else {
+            return Ok(Vec::new());
+        };
+        let ready = if with_priority {
+            &info.keys.ready_prio
+        } else {
+            &info.keys.ready
+        };
+        let mut con = self.con().await?;
+        let reply = Call::new(ScriptName::ReadyTasks, &[&info.keys.type_key, ready])
+            .arg(opt_arg(timestamp.map(to_micros)))
+            .arg(opt_arg(num_tasks.map(|n| n as i64)))
+            .arg(if grab { "1" } else { "0" })
+            .run(&mut con)
+            .await?;
+        pairs(reply)?
+            .into_iter()
+            .map(|(seq, raw)| {
+                let id = ids::compose(info.index, as_int(&seq).unwrap_or(0) as u64);
+                TaskRecord::decode(as_bytes(&raw))?.into_task(id, &info.task_type.task_type)
+            })
+            .collect()
+    }
+}
