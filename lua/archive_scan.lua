@@ -28,9 +28,8 @@ while true do
     local key, field = task_loc(base, seq)
     local raw = redis.call('HGET', key, field)
     if raw then
-      local t = decode_task(raw)
       local rows = {}
-      for _, rs in ipairs(t.runs) do
+      for _, rs in ipairs(load_task_runs(base, seq)) do
         local r = load_run(base, rs)
         if r then
           local when = r.started or r.scheduled

@@ -27,13 +27,12 @@ for i = 1, n do
   local o = 1 + (i - 1) * 7
   local t = {
     next_run = time_or(ARGV[o + 2], now),
-    interval = tt.default_interval,
+    interval = us_secs(tt.default_interval),
     status = tonumber(ARGV[o + 3]),
     policy = tonumber(ARGV[o + 4]),
     retries = opt_num(ARGV[o + 5]) or tt.num_retries or 0,
     priority = opt_num(ARGV[o + 6]),
     args = ARGV[o + 7],
-    runs = {},
   }
   if t.policy == RECURRING and t.interval == nil then
     return redis.error_reply('SWH_NO_INTERVAL ' .. string.match(tk, '{(.-)}'))

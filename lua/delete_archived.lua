@@ -24,9 +24,10 @@ for seq in pairs(touched) do
   local t = load_task(base, seq)
   if t then
     local kept = {}
-    for _, rs in ipairs(t.runs) do
+    for _, rs in ipairs(load_task_runs(base, seq)) do
       if load_run(base, rs) then kept[#kept + 1] = rs end
     end
+    save_task_runs(base, seq, kept)
     if #kept == 0 then
       local key, field = task_loc(base, seq)
       redis.call('HDEL', key, field)
@@ -43,9 +44,6 @@ for seq in pairs(touched) do
         else redis.call('HSET', dk, fps[seq], table.concat(rest, ' ')) end
       end
       out[1] = out[1] + 1
-    else
-      t.runs = kept
-      save_task(base, seq, t)
     end
   end
 end

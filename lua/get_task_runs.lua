@@ -8,15 +8,12 @@
 local base = type_base(KEYS[1])
 local out = {}
 for i = 1, #ARGV do
-  local t = load_task(base, tonumber(ARGV[i]))
-  if t then
-    for _, seq in ipairs(t.runs) do
-      local key, field = run_loc(base, seq)
-      local raw = redis.call('HGET', key, field)
-      if raw then
-        out[#out + 1] = seq
-        out[#out + 1] = raw
-      end
+  for _, seq in ipairs(load_task_runs(base, tonumber(ARGV[i]))) do
+    local key, field = run_loc(base, seq)
+    local raw = redis.call('HGET', key, field)
+    if raw then
+      out[#out + 1] = seq
+      out[#out + 1] = raw
     end
   end
 end

@@ -4,6 +4,9 @@
 //!
 //! Roles, one module each: [`store`] (Redis and its Lua scripts), and the domain in [`model`].
 
+pub mod bench;
+pub mod cli;
+pub mod config;
 pub mod error;
 pub mod model;
 pub mod store;

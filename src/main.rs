@@ -1,3 +1,3 @@
 fn main() {
-    println!("swh-scheduler");
+    std::process::exit(swh_scheduler::cli::main());
 }

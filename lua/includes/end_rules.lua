@@ -15,7 +15,7 @@ local function apply_end_rules(tt, t, run_status, ended)
       t.status = TASK_COMPLETED
       return
     end
-    local interval = t.interval or 0
+    local interval = secs_us(t.interval or 0)
     local factor = tt.backoff_factor or 1
     if run_status == RUN_EVENTFUL then
       interval = interval / factor
@@ -25,7 +25,7 @@ local function apply_end_rules(tt, t, run_status, ended)
     interval = math.floor(interval + 0.5)
     if tt.max_interval and interval > tt.max_interval then interval = tt.max_interval end
     if tt.min_interval and interval < tt.min_interval then interval = tt.min_interval end
-    t.interval = interval
+    t.interval = us_secs(interval)
     t.next_run = ended + interval
     t.status = TASK_NOT_SCHEDULED
     t.retries = tt.num_retries or 0
@@ -38,7 +38,7 @@ local function apply_end_rules(tt, t, run_status, ended)
       t.status = TASK_DISABLED
     else
       t.status = TASK_NOT_SCHEDULED
-      t.next_run = ended + (t.interval or 0)
+      t.next_run = ended + secs_us(t.interval or 0)
       t.retries = tt.num_retries or 0
     end
   end

@@ -56,28 +56,30 @@ end
 
 -- Appends a run to the task's history and drops the oldest ended runs beyond `keep`; returns
 -- the foreign backend ids of the dropped runs (their global index entries are the caller's).
-local function attach_run(base, t, run_seq, keep)
-  local runs = t.runs
+local function attach_run(base, task_seq, run_seq, keep)
+  local runs = load_task_runs(base, task_seq)
   runs[#runs + 1] = run_seq
   local excess = #runs - keep
   local dropped = {}
-  if excess <= 0 then return dropped end
-  local kept = {}
-  for i = 1, #runs do
-    local r = runs[i]
-    local drop = false
-    if excess > 0 and i < #runs then
-      local run = load_run(base, r)
-      if run == nil or run_ended(run.status) then
-        drop = true
-        if run then
-          delete_run(base, r)
-          if run.backend_id then dropped[#dropped + 1] = run.backend_id end
+  if excess > 0 then
+    local kept = {}
+    for i = 1, #runs do
+      local r = runs[i]
+      local drop = false
+      if excess > 0 and i < #runs then
+        local run = load_run(base, r)
+        if run == nil or run_ended(run.status) then
+          drop = true
+          if run then
+            delete_run(base, r)
+            if run.backend_id then dropped[#dropped + 1] = run.backend_id end
+          end
         end
       end
+      if drop then excess = excess - 1 else kept[#kept + 1] = r end
     end
-    if drop then excess = excess - 1 else kept[#kept + 1] = r end
+    runs = kept
   end
-  t.runs = kept
+  save_task_runs(base, task_seq, runs)
   return dropped
 end

@@ -1,8 +1,12 @@
 -- Task records. Task <seq> of a type lives in field (seq % BUCKET) of the hash
 -- "<base>:t:<floor(seq / BUCKET)>", as consecutive cmsgpack values:
---   next_run (us), current_interval (us or nil), status, policy, retries_left,
---   priority (nil, or 1 high, 2 normal, 3 low), arguments ("<args json>,<kwargs json>"),
---   run seqs (array, oldest first).
+--   next_run (us), current_interval (seconds, nil if none), flags, retries_left, arguments
+-- with flags = status + 4 * policy + 8 * priority (0 none, 1 high, 2 normal, 3 low) and
+-- arguments = "<args json>,<kwargs json>". Records this small (about 60 bytes for a task with a
+-- URL argument) keep the bucket hashes listpack-encoded under Redis' default
+-- hash-max-listpack-value (64): some 80 bytes a task instead of 130.
+-- The runs of task <seq> (their seqs, oldest first) are in field (seq % BUCKET) of
+-- "<base>:tr:<floor(seq / BUCKET)>", also as consecutive cmsgpack values.
 -- Indexes, kept in step by reindex_task:
 --   <base>:ready, <base>:ready:prio  zsets of the next_run_not_scheduled tasks without and with a
 --                                    priority; score next_run, member the 5-byte big-endian seq
@@ -16,14 +20,18 @@ end
 
 local function decode_task(raw)
   local t = {}
-  t.next_run, t.interval, t.status, t.policy, t.retries, t.priority, t.args, t.runs =
-    cmsgpack.unpack(raw)
+  local flags
+  t.next_run, t.interval, flags, t.retries, t.args = cmsgpack.unpack(raw)
+  t.status = flags % 4
+  t.policy = math.floor(flags / 4) % 2
+  local priority = math.floor(flags / 8)
+  if priority > 0 then t.priority = priority end
   return t
 end
 
 local function encode_task(t)
-  return cmsgpack.pack(t.next_run, t.interval, t.status, t.policy, t.retries, t.priority,
-    t.args, t.runs)
+  return cmsgpack.pack(t.next_run, t.interval, t.status + 4 * t.policy + 8 * (t.priority or 0),
+    t.retries, t.args)
 end
 
 local function load_task(base, seq)
@@ -39,6 +47,38 @@ local function save_task(base, seq, t)
   local raw = encode_task(t)
   redis.call('HSET', key, field, raw)
   return raw
+end
+
+local function task_runs_loc(base, seq)
+  return base .. ':tr:' .. math.floor(seq / BUCKET), seq % BUCKET
+end
+
+-- The seqs of the task's kept runs, oldest first.
+local function load_task_runs(base, seq)
+  local key, field = task_runs_loc(base, seq)
+  local raw = redis.call('HGET', key, field)
+  if not raw then return {} end
+  return { cmsgpack.unpack(raw) }
+end
+
+local function save_task_runs(base, seq, runs)
+  local key, field = task_runs_loc(base, seq)
+  if #runs == 0 then
+    redis.call('HDEL', key, field)
+  else
+    redis.call('HSET', key, field, cmsgpack.pack(unpack(runs)))
+  end
+end
+
+-- Seconds (as stored in records) to microseconds.
+local function secs_us(s)
+  return math.floor(s * 1000000 + 0.5)
+end
+
+-- Microseconds to seconds as stored (cmsgpack writes whole seconds as a small integer).
+local function us_secs(us)
+  if us == nil then return nil end
+  return us / 1000000
 end
 
 local function ready_member(seq)

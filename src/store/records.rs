@@ -17,7 +17,6 @@ pub struct TaskRecord {
     pub retries_left: i64,
     pub priority: Option<Priority>,
     pub arguments: String,
-    pub runs: Vec<u64>,
 }
 
 /// A run record as stored.
@@ -58,6 +57,16 @@ fn int(v: Option<&Mp>) -> Option<i64> {
     }
 }
 
+/// Intervals are stored in seconds (whole ones as integers, to keep records small).
+fn seconds_to_micros(v: Option<&Mp>) -> Option<i64> {
+    match v? {
+        Mp::Integer(i) => i.as_i64().map(|s| s * 1_000_000),
+        Mp::F64(f) => Some((f * 1e6).round() as i64),
+        Mp::F32(f) => Some((*f as f64 * 1e6).round() as i64),
+        _ => None,
+    }
+}
+
 fn text(v: Option<&Mp>) -> Option<String> {
     match v? {
         Mp::String(s) => s.as_str().map(str::to_string),
@@ -70,27 +79,18 @@ impl TaskRecord {
     pub fn decode(raw: &[u8]) -> Result<Self> {
         let v = values(raw, "task")?;
         let bad = |field: &str| corrupt("task", format!("bad {field} in {v:?}"));
-        let code = |i: usize, field: &str| int(v.get(i)).ok_or_else(|| bad(field));
+        let flags = int(v.get(2)).ok_or_else(|| bad("flags"))? as u64;
         Ok(TaskRecord {
-            next_run: code(0, "next_run")?,
-            interval: int(v.get(1)),
-            status: TaskStatus::from_code(code(2, "status")? as u64)
-                .ok_or_else(|| bad("status"))?,
-            policy: Policy::from_code(code(3, "policy")? as u64).ok_or_else(|| bad("policy"))?,
-            retries_left: code(4, "retries_left")?,
-            priority: match int(v.get(5)) {
-                None => None,
-                Some(c) => Some(Priority::from_code(c as u64).ok_or_else(|| bad("priority"))?),
+            next_run: int(v.first()).ok_or_else(|| bad("next_run"))?,
+            interval: seconds_to_micros(v.get(1)),
+            status: TaskStatus::from_code(flags % 4).ok_or_else(|| bad("status"))?,
+            policy: Policy::from_code(flags / 4 % 2).ok_or_else(|| bad("policy"))?,
+            priority: match flags / 8 {
+                0 => None,
+                c => Some(Priority::from_code(c).ok_or_else(|| bad("priority"))?),
             },
-            arguments: text(v.get(6)).ok_or_else(|| bad("arguments"))?,
-            runs: match v.get(7) {
-                Some(Mp::Array(a)) => a
-                    .iter()
-                    .filter_map(|x| int(Some(x)))
-                    .map(|x| x as u64)
-                    .collect(),
-                _ => Vec::new(),
-            },
+            retries_left: int(v.get(3)).ok_or_else(|| bad("retries_left"))?,
+            arguments: text(v.get(4)).ok_or_else(|| bad("arguments"))?,
         })
     }
 
@@ -169,21 +169,30 @@ mod tests {
     }
 
     #[test]
-    fn decodes_a_task_record_with_nils() {
-        // cmsgpack.pack(1795723864000000, nil, 0, 1, 3, nil, '[],{}', {})
+    fn decodes_a_task_record() {
+        // cmsgpack.pack(1795723864000000, nil, 0 + 4 * 1 + 8 * 2, 3, '[],{}')
         let mut raw = Vec::new();
         rmp::encode::write_uint(&mut raw, 1_795_723_864_000_000).unwrap();
         rmp::encode::write_nil(&mut raw).unwrap();
-        for x in [0u64, 1, 3] {
-            rmp::encode::write_uint(&mut raw, x).unwrap();
-        }
-        rmp::encode::write_nil(&mut raw).unwrap();
+        rmp::encode::write_uint(&mut raw, 20).unwrap();
+        rmp::encode::write_uint(&mut raw, 3).unwrap();
         rmp::encode::write_str(&mut raw, "[],{}").unwrap();
-        rmp::encode::write_array_len(&mut raw, 0).unwrap();
         let r = TaskRecord::decode(&raw).unwrap();
         assert_eq!(r.interval, None);
+        assert_eq!(r.status, TaskStatus::NextRunNotScheduled);
         assert_eq!(r.policy, Policy::Oneshot);
+        assert_eq!(r.priority, Some(Priority::Normal));
         assert_eq!(r.retries_left, 3);
-        assert!(r.runs.is_empty());
+        let mut raw2 = Vec::new();
+        rmp::encode::write_uint(&mut raw2, 1).unwrap();
+        rmp::encode::write_f64(&mut raw2, 0.5).unwrap();
+        rmp::encode::write_uint(&mut raw2, 3).unwrap();
+        rmp::encode::write_uint(&mut raw2, 0).unwrap();
+        rmp::encode::write_str(&mut raw2, "[],{}").unwrap();
+        let r = TaskRecord::decode(&raw2).unwrap();
+        assert_eq!(
+            (r.interval, r.status),
+            (Some(500_000), TaskStatus::Disabled)
+        );
     }
 }

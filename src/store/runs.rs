@@ -193,25 +193,42 @@ impl Store {
         raw.map(|r| RunRecord::decode(&r)).transpose()
     }
 
-    /// The runs a backend id designates: the run named inside one of our ids, or those the
-    /// fallback index lists for a foreign id.
-    async fn resolve_backend_id(
+    /// The runs each backend id designates: the run named inside one of our ids, or those the
+    /// fallback index lists for a foreign id (all looked up in one round trip).
+    async fn resolve_backend_ids(
         &self,
         con: &mut deadpool_redis::Connection,
-        backend_id: &str,
-    ) -> Result<Vec<RunRef>> {
-        if let Some((run_id, _)) = ids::parse_backend_id(backend_id)
-            && let Some((info, seq)) = self.type_of_id(run_id).await?
-        {
-            return Ok(vec![RunRef { info, seq }]);
-        }
-        let listed: Option<String> = con.hget(&self.global().backend_ids, backend_id).await?;
-        let mut out = Vec::new();
-        for id in listed.iter().flat_map(|s| s.split(' ')) {
-            if let Ok(id) = id.parse()
-                && let Some((info, seq)) = self.type_of_id(id).await?
+        backend_ids: &[&str],
+    ) -> Result<Vec<Vec<RunRef>>> {
+        let mut out: Vec<Vec<RunRef>> = Vec::with_capacity(backend_ids.len());
+        let mut foreign = Vec::new();
+        for (i, b) in backend_ids.iter().enumerate() {
+            let mut refs = Vec::new();
+            if let Some((run_id, _)) = ids::parse_backend_id(b)
+                && let Some((info, seq)) = self.type_of_id(run_id).await?
             {
-                out.push(RunRef { info, seq });
+                refs.push(RunRef { info, seq });
+            } else {
+                foreign.push(i);
+            }
+            out.push(refs);
+        }
+        if foreign.is_empty() {
+            return Ok(out);
+        }
+        let keys: Vec<&str> = foreign.iter().map(|&i| backend_ids[i]).collect();
+        let listed: Vec<Option<String>> = if keys.len() == 1 {
+            vec![con.hget(&self.global().backend_ids, keys[0]).await?]
+        } else {
+            con.hmget(&self.global().backend_ids, &keys).await?
+        };
+        for (i, ids) in foreign.into_iter().zip(listed) {
+            for id in ids.iter().flat_map(|s| s.split(' ')) {
+                if let Ok(id) = id.parse()
+                    && let Some((info, seq)) = self.type_of_id(id).await?
+                {
+                    out[i].push(RunRef { info, seq });
+                }
             }
         }
         Ok(out)
@@ -271,11 +288,13 @@ impl Store {
         // per type: the (event index, run seq) of each of its events, and its call
         let mut groups = ByType::new();
         let mut calls: Vec<Call> = Vec::new();
-        for (i, e) in events.iter().enumerate() {
+        let backend_ids: Vec<&str> = events.iter().map(|e| e.backend_id.as_str()).collect();
+        let resolved = self.resolve_backend_ids(&mut con, &backend_ids).await?;
+        for ((i, e), refs) in events.iter().enumerate().zip(resolved) {
             let check = e.backend_id.to_ascii_lowercase();
             let meta = metadata_text(e.metadata.as_ref());
             let ts = opt_arg(e.timestamp.map(to_micros));
-            for r in self.resolve_backend_id(&mut con, &e.backend_id).await? {
+            for r in refs {
                 let slot = groups.push(&r.info, (i, r.seq));
                 if slot == calls.len() {
                     let mut call = Call::new(ScriptName::UpdateRuns, &[&r.info.keys.type_key]);

@@ -1,0 +1,291 @@
+//! `swh-scheduler benchmark`: a capacity tool, like redis-benchmark. It creates recurring tasks
+//! shaped like the original simulator's, grabs them, schedules, starts and ends one run each,
+//! and reports each phase's rate and the memory a task and a run take in Redis.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use serde::Serialize;
+use serde_json::{Map, json};
+
+use crate::error::Result;
+use crate::model::{Interval, NewTask, NewTaskRun, Policy, RunStatus, TaskType};
+use crate::store::{RunEvent, Store};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub tasks: usize,
+    /// Tasks (or runs) per call.
+    pub batch: usize,
+    /// Calls in flight at once.
+    pub concurrency: usize,
+}
+
+/// One line of the report.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Measure {
+    Rate {
+        phase: String,
+        tasks: usize,
+        seconds: f64,
+        per_s: u64,
+    },
+    Memory {
+        phase: &'static str,
+        tasks: usize,
+        bytes_per_task: i64,
+        bytes_per_run: i64,
+    },
+}
+
+impl Measure {
+    fn rate(phase: &str, tasks: usize, seconds: f64) -> Self {
+        let seconds = (seconds * 1e4).round() / 1e4;
+        Measure::Rate {
+            phase: phase.to_string(),
+            tasks,
+            seconds,
+            per_s: (tasks as f64 / seconds.max(1e-9)).round() as u64,
+        }
+    }
+}
+
+/// The benchmark's task type: the original simulator's git loader.
+pub const BENCH_TYPE: &str = "load-bench-git";
+
+pub fn bench_type() -> TaskType {
+    let mut t = TaskType::new(
+        BENCH_TYPE,
+        "swh.loader.git.tasks.UpdateGitRepository",
+        "benchmark",
+    );
+    t.default_interval = Some(Interval::from_days(64));
+    t.min_interval = Some(Interval::from_secs(12 * 3600));
+    t.max_interval = Some(Interval::from_days(64));
+    t.backoff_factor = Some(2.0);
+    t.num_retries = Some(7);
+    t.retry_delay = Some(Interval::from_secs(2 * 3600));
+    t.max_queue_length = None;
+    t
+}
+
+/// The i-th benchmark task: due a day ago, kwargs `{"url": "https://example.com/NNNNNN.git"}`.
+pub fn bench_task(i: usize) -> NewTask {
+    let mut kwargs = Map::new();
+    kwargs.insert(
+        "url".into(),
+        json!(format!("https://example.com/{i:06}.git")),
+    );
+    let mut t = NewTask::new(BENCH_TYPE, vec![], kwargs);
+    t.next_run = Some(Utc::now() - Duration::days(1));
+    t
+}
+
+/// Runs `jobs` (numbered 0..n) with `concurrency` workers, each taking the next number.
+async fn in_parallel<F, Fut>(n: usize, concurrency: usize, job: F) -> Result<()>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let job = Arc::new(job);
+    let mut handles: Vec<tokio::task::JoinHandle<Result<()>>> = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (next, job) = (next.clone(), job.clone());
+        handles.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok(());
+                }
+                job(i).await?;
+            }
+        }));
+    }
+    for h in handles {
+        h.await.map_err(|e| crate::Error::Other(e.to_string()))??;
+    }
+    Ok(())
+}
+
+/// Bytes Redis uses now (`INFO memory` used_memory).
+pub async fn used_memory(store: &Store) -> Result<i64> {
+    let mut con = store.con().await?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut con)
+        .await?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Runs the store phases, calling `report` after each.
+pub async fn run_store_phases(
+    store: &Store,
+    opts: &BenchOptions,
+    mut report: impl FnMut(&Measure),
+) -> Result<Vec<Measure>> {
+    let mut out = Vec::new();
+    let mut emit = |m: Measure, out: &mut Vec<Measure>| {
+        report(&m);
+        out.push(m);
+    };
+    let n = opts.tasks;
+    let batch = opts.batch.max(1);
+    let batches = n.div_ceil(batch);
+    store.create_task_type(&bench_type()).await?;
+    let mem0 = used_memory(store).await?;
+
+    // create
+    let ids = Arc::new(std::sync::Mutex::new(vec![0i64; n]));
+    let t = Instant::now();
+    {
+        let (store, ids) = (store.clone(), ids.clone());
+        in_parallel(batches, opts.concurrency, move |b| {
+            let (store, ids) = (store.clone(), ids.clone());
+            async move {
+                let range = b * batch..((b + 1) * batch).min(n);
+                let tasks: Vec<NewTask> = range.clone().map(bench_task).collect();
+                let made = store.create_tasks(&tasks, Policy::Recurring).await?;
+                let mut ids = ids.lock().unwrap();
+                for (i, t) in range.zip(made) {
+                    ids[i] = t.id;
+                }
+                Ok(())
+            }
+        })
+        .await?;
+    }
+    emit(
+        Measure::rate("create", n, t.elapsed().as_secs_f64()),
+        &mut out,
+    );
+    let mem1 = used_memory(store).await?;
+
+    // grab
+    let grabbed = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    {
+        let (store, grabbed) = (store.clone(), grabbed.clone());
+        in_parallel(opts.concurrency, opts.concurrency, move |_| {
+            let (store, grabbed) = (store.clone(), grabbed.clone());
+            async move {
+                loop {
+                    let got = store
+                        .grab_ready_tasks(BENCH_TYPE, None, Some(batch))
+                        .await?;
+                    if got.is_empty() {
+                        return Ok(());
+                    }
+                    grabbed.fetch_add(got.len(), Ordering::Relaxed);
+                }
+            }
+        })
+        .await?;
+    }
+    emit(
+        Measure::rate(
+            "grab",
+            grabbed.load(Ordering::Relaxed),
+            t.elapsed().as_secs_f64(),
+        ),
+        &mut out,
+    );
+
+    // schedule: one run per task, backend ids chosen by the caller as the original's runner does
+    let ids: Arc<Vec<i64>> = Arc::new(std::mem::take(&mut *ids.lock().unwrap()));
+    let backend_ids: Arc<Vec<String>> =
+        Arc::new((0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect());
+    let t = Instant::now();
+    {
+        let (store, ids, bids) = (store.clone(), ids.clone(), backend_ids.clone());
+        in_parallel(batches, opts.concurrency, move |b| {
+            let (store, ids, bids) = (store.clone(), ids.clone(), bids.clone());
+            async move {
+                let runs: Vec<NewTaskRun> = (b * batch..((b + 1) * batch).min(n))
+                    .map(|i| NewTaskRun {
+                        task: ids[i],
+                        backend_id: bids[i].clone(),
+                        scheduled: None,
+                        metadata: Map::new(),
+                    })
+                    .collect();
+                store.mass_schedule_task_runs(&runs).await
+            }
+        })
+        .await?;
+    }
+    emit(
+        Measure::rate("schedule", n, t.elapsed().as_secs_f64()),
+        &mut out,
+    );
+    let mem2 = used_memory(store).await?;
+    emit(
+        Measure::Memory {
+            phase: "memory",
+            tasks: n,
+            bytes_per_task: ((mem1 - mem0) as f64 / n as f64).round() as i64,
+            bytes_per_run: ((mem2 - mem1) as f64 / n as f64).round() as i64,
+        },
+        &mut out,
+    );
+
+    // start, then end: batches of events, as the listener applies them
+    for (phase, status) in [("start", None), ("end", Some(RunStatus::Eventful))] {
+        let t = Instant::now();
+        let (store, bids) = (store.clone(), backend_ids.clone());
+        in_parallel(batches, opts.concurrency, move |b| {
+            let (store, bids) = (store.clone(), bids.clone());
+            async move {
+                let mut meta = Map::new();
+                meta.insert("worker".into(), json!("bench@host"));
+                let events: Vec<RunEvent> = (b * batch..((b + 1) * batch).min(n))
+                    .map(|i| RunEvent {
+                        backend_id: bids[i].clone(),
+                        end_status: status,
+                        metadata: status.is_none().then(|| meta.clone()),
+                        timestamp: None,
+                    })
+                    .collect();
+                store.apply_run_events(&events).await.map(drop)
+            }
+        })
+        .await?;
+        emit(Measure::rate(phase, n, t.elapsed().as_secs_f64()), &mut out);
+    }
+    Ok(out)
+}
+
+/// Deletes every key under the store's prefix (the benchmark's own prefix).
+pub async fn delete_prefix(store: &Store) -> Result<()> {
+    let mut con = store.con().await?;
+    let pattern = format!("{}:*", store.config().prefix);
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(&mut con)
+            .await?;
+        if !keys.is_empty() {
+            let _: () = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async(&mut con)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}

@@ -1,0 +1,104 @@
+//! `swh-scheduler benchmark`.
+
+use crate::bench::{self, BenchOptions, Measure};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+use super::GlobalOptions;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchmarkArgs {
+    /// Number of tasks
+    #[arg(short = 'n', long, default_value_t = 100_000)]
+    pub tasks: usize,
+    /// Tasks or runs per call
+    #[arg(short, long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Calls in flight at once
+    #[arg(short, long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// One JSON object per phase and line
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the benchmark's keys instead of deleting them at the end
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// The prefix the benchmark writes under unless `--prefix` is given.
+const BENCH_PREFIX: &str = "swh-benchmark";
+
+pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
+    let mut config = global.store_config()?;
+    if global.prefix.is_none() {
+        config.prefix = BENCH_PREFIX.to_string();
+    }
+    let store = Store::connect(config).await?;
+    let mut con = store.con().await?;
+    let existing: Vec<String> = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg(format!("{}:*", store.config().prefix))
+        .arg("COUNT")
+        .arg(1000)
+        .query_async::<(u64, Vec<String>)>(&mut con)
+        .await?
+        .1;
+    if !existing.is_empty() {
+        return Err(Error::Other(format!(
+            "keys under the prefix {:?} exist already (e.g. {:?}); the benchmark needs an empty \
+             prefix (give another with --prefix, or delete them)",
+            store.config().prefix,
+            existing[0]
+        )));
+    }
+    let opts = BenchOptions {
+        tasks: args.tasks,
+        batch: args.batch,
+        concurrency: args.concurrency,
+    };
+    if !args.json {
+        println!(
+            "{} tasks, {} per call, {} calls in flight, Redis {}",
+            opts.tasks,
+            opts.batch,
+            opts.concurrency,
+            store.config().url
+        );
+        println!(
+            "{:<10} {:>10} {:>10} {:>12}",
+            "phase", "tasks", "seconds", "per second"
+        );
+    }
+    let json = args.json;
+    let result = bench::run_store_phases(&store, &opts, |m| print_measure(m, json)).await;
+    if !args.keep {
+        bench::delete_prefix(&store).await?;
+    }
+    result.map(drop)
+}
+
+fn print_measure(m: &Measure, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(m).expect("measures serialize"));
+        return;
+    }
+    match m {
+        Measure::Rate {
+            phase,
+            tasks,
+            seconds,
+            per_s,
+        } => {
+            println!("{phase:<10} {tasks:>10} {seconds:>10.3} {per_s:>12}")
+        }
+        Measure::Memory {
+            bytes_per_task,
+            bytes_per_run,
+            ..
+        } => println!(
+            "memory: {bytes_per_task} bytes per task (task, ready-set and dedup entries), \
+             {bytes_per_run} bytes per kept run"
+        ),
+    }
+}

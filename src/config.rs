@@ -1,0 +1,180 @@
+//! Configuration: the original's YAML file (`-C`/`SWH_CONFIG_FILENAME`, a `scheduler:` section)
+//! plus our own sections, overridden by command-line options and environment variables.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::store::StoreConfig;
+
+/// The whole configuration file. Unknown keys are ignored, as the original ignores them.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FileConfig {
+    pub scheduler: Option<SchedulerSection>,
+}
+
+/// The `scheduler:` section: `cls: redis` with `url: redis://…`, or `cls: remote` with
+/// `url: http://…` (the RPC server).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SchedulerSection {
+    pub cls: Option<String>,
+    pub url: Option<String>,
+    /// Prefix of every Redis key (default `swh`).
+    pub prefix: Option<String>,
+    /// Runs kept per task (default 3).
+    pub keep_runs: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads and parses a configuration file, saying which file is wrong and why.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Other(format!(
+                "cannot read configuration file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let config: FileConfig = serde_norway::from_str(&text).map_err(|e| {
+            Error::Other(format!(
+                "invalid configuration file {}: {e}",
+                path.display()
+            ))
+        })?;
+        if let Some(s) = &config.scheduler
+            && let Some(cls) = s.cls.as_deref()
+            && !matches!(cls, "redis" | "remote")
+        {
+            return Err(Error::Other(format!(
+                "invalid configuration file {}: scheduler.cls is {cls:?}; this scheduler \
+                 supports \"redis\" (a Redis URL) and \"remote\" (an RPC server URL)",
+                path.display()
+            )));
+        }
+        Ok(config)
+    }
+}
+
+/// Where the scheduler's state is, once options, environment and file are combined.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Backend {
+    /// Redis directly; `explicit` is false when the URL is only the default.
+    Redis { url: String, explicit: bool },
+    /// Through an RPC server.
+    Remote { url: String },
+}
+
+/// Combines, by priority: the RPC URL option, the Redis URL option (or environment), the file's
+/// `scheduler` section, and the default Redis URL.
+pub fn resolve_backend(
+    rpc_url: Option<&str>,
+    redis_url: Option<&str>,
+    file: &FileConfig,
+) -> Backend {
+    if let Some(url) = rpc_url {
+        return Backend::Remote {
+            url: url.to_string(),
+        };
+    }
+    if let Some(url) = redis_url {
+        return Backend::Redis {
+            url: url.to_string(),
+            explicit: true,
+        };
+    }
+    if let Some(s) = &file.scheduler
+        && let Some(url) = &s.url
+    {
+        return match s.cls.as_deref() {
+            Some("remote") => Backend::Remote { url: url.clone() },
+            _ => Backend::Redis {
+                url: url.clone(),
+                explicit: true,
+            },
+        };
+    }
+    Backend::Redis {
+        url: StoreConfig::DEFAULT_URL.to_string(),
+        explicit: false,
+    }
+}
+
+/// The store settings for a Redis URL, with the file's prefix and run retention unless the
+/// command line gives them.
+pub fn store_config(url: &str, prefix: Option<&str>, file: &FileConfig) -> StoreConfig {
+    let mut c = StoreConfig::new(url);
+    let section = file.scheduler.clone().unwrap_or_default();
+    if let Some(p) = prefix.map(str::to_string).or(section.prefix) {
+        c.prefix = p;
+    }
+    if let Some(k) = section.keep_runs {
+        c.keep_runs = k;
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> FileConfig {
+        serde_norway::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn options_beat_the_file_which_beats_the_default() {
+        let file = parse("scheduler:\n  cls: redis\n  url: redis://h:1/2\n");
+        assert_eq!(
+            resolve_backend(None, None, &file),
+            Backend::Redis {
+                url: "redis://h:1/2".into(),
+                explicit: true
+            }
+        );
+        assert_eq!(
+            resolve_backend(None, Some("redis://o:3/0"), &file),
+            Backend::Redis {
+                url: "redis://o:3/0".into(),
+                explicit: true
+            }
+        );
+        assert_eq!(
+            resolve_backend(Some("http://x:5008/"), Some("redis://o:3/0"), &file),
+            Backend::Remote {
+                url: "http://x:5008/".into()
+            }
+        );
+        let remote = parse("scheduler:\n  cls: remote\n  url: http://s:5008/\n");
+        assert_eq!(
+            resolve_backend(None, None, &remote),
+            Backend::Remote {
+                url: "http://s:5008/".into()
+            }
+        );
+        assert_eq!(
+            resolve_backend(None, None, &FileConfig::default()),
+            Backend::Redis {
+                url: StoreConfig::DEFAULT_URL.into(),
+                explicit: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yml");
+        std::fs::write(&p, "scheduler:\n  cls: postgresql\n  db: x\n").unwrap();
+        let e = FileConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("c.yml") && e.contains("postgresql"), "{e}");
+        std::fs::write(&p, "scheduler: [unclosed").unwrap();
+        assert!(
+            FileConfig::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("c.yml")
+        );
+    }
+}
