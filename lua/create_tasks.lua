@@ -4,9 +4,9 @@
 -- retries_left is the given value, else the type's num_retries, else 0.
 -- KEYS[1] <prefix>:{<type>}:type
 -- ARGV[1] now in us, or '' for the server clock
--- ARGV[2..] 7 values per task: fingerprint (8 bytes, computed by the caller from arguments,
+-- ARGV[2..] 8 values per task: fingerprint (8 bytes, computed by the caller from arguments,
 --   policy, priority and, for oneshot tasks, next_run), next_run (us or ''), status, policy,
---   retries_left (or ''), priority (or ''), arguments text
+--   retries_left (or ''), priority (or ''), args JSON text, kwargs JSON text
 -- Returns, per task, seq and record of the task it resolves to; seq 0 and '' when that task is a
 -- recurring duplicate with another next_run (the original returns nothing for those either).
 -- Raises SWH_UNKNOWN_TYPE, or SWH_NO_INTERVAL for recurring tasks of a type without
@@ -19,12 +19,12 @@ local tk = KEYS[1]
 local tt = load_type(tk)
 local base = type_base(tk)
 local now = time_or(ARGV[1], nil) or server_now_us()
-local n = (#ARGV - 1) / 7
+local n = (#ARGV - 1) / 8
 
 -- First pass, read-only: validate, and resolve duplicates of stored tasks or of earlier inputs.
 local inputs, batch, fresh = {}, {}, 0
 for i = 1, n do
-  local o = 1 + (i - 1) * 7
+  local o = 1 + (i - 1) * 8
   local t = {
     next_run = time_or(ARGV[o + 2], now),
     interval = us_secs(tt.default_interval),
@@ -33,13 +33,14 @@ for i = 1, n do
     retries = opt_num(ARGV[o + 5]) or tt.num_retries or 0,
     priority = opt_num(ARGV[o + 6]),
     args = ARGV[o + 7],
+    kwargs = ARGV[o + 8],
   }
   if t.policy == RECURRING and t.interval == nil then
     return redis.error_reply('SWH_NO_INTERVAL ' .. string.match(tk, '{(.-)}'))
   end
   local fp = ARGV[o + 1]
   local same = function(u)
-    return u.args == t.args and u.policy == t.policy and u.priority == t.priority
+    return u.args == t.args and u.kwargs == t.kwargs and u.policy == t.policy and u.priority == t.priority
       and u.status == t.status and (t.policy ~= ONESHOT or u.next_run == t.next_run)
   end
   local found, found_task

@@ -233,6 +233,7 @@ class Bench:
         }
         rec.update(extra)
         print(json.dumps(rec), flush=True)
+        log(f"{phase} done; load average {os.getloadavg()}")
 
     def run_threads(self, target, chunks):
         """Run target(scheduler, chunk) in one thread per chunk, each thread

@@ -1,8 +1,8 @@
 -- Task records. Task <seq> of a type lives in field (seq % BUCKET) of the hash
 -- "<base>:t:<floor(seq / BUCKET)>", as consecutive cmsgpack values:
---   next_run (us), current_interval (seconds, nil if none), flags, retries_left, arguments
--- with flags = status + 4 * policy + 8 * priority (0 none, 1 high, 2 normal, 3 low) and
--- arguments = "<args json>,<kwargs json>". Records this small (about 60 bytes for a task with a
+--   next_run (us), current_interval (seconds, nil if none), flags, retries_left, args, kwargs
+-- with flags = status + 4 * policy + 8 * priority (0 none, 1 high, 2 normal, 3 low), and args
+-- and kwargs the canonical JSON texts of the Celery arguments. Records this small (about 60 bytes for a task with a
 -- URL argument) keep the bucket hashes listpack-encoded under Redis' default
 -- hash-max-listpack-value (64): some 80 bytes a task instead of 130.
 -- The runs of task <seq> (their seqs, oldest first) are in field (seq % BUCKET) of
@@ -21,7 +21,7 @@ end
 local function decode_task(raw)
   local t = {}
   local flags
-  t.next_run, t.interval, flags, t.retries, t.args = cmsgpack.unpack(raw)
+  t.next_run, t.interval, flags, t.retries, t.args, t.kwargs = cmsgpack.unpack(raw)
   t.status = flags % 4
   t.policy = math.floor(flags / 4) % 2
   local priority = math.floor(flags / 8)
@@ -31,7 +31,7 @@ end
 
 local function encode_task(t)
   return cmsgpack.pack(t.next_run, t.interval, t.status + 4 * t.policy + 8 * (t.priority or 0),
-    t.retries, t.args)
+    t.retries, t.args, t.kwargs)
 end
 
 local function load_task(base, seq)

@@ -218,20 +218,21 @@ pub struct TaskArguments {
 }
 
 impl TaskArguments {
-    /// The stored form: canonical JSON of args and kwargs joined by a comma. Wrapped in
-    /// brackets it is a JSON array, and `[` + it + `,{}]` is a Celery message body.
-    pub fn to_stored(&self) -> String {
-        let mut s = serde_json::to_string(&self.args).expect("JSON values serialize");
-        s.push(',');
-        s.push_str(&serde_json::to_string(&self.kwargs).expect("JSON values serialize"));
-        s
+    /// The stored form: canonical (compact, keys sorted) JSON texts of args and kwargs. A
+    /// Celery message body is `[` args `,` kwargs `,{…}]`, built by string concatenation.
+    pub fn to_stored(&self) -> (String, String) {
+        (
+            serde_json::to_string(&self.args).expect("JSON values serialize"),
+            serde_json::to_string(&self.kwargs).expect("JSON values serialize"),
+        )
     }
 
     /// Reads the stored form back.
-    pub fn from_stored(text: &str) -> Option<Self> {
-        let (args, kwargs): (Vec<Value>, Map<String, Value>) =
-            serde_json::from_str(&format!("[{text}]")).ok()?;
-        Some(TaskArguments { args, kwargs })
+    pub fn from_stored(args: &str, kwargs: &str) -> Option<Self> {
+        Some(TaskArguments {
+            args: serde_json::from_str(args).ok()?,
+            kwargs: serde_json::from_str(kwargs).ok()?,
+        })
     }
 }
 
@@ -375,10 +376,13 @@ mod tests {
             args: vec![json!(1), json!("x")],
             kwargs: json!({"z": 1, "a": [true]}).as_object().unwrap().clone(),
         };
-        let stored = a.to_stored();
-        assert_eq!(stored, r#"[1,"x"],{"a":[true],"z":1}"#);
-        assert_eq!(TaskArguments::from_stored(&stored), Some(a));
-        let body: Value = serde_json::from_str(&format!("[{stored},{{}}]")).unwrap();
+        let (args, kwargs) = a.to_stored();
+        assert_eq!(
+            (args.as_str(), kwargs.as_str()),
+            (r#"[1,"x"]"#, r#"{"a":[true],"z":1}"#)
+        );
+        assert_eq!(TaskArguments::from_stored(&args, &kwargs), Some(a));
+        let body: Value = serde_json::from_str(&format!("[{args},{kwargs},{{}}]")).unwrap();
         assert_eq!(body.as_array().unwrap().len(), 3);
     }
 

@@ -131,6 +131,12 @@ impl Store {
     }
 }
 
+/// The Redis server's clock, in microseconds since the epoch.
+async fn server_now(con: &mut deadpool_redis::Connection) -> Result<i64> {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(con).await?;
+    Ok(secs * 1_000_000 + micros)
+}
+
 /// Reads a script reply of alternating items as a list of pairs.
 fn pairs(v: Value) -> Result<Vec<(Value, Value)>> {
     let items = array(v)?;

@@ -16,7 +16,8 @@ pub struct TaskRecord {
     pub policy: Policy,
     pub retries_left: i64,
     pub priority: Option<Priority>,
-    pub arguments: String,
+    pub args: String,
+    pub kwargs: String,
 }
 
 /// A run record as stored.
@@ -90,14 +91,19 @@ impl TaskRecord {
                 c => Some(Priority::from_code(c).ok_or_else(|| bad("priority"))?),
             },
             retries_left: int(v.get(3)).ok_or_else(|| bad("retries_left"))?,
-            arguments: text(v.get(4)).ok_or_else(|| bad("arguments"))?,
+            args: text(v.get(4)).ok_or_else(|| bad("args"))?,
+            kwargs: text(v.get(5)).ok_or_else(|| bad("kwargs"))?,
         })
     }
 
     /// The task this record stores, given its id and type.
     pub fn into_task(self, id: i64, task_type: &str) -> Result<crate::model::Task> {
-        let arguments = TaskArguments::from_stored(&self.arguments)
-            .ok_or_else(|| corrupt("task", format!("bad arguments {:?}", self.arguments)))?;
+        let arguments = TaskArguments::from_stored(&self.args, &self.kwargs).ok_or_else(|| {
+            corrupt(
+                "task",
+                format!("bad arguments {:?} {:?}", self.args, self.kwargs),
+            )
+        })?;
         Ok(crate::model::Task {
             id,
             task_type: task_type.to_string(),
@@ -170,13 +176,14 @@ mod tests {
 
     #[test]
     fn decodes_a_task_record() {
-        // cmsgpack.pack(1795723864000000, nil, 0 + 4 * 1 + 8 * 2, 3, '[],{}')
+        // cmsgpack.pack(1795723864000000, nil, 0 + 4 * 1 + 8 * 2, 3, '[]', '{}')
         let mut raw = Vec::new();
         rmp::encode::write_uint(&mut raw, 1_795_723_864_000_000).unwrap();
         rmp::encode::write_nil(&mut raw).unwrap();
         rmp::encode::write_uint(&mut raw, 20).unwrap();
         rmp::encode::write_uint(&mut raw, 3).unwrap();
-        rmp::encode::write_str(&mut raw, "[],{}").unwrap();
+        rmp::encode::write_str(&mut raw, "[]").unwrap();
+        rmp::encode::write_str(&mut raw, "{}").unwrap();
         let r = TaskRecord::decode(&raw).unwrap();
         assert_eq!(r.interval, None);
         assert_eq!(r.status, TaskStatus::NextRunNotScheduled);
@@ -188,7 +195,8 @@ mod tests {
         rmp::encode::write_f64(&mut raw2, 0.5).unwrap();
         rmp::encode::write_uint(&mut raw2, 3).unwrap();
         rmp::encode::write_uint(&mut raw2, 0).unwrap();
-        rmp::encode::write_str(&mut raw2, "[],{}").unwrap();
+        rmp::encode::write_str(&mut raw2, "[]").unwrap();
+        rmp::encode::write_str(&mut raw2, "{}").unwrap();
         let r = TaskRecord::decode(&raw2).unwrap();
         assert_eq!(
             (r.interval, r.status),

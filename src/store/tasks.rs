@@ -18,7 +18,7 @@ const SCAN_BUCKETS: usize = 64;
 
 /// The dedup fingerprint of a task: what the original compares besides type and status.
 pub fn fingerprint(
-    arguments: &str,
+    arguments: &(String, String),
     policy: Policy,
     priority: Option<Priority>,
     next_run_us: Option<i64>,
@@ -28,7 +28,9 @@ pub fn fingerprint(
     if policy == Policy::Oneshot {
         h.update(&next_run_us.unwrap_or(i64::MIN).to_be_bytes());
     }
-    h.update(arguments.as_bytes());
+    h.update(arguments.0.as_bytes());
+    h.update(&[0]);
+    h.update(arguments.1.as_bytes());
     h.digest().to_be_bytes()
 }
 
@@ -59,6 +61,12 @@ impl Store {
         }
         let mut resolved: Vec<Option<(i64, TaskRecord, Arc<TypeInfo>)>> = vec![None; tasks.len()];
         let mut con = self.con().await?;
+        // "now" for tasks without next_run, from the server's clock, resolved here so that
+        // oneshot fingerprints (which include next_run) are those of the stored tasks
+        let now = match tasks.iter().any(|t| t.next_run.is_none()) {
+            true => Some(super::server_now(&mut con).await?),
+            false => None,
+        };
         for (info, indexes) in groups.iter() {
             for chunk in indexes.chunks(CREATE_CHUNK) {
                 let mut call = Call::new(ScriptName::CreateTasks, &[&info.keys.type_key]);
@@ -67,14 +75,15 @@ impl Store {
                     let t = &tasks[i];
                     let policy = t.policy.unwrap_or(policy);
                     let args = t.arguments.to_stored();
-                    let next_run = t.next_run.map(to_micros);
+                    let next_run = t.next_run.map(to_micros).or(now);
                     call.arg(&fingerprint(&args, policy, t.priority, next_run)[..])
                         .arg(opt_arg(next_run))
                         .arg(t.status.code())
                         .arg(policy.code())
                         .arg(opt_arg(t.retries_left))
                         .arg(opt_arg(t.priority.map(|p| p.code() as i64)))
-                        .arg(args);
+                        .arg(args.0)
+                        .arg(args.1);
                 }
                 let reply = call.run(&mut con).await?;
                 for (&i, (seq, raw)) in chunk.iter().zip(pairs(reply)?) {
