@@ -7,7 +7,8 @@
 -- ARGV[3] before (us, exclusive)
 -- ARGV[4] stop after the task that brings the number of runs to at least this
 -- Returns 1 if tasks remain after the last one read, else 0, then for each task with matching
--- runs: task seq, task record, number of runs k, then k run seq, run record pairs.
+-- runs: task seq, state record, arguments record, number of runs k, then k run seq, run record
+-- pairs.
 --@include codes
 --@include task
 --@include run
@@ -25,11 +26,10 @@ while true do
       return out
     end
     local seq = tonumber(s)
-    local key, field = task_loc(base, seq)
-    local raw = redis.call('HGET', key, field)
+    local raw, args = load_records(base, seq)
     if raw then
       local rows = {}
-      for _, rs in ipairs(load_task_runs(base, seq)) do
+      for _, rs in ipairs(task_run_seqs(decode_task(raw))) do
         local r = load_run(base, rs)
         if r then
           local when = r.started or r.scheduled
@@ -43,6 +43,7 @@ while true do
       if #rows > 0 then
         out[#out + 1] = seq
         out[#out + 1] = raw
+        out[#out + 1] = args
         out[#out + 1] = #rows / 2
         for _, v in ipairs(rows) do out[#out + 1] = v end
         got = got + #rows / 2

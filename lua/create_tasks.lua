@@ -7,8 +7,9 @@
 -- ARGV[2..] 8 values per task: fingerprint (8 bytes, computed by the caller from arguments,
 --   policy, priority and, for oneshot tasks, next_run), next_run (us or ''), status, policy,
 --   retries_left (or ''), priority (or ''), args JSON text, kwargs JSON text
--- Returns, per task, seq and record of the task it resolves to; seq 0 and '' when that task is a
--- recurring duplicate with another next_run (the original returns nothing for those either).
+-- Returns, per task, the seq, state record and arguments record of the task it resolves to; 0,
+-- '', '' when that task is a recurring duplicate with another next_run (the original returns
+-- nothing for those either).
 -- Raises SWH_UNKNOWN_TYPE, or SWH_NO_INTERVAL for recurring tasks of a type without
 -- default_interval, before writing anything.
 --@include codes
@@ -32,15 +33,15 @@ for i = 1, n do
     policy = tonumber(ARGV[o + 4]),
     retries = opt_num(ARGV[o + 5]) or tt.num_retries or 0,
     priority = opt_num(ARGV[o + 6]),
-    args = ARGV[o + 7],
-    kwargs = ARGV[o + 8],
+    runs = {},
   }
+  local args = ARGV[o + 7] .. '\n' .. ARGV[o + 8]
   if t.policy == RECURRING and t.interval == nil then
     return redis.error_reply('SWH_NO_INTERVAL ' .. string.match(tk, '{(.-)}'))
   end
   local fp = ARGV[o + 1]
-  local same = function(u)
-    return u.args == t.args and u.kwargs == t.kwargs and u.policy == t.policy and u.priority == t.priority
+  local same = function(u, u_args)
+    return u_args == args and u.policy == t.policy and u.priority == t.priority
       and u.status == t.status and (t.policy ~= ONESHOT or u.next_run == t.next_run)
   end
   local found, found_task
@@ -48,12 +49,15 @@ for i = 1, n do
   if candidates then
     for s in string.gmatch(candidates, '%d+') do
       local u = load_task(base, tonumber(s))
-      if u and same(u) then found, found_task = tonumber(s), u; break end
+      if u and same(u, load_args(base, tonumber(s))) then
+        found, found_task = tonumber(s), u
+        break
+      end
     end
   end
   if not found then
     for _, j in ipairs(batch[fp] or {}) do
-      if same(inputs[j].task) then found = -j; break end
+      if same(inputs[j].task, inputs[j].args) then found = -j; break end
     end
   end
   if found == nil then
@@ -61,7 +65,7 @@ for i = 1, n do
     batch[fp] = batch[fp] or {}
     table.insert(batch[fp], i)
   end
-  inputs[i] = { fp = fp, task = t, found = found, found_task = found_task }
+  inputs[i] = { fp = fp, task = t, args = args, found = found, found_task = found_task }
 end
 
 -- Second pass: write the new tasks.
@@ -77,7 +81,9 @@ for i = 1, n do
     seq = seq + 1
     s, u = seq, t
     inp.seq = s
-    inp.raw = save_task(base, s, t)
+    inp.raw = encode_task(t)
+    local key, field = state_loc(base, s)
+    redis.call('HSET', key, field, inp.raw, field + TASK_BUCKET, inp.args)
     reindex_task(base, s, nil, t)
     local dk = base .. ':dedup'
     local prev = redis.call('HGET', dk, inp.fp)
@@ -93,8 +99,10 @@ for i = 1, n do
     out[#out + 1] = s
     out[#out + 1] = (inp.found == nil and inp.raw) or (inp.found < 0 and inputs[-inp.found].raw)
       or encode_task(u)
+    out[#out + 1] = inp.args
   else
     out[#out + 1] = 0
+    out[#out + 1] = ''
     out[#out + 1] = ''
   end
 end

@@ -24,13 +24,15 @@ for seq in pairs(touched) do
   local t = load_task(base, seq)
   if t then
     local kept = {}
-    for _, rs in ipairs(load_task_runs(base, seq)) do
-      if load_run(base, rs) then kept[#kept + 1] = rs end
+    for _, e in ipairs(t.runs) do
+      local rk, rf = run_loc(base, entry_seq(e))
+      if redis.call('HEXISTS', rk, rf) == 1 then kept[#kept + 1] = e end
     end
-    save_task_runs(base, seq, kept)
-    if #kept == 0 then
-      local key, field = task_loc(base, seq)
-      redis.call('HDEL', key, field)
+    t.runs = kept
+    if #kept > 0 then
+      save_task(base, seq, t)
+    else
+      delete_task_records(base, seq)
       local was = snapshot(t)
       t.status = -1 -- belongs to no index
       reindex_task(base, seq, was, t)

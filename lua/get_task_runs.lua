@@ -8,7 +8,8 @@
 local base = type_base(KEYS[1])
 local out = {}
 for i = 1, #ARGV do
-  for _, seq in ipairs(load_task_runs(base, tonumber(ARGV[i]))) do
+  local t = load_task(base, tonumber(ARGV[i]))
+  for _, seq in ipairs(t and task_run_seqs(t) or {}) do
     local key, field = run_loc(base, seq)
     local raw = redis.call('HGET', key, field)
     if raw then

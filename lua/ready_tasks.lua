@@ -6,7 +6,7 @@
 -- ARGV[1] timestamp in us, or '' for the server clock
 -- ARGV[2] most tasks to return, or '' for all
 -- ARGV[3] '1' to grab, '0' to peek
--- Returns seq, record pairs (records as saved, after grabbing).
+-- Returns seq, state record, arguments record for each (states as saved, after grabbing).
 --@include codes
 --@include time
 --@include task
@@ -26,8 +26,7 @@ end
 local out = {}
 for _, m in ipairs(members) do
   local seq = member_seq(m)
-  local key, field = task_loc(base, seq)
-  local raw = redis.call('HGET', key, field)
+  local raw, args = load_records(base, seq)
   if raw then
     if grab then
       local t = decode_task(raw)
@@ -36,6 +35,7 @@ for _, m in ipairs(members) do
     end
     out[#out + 1] = seq
     out[#out + 1] = raw
+    out[#out + 1] = args
   end
 end
 return out

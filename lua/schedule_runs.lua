@@ -19,15 +19,14 @@ local base = type_base(tk)
 local now = time_or(ARGV[1], nil) or server_now_us()
 local keep = tonumber(ARGV[2])
 local n = (#ARGV - 2) / 4
-local known = {}
+local tasks = {}
 for i = 1, n do
   local seq = tonumber(ARGV[3 + (i - 1) * 4])
-  if not known[seq] then
-    local key, field = task_loc(base, seq)
-    if redis.call('HEXISTS', key, field) == 0 then
+  if not tasks[seq] then
+    tasks[seq] = load_task(base, seq)
+    if not tasks[seq] then
       return redis.error_reply('SWH_UNKNOWN_TASK ' .. int_str(run_id(tt, seq)))
     end
-    known[seq] = true
   end
 end
 local last = redis.call('HINCRBY', tk, 'run_seq', n)
@@ -46,9 +45,10 @@ for i = 1, n do
   out[#out + 1] = seq
   out[#out + 1] = save_run(base, seq, r)
   redis.call('ZADD', base .. ':inflight', r.scheduled, seq)
-  for _, b in ipairs(attach_run(base, task_seq, seq, keep)) do
+  for _, b in ipairs(attach_run(base, tasks[task_seq], seq, r.backend_id ~= nil, keep) or {}) do
     dropped[#dropped + 1] = b
   end
 end
+for seq, t in pairs(tasks) do save_task(base, seq, t) end
 for _, b in ipairs(dropped) do out[#out + 1] = b end
 return out

@@ -4,12 +4,13 @@
 -- start event would move back from an end status.
 -- KEYS[1] <prefix>:{<type>}:type
 -- ARGV[1] now in us, or '' for the server clock
--- ARGV[2..] 6 values per event: 's' (start) or 'e' (end), run seq, end status code (or ''),
+-- ARGV[2] '1' to return run records
+-- ARGV[3..] 6 values per event: 's' (start) or 'e' (end), run seq, end status code (or ''),
 --   metadata to merge (JSON object text, or ''), timestamp (us, or '' for now), the backend id
 --   the caller looked the run up by (or '' not to check it)
--- Returns 3 values per event: the run's record ('' for an unknown run, or one whose backend id
--- is not the one given), 1 if the event changed it else 0, and the task's record if the run
--- ended now, else ''.
+-- Returns 2 values per event: 0 if no such run (or its backend id is not the one given), 1 if
+-- the event changed nothing (the run had ended), 2 if it changed the run; then the run's record
+-- when ARGV[2] is '1', else ''.
 --@include codes
 --@include time
 --@include task
@@ -20,20 +21,24 @@ local tk = KEYS[1]
 local tt = load_type(tk)
 local base = type_base(tk)
 local now = time_or(ARGV[1], nil) or server_now_us()
+local want = ARGV[2] == '1'
 local inflight = base .. ':inflight'
 local out = {}
-for o = 2, #ARGV, 6 do
+for o = 3, #ARGV, 6 do
   local seq = tonumber(ARGV[o + 1])
-  local r = load_run(base, seq)
+  local key, field = run_loc(base, seq)
+  local raw = redis.call('HGET', key, field)
+  local r = raw and decode_run(raw)
   local expected = ARGV[o + 5]
   if r and expected ~= '' and expected ~= (r.backend_id or backend_id(run_id(tt, seq), r.scheduled)) then
     r = nil
   end
-  local run_raw, changed, task_raw = '', 0, ''
+  local found = 0
   if r then
-    local ts = time_or(ARGV[o + 4], now)
+    found = 1
     if not run_ended(r.status) then
-      changed = 1
+      found = 2
+      local ts = time_or(ARGV[o + 4], now)
       r.metadata = merge_metadata(r.metadata, ARGV[o + 3])
       if ARGV[o] == 's' then
         r.status = RUN_STARTED
@@ -48,19 +53,16 @@ for o = 2, #ARGV, 6 do
           if t then
             local was = snapshot(t)
             apply_end_rules(tt, t, r.status, ts)
-            task_raw = save_task(base, r.task, t)
+            mark_run_ended(t, seq)
+            save_task(base, r.task, t)
             reindex_task(base, r.task, was, t)
           end
         end
       end
-      run_raw = save_run(base, seq, r)
-    else
-      local key, field = run_loc(base, seq)
-      run_raw = redis.call('HGET', key, field)
+      raw = save_run(base, seq, r)
     end
   end
-  out[#out + 1] = run_raw
-  out[#out + 1] = changed
-  out[#out + 1] = task_raw
+  out[#out + 1] = found
+  out[#out + 1] = (want and r and raw) or ''
 end
 return out

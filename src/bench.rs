@@ -10,8 +10,10 @@ use chrono::{Duration, Utc};
 use serde::Serialize;
 use serde_json::{Map, json};
 
+use crate::celery::message::TaskMessage;
 use crate::error::Result;
 use crate::model::{Interval, NewTask, NewTaskRun, Policy, RunStatus, TaskType};
+use crate::runner::{Runner, RunnerConfig};
 use crate::store::{RunEvent, Store};
 
 /// What to run.
@@ -22,7 +24,21 @@ pub struct BenchOptions {
     pub batch: usize,
     /// Calls in flight at once.
     pub concurrency: usize,
+    /// Phases to run (all when empty): store phases (`create` ... `end`, `memory`) and
+    /// `dispatch`.
+    pub phases: Vec<String>,
 }
+
+impl BenchOptions {
+    pub fn wants(&self, phase: &str) -> bool {
+        self.phases.is_empty() || self.phases.iter().any(|p| p == phase)
+    }
+}
+
+/// Every phase, in the order they run.
+pub const PHASES: &[&str] = &[
+    "create", "grab", "schedule", "memory", "start", "end", "dispatch",
+];
 
 /// One line of the report.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -254,7 +270,7 @@ pub async fn run_store_phases(
                         timestamp: None,
                     })
                     .collect();
-                store.apply_run_events(&events).await.map(drop)
+                store.apply_run_events(&events, false).await.map(drop)
             }
         })
         .await?;
@@ -288,4 +304,109 @@ pub async fn delete_prefix(store: &Store) -> Result<()> {
         }
         cursor = next;
     }
+}
+
+/// The dispatch benchmark's task type; its queue is `BENCH_DISPATCH_QUEUE`.
+pub const BENCH_DISPATCH_TYPE: &str = "load-bench-dispatch";
+/// The broker queue the dispatch phase fills (deleted at the end).
+pub const BENCH_DISPATCH_QUEUE: &str = "swh-benchmark.dispatch";
+
+/// The dispatch phase: `n` due tasks moved into the broker queue by one runner, with
+/// max_queue_length high enough not to throttle; then the reference script on as many ids.
+pub async fn run_dispatch_phase(
+    store: &Store,
+    opts: &BenchOptions,
+    mut report: impl FnMut(&Measure),
+) -> Result<Vec<Measure>> {
+    let n = opts.tasks;
+    let mut t = bench_type();
+    t.task_type = BENCH_DISPATCH_TYPE.into();
+    t.backend_name = BENCH_DISPATCH_QUEUE.into();
+    t.max_queue_length = Some(n.max(1000) as i64);
+    store.create_task_type(&t).await?;
+    let batches = n.div_ceil(opts.batch.max(1));
+    {
+        let store = store.clone();
+        let batch = opts.batch.max(1);
+        in_parallel(batches, opts.concurrency, move |b| {
+            let store = store.clone();
+            async move {
+                let tasks: Vec<NewTask> = (b * batch..((b + 1) * batch).min(n))
+                    .map(|i| {
+                        let mut t = bench_task(i);
+                        t.task_type = BENCH_DISPATCH_TYPE.into();
+                        t
+                    })
+                    .collect();
+                store
+                    .create_tasks(&tasks, Policy::Recurring)
+                    .await
+                    .map(drop)
+            }
+        })
+        .await?;
+    }
+    let runner = Runner::new(
+        store.clone(),
+        RunnerConfig {
+            task_types: vec![BENCH_DISPATCH_TYPE.into()],
+            ..RunnerConfig::default()
+        },
+    );
+    let start = Instant::now();
+    let sent: usize = runner.pass().await?.iter().map(|(_, n)| n).sum();
+    let ours = Measure::rate("dispatch", sent, start.elapsed().as_secs_f64());
+    report(&ours);
+
+    // the reference, on the same number of ids and messages of the same size
+    let mut con = store.con().await?;
+    let zset = format!("{}:reference:ready", store.config().prefix);
+    let list = format!("{}:reference:queue", store.config().prefix);
+    let due_ms = Utc::now().timestamp_micros() - 86_400_000_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(&zset);
+        for i in chunk {
+            cmd.arg(due_ms + *i as i64).arg(*i);
+        }
+        let _: () = cmd.query_async(&mut con).await?;
+    }
+    let sample_task = bench_task(0);
+    let sample = TaskMessage {
+        task: BENCH_DISPATCH_QUEUE,
+        id: "01a219e3-af2e-85c8-8000-0100000",
+        args: &[],
+        kwargs: &sample_task.arguments.kwargs,
+        queue: BENCH_DISPATCH_QUEUE,
+        origin: "swh-scheduler@host",
+    }
+    .envelope()
+    .to_string();
+    let (head, tail) = sample.split_at(sample.len() / 2);
+    let script = redis::Script::new(include_str!("../lua/bench_reference_dispatch.lua"));
+    let start = Instant::now();
+    let mut moved = 0usize;
+    loop {
+        let got: usize = script
+            .key(&zset)
+            .key(&list)
+            .arg(Utc::now().timestamp_micros())
+            .arg(crate::runner::MAX_TASKS_PER_CALL)
+            .arg(head)
+            .arg(tail)
+            .invoke_async(&mut con)
+            .await?;
+        moved += got;
+        if got == 0 {
+            break;
+        }
+    }
+    let reference = Measure::rate("dispatch_reference", moved, start.elapsed().as_secs_f64());
+    report(&reference);
+    let _: () = redis::cmd("UNLINK")
+        .arg(&list)
+        .arg(BENCH_DISPATCH_QUEUE)
+        .query_async(&mut con)
+        .await?;
+    Ok(vec![ours, reference])
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::celery::BrokerNaming;
 use crate::error::{Error, Result};
 use crate::store::StoreConfig;
 
@@ -13,6 +14,22 @@ use crate::store::StoreConfig;
 #[serde(default)]
 pub struct FileConfig {
     pub scheduler: Option<SchedulerSection>,
+    pub celery: CelerySection,
+}
+
+/// The `celery:` section: where the workers' broker is and how their kombu names things.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CelerySection {
+    /// The workers' broker URL; default: the store's Redis. It must be on the store's server
+    /// (another database is fine).
+    pub broker_url: Option<String>,
+    /// The workers' kombu transport options (`global_keyprefix`, `sep`, `priority_steps`,
+    /// `fanout_prefix`) and `event_exchange`.
+    #[serde(flatten)]
+    pub naming: BrokerNaming,
+    /// Queue-name prefix of tasks with a priority (default `save_code_now`).
+    pub priority_queue_prefix: Option<String>,
 }
 
 /// The `scheduler:` section: `cls: redis` with `url: redis://…`, or `cls: remote` with
@@ -160,6 +177,18 @@ mod tests {
                 explicit: false
             }
         );
+    }
+
+    #[test]
+    fn celery_section_follows_kombu_names() {
+        let f = parse(
+            "celery:\n  broker_url: redis://h:1/3\n  global_keyprefix: 'p:'\n  sep: ':'\n  priority_steps: [0, 5]\n",
+        );
+        assert_eq!(f.celery.broker_url.as_deref(), Some("redis://h:1/3"));
+        assert_eq!(f.celery.naming.global_keyprefix, "p:");
+        assert_eq!(f.celery.naming.queue_keys("q"), ["p:q", "p:q:5"]);
+        let d = parse("scheduler:\n  cls: redis\n");
+        assert_eq!(d.celery.naming, BrokerNaming::default());
     }
 
     #[test]

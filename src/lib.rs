@@ -5,10 +5,12 @@
 //! Roles, one module each: [`store`] (Redis and its Lua scripts), and the domain in [`model`].
 
 pub mod bench;
+pub mod celery;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod runner;
 pub mod store;
 
 pub use error::{Error, Result};

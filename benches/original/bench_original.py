@@ -216,11 +216,28 @@ class RpcServer:
 
 
 class Bench:
-    def __init__(self, args, make_scheduler):
+    def __init__(self, args, make_scheduler, dsn):
         self.args = args
         self.make_scheduler = make_scheduler
+        self.dsn = dsn
         self.n = args.tasks
         self.k = args.concurrency
+
+    def analyze(self):
+        """--analyze: refresh the planner statistics of the whole database, as
+        autovacuum does on a long-lived database.  Returns the time it took, which
+        is excluded from the phase timings."""
+        if not self.args.analyze:
+            return 0.0
+        t0 = time.perf_counter()
+        conn = psycopg2.connect(self.dsn)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("ANALYZE")
+        finally:
+            conn.close()
+        return time.perf_counter() - t0
 
     def emit(self, phase, count, seconds, concurrency, **extra):
         rec = {
@@ -231,6 +248,14 @@ class Bench:
             "concurrency": concurrency,
             "backend": self.args.backend,
         }
+        if self.args.analyze:
+            rec["analyze"] = True
+        if self.args.backend == "remote":
+            rec["server"] = self.args.server
+            if self.args.server == "gunicorn":
+                rec["server_workers"] = self.args.server_workers
+            if self.args.server_min_pool_conns is not None:
+                rec["server_min_pool_conns"] = self.args.server_min_pool_conns
         rec.update(extra)
         print(json.dumps(rec), flush=True)
         log(f"{phase} done; load average {os.getloadavg()}")
@@ -296,15 +321,26 @@ class Bench:
             for i in range(n)
         ]
         created = 0
+        batch_times = []
         t0 = time.perf_counter()
         for i in range(0, n, BATCH):
+            tb = time.perf_counter()
             created += len(sched.create_tasks(tasks[i : i + BATCH]))
+            batch_times.append(time.perf_counter() - tb)
+            if i == 0:
+                t0 += self.analyze()  # not timed
         elapsed = time.perf_counter() - t0
+        q = max(1, len(batch_times) // 10)
+        log(
+            "create: mean batch time, first/last 10%% of batches: %.1f ms / %.1f ms"
+            % (1000 * sum(batch_times[:q]) / q, 1000 * sum(batch_times[-q:]) / q)
+        )
         if created != n:
             raise RuntimeError(f"create_tasks returned {created} tasks, expected {n}")
         self.emit("create", n, elapsed, 1)
         del tasks
 
+        self.analyze()
         # -- grab: grab_ready_tasks(num_tasks=BATCH) until nothing is left.
         def grab_loop(s, _chunk):
             got = []
@@ -315,10 +351,11 @@ class Bench:
                 got.extend(t["id"] for t in res)
 
         results, elapsed = self.run_threads(grab_loop, [None] * k)
-        # A last sweep (timed too) in case a thread saw an empty answer early.
-        t0 = time.perf_counter()
-        results.append(grab_loop(sched, None))
-        elapsed += time.perf_counter() - t0
+        if k > 1:
+            # A last sweep (timed too) in case a thread saw an empty answer early.
+            t0 = time.perf_counter()
+            results.append(grab_loop(sched, None))
+            elapsed += time.perf_counter() - t0
         returned = sum(len(r) for r in results)
         task_ids = sorted({i for r in results for i in r})
         dup = returned - len(task_ids)
@@ -330,6 +367,7 @@ class Bench:
             log(f"grab: {dup} tasks were returned more than once (concurrent grabs)")
         self.emit("grab", n, elapsed, k, returned=returned)
 
+        self.analyze()
         # -- schedule: mass_schedule_task_runs in batches, one run per task.
         runs = [
             {"task": tid, "backend_id": str(uuid.uuid4()), "scheduled": utcnow(), "metadata": {}}
@@ -345,6 +383,7 @@ class Bench:
 
         chunks = [backend_ids[i::k] for i in range(k)]
 
+        self.analyze()
         # -- start: one start_task_run per run.
         def start_loop(s, ids):
             for bid in ids:
@@ -355,6 +394,7 @@ class Bench:
         _, elapsed = self.run_threads(start_loop, chunks)
         self.emit("start", n, elapsed, k)
 
+        self.analyze()
         # -- end: one end_task_run(status="eventful") per run (fires the trigger).
         def end_loop(s, ids):
             for bid in ids:
@@ -415,6 +455,13 @@ def main():
         help="libpq DSN of the server, without dbname "
         "(default: $BENCH_PG_DSN or 'host=127.0.0.1 port=5432 user=postgres')",
     )
+    parser.add_argument(
+        "--analyze", action="store_true",
+        help="run ANALYZE (untimed) after the first create batch and before each later "
+        "phase, so that the planner has statistics as on a long-lived database. By "
+        "default the fresh database is usually never analysed during the run, which "
+        "keeps create_tasks on its fast index plan (see README)",
+    )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
     args = parser.parse_args()
     if args.tasks is None:
@@ -457,7 +504,7 @@ def main():
                 return get_scheduler("remote", url=server.url)
 
         log(f"backend={args.backend} tasks={args.tasks} concurrency={args.concurrency}")
-        Bench(args, make_scheduler).run()
+        Bench(args, make_scheduler, dsn).run()
         verify(dsn, args.tasks)
     finally:
         if server is not None:

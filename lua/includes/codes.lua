@@ -3,8 +3,11 @@ local TASK_NOT_SCHEDULED, TASK_SCHEDULED, TASK_COMPLETED, TASK_DISABLED = 0, 1, 
 local RECURRING, ONESHOT = 0, 1
 local RUN_SCHEDULED, RUN_STARTED, RUN_EVENTFUL, RUN_UNEVENTFUL = 0, 1, 2, 3
 local RUN_FAILED, RUN_PERMFAILED, RUN_LOST = 4, 5, 6
--- Tasks and runs are stored BUCKET to a hash, so that small hashes stay listpack-encoded.
-local BUCKET = 128
+-- Tasks are stored TASK_BUCKET to a hash (two fields each) and runs RUN_BUCKET to a hash, so
+-- that the hashes stay within Redis' default hash-max-listpack-entries (128) and so
+-- listpack-encoded.
+local TASK_BUCKET = 64
+local RUN_BUCKET = 128
 local ONE_HOUR_US = 3600000000
 
 -- Type keys are "<prefix>:{<type>}:type"; every other key of the type starts with the same

@@ -1,24 +1,30 @@
--- Run records. Run <seq> of a type lives in field (seq % BUCKET) of the hash
--- "<base>:r:<floor(seq / BUCKET)>", as consecutive cmsgpack values:
+-- Run records. Run <seq> of a type lives in field (seq % RUN_BUCKET) of the hash
+-- "<base>:r:<floor(seq / RUN_BUCKET)>", as consecutive cmsgpack values:
 --   task seq, status, scheduled (us or nil), started (us or nil), ended (us or nil),
 --   metadata, backend_id (nil when derived from the run id, see backend_id below).
 -- metadata is one or more JSON objects separated by "\n"; readers merge them, later keys
 -- winning. Appending instead of merging keeps the values' text exact without a JSON parser.
 -- <base>:inflight is a zset of the runs still scheduled or started, scored by the time of
 -- their last change: the lost-run sweep reads it.
+-- A task's state lists its kept runs as run_seq * 4 + RUN_ENDED_BIT + RUN_FOREIGN_BIT.
+local RUN_ENDED_BIT, RUN_FOREIGN_BIT = 1, 2
 
 local function run_loc(base, seq)
-  return base .. ':r:' .. math.floor(seq / BUCKET), seq % BUCKET
+  return base .. ':r:' .. math.floor(seq / RUN_BUCKET), seq % RUN_BUCKET
+end
+
+local function decode_run(raw)
+  local r = {}
+  r.task, r.status, r.scheduled, r.started, r.ended, r.metadata, r.backend_id =
+    cmsgpack.unpack(raw)
+  return r
 end
 
 local function load_run(base, seq)
   local key, field = run_loc(base, seq)
   local raw = redis.call('HGET', key, field)
   if not raw then return nil end
-  local r = {}
-  r.task, r.status, r.scheduled, r.started, r.ended, r.metadata, r.backend_id =
-    cmsgpack.unpack(raw)
-  return r
+  return decode_run(raw)
 end
 
 local function save_run(base, seq, r)
@@ -45,6 +51,10 @@ local function run_ended(status)
   return status ~= RUN_SCHEDULED and status ~= RUN_STARTED
 end
 
+local function entry_seq(e)
+  return math.floor(e / 4)
+end
+
 -- The Celery task id of a run the runner created: a version-8 UUID carrying the scheduling time
 -- in ms and the run id (see src/model/ids.rs, which parses it).
 local function backend_id(run_id, scheduled_us)
@@ -54,32 +64,50 @@ local function backend_id(run_id, scheduled_us)
     hi, run_id - hi * 281474976710656)
 end
 
--- Appends a run to the task's history and drops the oldest ended runs beyond `keep`; returns
--- the foreign backend ids of the dropped runs (their global index entries are the caller's).
-local function attach_run(base, task_seq, run_seq, keep)
-  local runs = load_task_runs(base, task_seq)
-  runs[#runs + 1] = run_seq
+-- Appends a run to the task's list (in its state `t`, which the caller saves) and deletes the
+-- oldest ended runs beyond `keep`. Returns nil, or the foreign backend ids of deleted runs
+-- (their entries in the global index are the caller's to remove).
+local function attach_run(base, t, run_seq, foreign, keep)
+  local runs = t.runs
+  runs[#runs + 1] = run_seq * 4 + (foreign and RUN_FOREIGN_BIT or 0)
   local excess = #runs - keep
-  local dropped = {}
-  if excess > 0 then
-    local kept = {}
-    for i = 1, #runs do
-      local r = runs[i]
-      local drop = false
-      if excess > 0 and i < #runs then
-        local run = load_run(base, r)
-        if run == nil or run_ended(run.status) then
-          drop = true
-          if run then
-            delete_run(base, r)
-            if run.backend_id then dropped[#dropped + 1] = run.backend_id end
-          end
+  if excess <= 0 then return nil end
+  local kept, dropped = {}, nil
+  for i = 1, #runs do
+    local e = runs[i]
+    if excess > 0 and i < #runs and e % 2 == RUN_ENDED_BIT then
+      local rs = entry_seq(e)
+      if math.floor(e / 2) % 2 == 1 then
+        local r = load_run(base, rs)
+        if r and r.backend_id then
+          dropped = dropped or {}
+          dropped[#dropped + 1] = r.backend_id
         end
       end
-      if drop then excess = excess - 1 else kept[#kept + 1] = r end
+      local key, field = run_loc(base, rs)
+      redis.call('HDEL', key, field)
+      excess = excess - 1
+    else
+      kept[#kept + 1] = e
     end
-    runs = kept
   end
-  save_task_runs(base, task_seq, runs)
+  t.runs = kept
   return dropped
+end
+
+-- Flags the run as ended in the task's list (in its state `t`, which the caller saves).
+local function mark_run_ended(t, run_seq)
+  for i, e in ipairs(t.runs) do
+    if entry_seq(e) == run_seq then
+      if e % 2 == 0 then t.runs[i] = e + RUN_ENDED_BIT end
+      return
+    end
+  end
+end
+
+-- The seqs of the task's kept runs, oldest first.
+local function task_run_seqs(t)
+  local out = {}
+  for i, e in ipairs(t.runs) do out[i] = entry_seq(e) end
+  return out
 end

@@ -1,12 +1,15 @@
--- Task records. Task <seq> of a type lives in field (seq % BUCKET) of the hash
--- "<base>:t:<floor(seq / BUCKET)>", as consecutive cmsgpack values:
---   next_run (us), current_interval (seconds, nil if none), flags, retries_left, args, kwargs
--- with flags = status + 4 * policy + 8 * priority (0 none, 1 high, 2 normal, 3 low), and args
--- and kwargs the canonical JSON texts of the Celery arguments. Records this small (about 60 bytes for a task with a
--- URL argument) keep the bucket hashes listpack-encoded under Redis' default
--- hash-max-listpack-value (64): some 80 bytes a task instead of 130.
--- The runs of task <seq> (their seqs, oldest first) are in field (seq % BUCKET) of
--- "<base>:tr:<floor(seq / BUCKET)>", also as consecutive cmsgpack values.
+-- Tasks. Task <seq> of a type is two fields of the hash "<base>:t:<floor(seq / TASK_BUCKET)>":
+-- its state in field f = seq % TASK_BUCKET and its arguments in field f + TASK_BUCKET. The part
+-- every state change rewrites stays small, both stay under Redis' default
+-- hash-max-listpack-value (64 bytes) for typical tasks, so the hash stays listpack-encoded
+-- (some 80 bytes a task instead of 130), and one HMGET reads a whole task.
+--   field f: the state, as consecutive cmsgpack values:
+--       next_run (us), current_interval (seconds, nil if none), flags, retries_left, runs
+--     flags = status + 4 * policy + 8 * priority (0 none, 1 high, 2 normal, 3 low);
+--     runs = the kept runs, oldest first, each as run_seq * 4 + 1 if the run has ended
+--     + 2 if its backend id is foreign (see includes/run.lua), so trimming reads no run.
+--   field f + TASK_BUCKET: the arguments, never changed: the canonical JSON texts of args and
+--     kwargs joined by "\n" (canonical JSON has no raw newline).
 -- Indexes, kept in step by reindex_task:
 --   <base>:ready, <base>:ready:prio  zsets of the next_run_not_scheduled tasks without and with a
 --                                    priority; score next_run, member the 5-byte big-endian seq
@@ -14,14 +17,18 @@
 --   <base>:archivable                zset of finished tasks (see is_archivable), score = seq
 --   <base>:dedup                     hash fingerprint -> "seq[ seq...]" (see create_tasks.lua)
 
-local function task_loc(base, seq)
-  return base .. ':t:' .. math.floor(seq / BUCKET), seq % BUCKET
+local function state_loc(base, seq)
+  return base .. ':t:' .. math.floor(seq / TASK_BUCKET), seq % TASK_BUCKET
+end
+
+local function args_loc(base, seq)
+  return base .. ':t:' .. math.floor(seq / TASK_BUCKET), seq % TASK_BUCKET + TASK_BUCKET
 end
 
 local function decode_task(raw)
   local t = {}
   local flags
-  t.next_run, t.interval, flags, t.retries, t.args, t.kwargs = cmsgpack.unpack(raw)
+  t.next_run, t.interval, flags, t.retries, t.runs = cmsgpack.unpack(raw)
   t.status = flags % 4
   t.policy = math.floor(flags / 4) % 2
   local priority = math.floor(flags / 8)
@@ -31,46 +38,45 @@ end
 
 local function encode_task(t)
   return cmsgpack.pack(t.next_run, t.interval, t.status + 4 * t.policy + 8 * (t.priority or 0),
-    t.retries, t.args, t.kwargs)
+    t.retries, t.runs)
 end
 
+-- The task's state, or nil.
 local function load_task(base, seq)
-  local key, field = task_loc(base, seq)
+  local key, field = state_loc(base, seq)
   local raw = redis.call('HGET', key, field)
   if not raw then return nil end
   return decode_task(raw)
 end
 
--- Saves the task and returns its record.
+-- Saves the task's state and returns the record.
 local function save_task(base, seq, t)
-  local key, field = task_loc(base, seq)
+  local key, field = state_loc(base, seq)
   local raw = encode_task(t)
   redis.call('HSET', key, field, raw)
   return raw
 end
 
-local function task_runs_loc(base, seq)
-  return base .. ':tr:' .. math.floor(seq / BUCKET), seq % BUCKET
+-- The task's arguments record ("<args>\n<kwargs>"), or nil.
+local function load_args(base, seq)
+  local key, field = args_loc(base, seq)
+  return redis.call('HGET', key, field)
 end
 
--- The seqs of the task's kept runs, oldest first.
-local function load_task_runs(base, seq)
-  local key, field = task_runs_loc(base, seq)
-  local raw = redis.call('HGET', key, field)
-  if not raw then return {} end
-  return { cmsgpack.unpack(raw) }
+-- Both records of a task: state, arguments (nil, nil if there is no such task).
+local function load_records(base, seq)
+  local key, field = state_loc(base, seq)
+  local v = redis.call('HMGET', key, field, field + TASK_BUCKET)
+  return v[1], v[2]
 end
 
-local function save_task_runs(base, seq, runs)
-  local key, field = task_runs_loc(base, seq)
-  if #runs == 0 then
-    redis.call('HDEL', key, field)
-  else
-    redis.call('HSET', key, field, cmsgpack.pack(unpack(runs)))
-  end
+-- Deletes both records of a task.
+local function delete_task_records(base, seq)
+  local key, field = state_loc(base, seq)
+  redis.call('HDEL', key, field, field + TASK_BUCKET)
 end
 
--- Seconds (as stored in records) to microseconds.
+-- Seconds (as stored) to microseconds.
 local function secs_us(s)
   return math.floor(s * 1000000 + 0.5)
 end

@@ -23,6 +23,10 @@ pub struct BenchmarkArgs {
     /// Keep the benchmark's keys instead of deleting them at the end
     #[arg(long)]
     pub keep: bool,
+    /// Run only these phases (create, grab, schedule, start, end, memory: the store block;
+    /// dispatch)
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(bench::PHASES))]
+    pub phases: Vec<String>,
 }
 
 /// The prefix the benchmark writes under unless `--prefix` is given.
@@ -56,6 +60,7 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         tasks: args.tasks,
         batch: args.batch,
         concurrency: args.concurrency,
+        phases: args.phases,
     };
     if !args.json {
         println!(
@@ -71,7 +76,32 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         );
     }
     let json = args.json;
-    let result = bench::run_store_phases(&store, &opts, |m| print_measure(m, json)).await;
+    let store_block = ["create", "grab", "schedule", "memory", "start", "end"];
+    let mut result = Ok(Vec::new());
+    if store_block.iter().any(|p| opts.wants(p)) {
+        result = bench::run_store_phases(&store, &opts, |m| print_measure(m, json)).await;
+    }
+    if result.is_ok() && opts.wants("dispatch") {
+        let mut reference = None;
+        result = bench::run_dispatch_phase(&store, &opts, |m| {
+            print_measure(m, json);
+            if let Measure::Rate { per_s, .. } = m {
+                reference = match reference {
+                    None => Some(*per_s),
+                    Some(ours) => {
+                        if !json {
+                            println!(
+                                "dispatch / reference: {:.2}",
+                                ours as f64 / (*per_s).max(1) as f64
+                            );
+                        }
+                        None
+                    }
+                };
+            }
+        })
+        .await;
+    }
     if !args.keep {
         bench::delete_prefix(&store).await?;
     }

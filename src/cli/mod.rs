@@ -1,6 +1,7 @@
 //! The command line: the original's `swh scheduler` commands, plus `serve` and `benchmark`.
 
 mod benchmark;
+mod services;
 
 use std::path::PathBuf;
 
@@ -36,6 +37,8 @@ pub struct GlobalOptions {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Send due tasks to the Celery workers' broker
+    StartRunner(services::StartRunnerArgs),
     /// Measure the store's capacity on a Redis server
     Benchmark(benchmark::BenchmarkArgs),
 }
@@ -95,6 +98,7 @@ fn init_logging() {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::StartRunner(args) => services::start_runner(&cli.global, args).await,
         Command::Benchmark(args) => benchmark::run(&cli.global, args).await,
     }
 }

@@ -60,8 +60,9 @@ impl Store {
                 while let Some(seq) = it.next() {
                     let seq = as_int(&seq).unwrap_or(0) as u64;
                     let id = ids::compose(info.index, seq);
-                    let task_raw = it.next().unwrap_or(Value::Nil);
-                    let task = TaskRecord::decode(as_bytes(&task_raw))?
+                    let state = it.next().unwrap_or(Value::Nil);
+                    let args = it.next().unwrap_or(Value::Nil);
+                    let task = TaskRecord::decode(as_bytes(&state), as_bytes(&args))?
                         .into_task(id, &info.task_type.task_type)?;
                     let k = it.next().as_ref().and_then(as_int).unwrap_or(0);
                     let mut task_rows = Vec::new();

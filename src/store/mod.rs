@@ -5,6 +5,7 @@
 //! from the Redis server's clock.
 
 mod archive;
+mod dispatch;
 pub mod keys;
 pub mod records;
 mod runs;
@@ -18,8 +19,9 @@ use std::sync::{Arc, RwLock};
 use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
 use redis::Value;
 
+pub use self::dispatch::{DispatchTarget, Dispatched};
 use self::keys::{GlobalKeys, TypeKeys};
-pub use self::runs::RunEvent;
+pub use self::runs::{RunEvent, RunOutcome};
 use crate::error::{Error, Result};
 use crate::model::TaskType;
 
@@ -122,6 +124,11 @@ impl Store {
         })
     }
 
+    /// The database number in the store's URL.
+    pub fn db(&self) -> u32 {
+        url_db(&self.inner.config.url)
+    }
+
     fn global(&self) -> &GlobalKeys {
         &self.inner.global
     }
@@ -131,16 +138,38 @@ impl Store {
     }
 }
 
+/// The database number of a Redis URL (`redis://host:port/N`, `unix:///path?db=N`).
+pub fn url_db(url: &str) -> u32 {
+    redis::IntoConnectionInfo::into_connection_info(url)
+        .map(|i| i.redis_settings().db() as u32)
+        .unwrap_or(0)
+}
+
 /// The Redis server's clock, in microseconds since the epoch.
 async fn server_now(con: &mut deadpool_redis::Connection) -> Result<i64> {
     let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(con).await?;
     Ok(secs * 1_000_000 + micros)
 }
 
+/// Reads a script reply of (seq, state record, arguments record) triples as tasks.
+fn tasks_from(info: &TypeInfo, items: &[Value]) -> Result<Vec<crate::model::Task>> {
+    if !items.len().is_multiple_of(3) {
+        return Err(Error::Other("script returned a partial task".into()));
+    }
+    items
+        .chunks(3)
+        .map(|c| {
+            let id = crate::model::ids::compose(info.index, as_int(&c[0]).unwrap_or(0) as u64);
+            records::TaskRecord::decode(as_bytes(&c[1]), as_bytes(&c[2]))?
+                .into_task(id, &info.task_type.task_type)
+        })
+        .collect()
+}
+
 /// Reads a script reply of alternating items as a list of pairs.
 fn pairs(v: Value) -> Result<Vec<(Value, Value)>> {
     let items = array(v)?;
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(Error::Other("script returned an odd list".into()));
     }
     let mut it = items.into_iter();

@@ -77,10 +77,14 @@ fn text(v: Option<&Mp>) -> Option<String> {
 }
 
 impl TaskRecord {
-    pub fn decode(raw: &[u8]) -> Result<Self> {
-        let v = values(raw, "task")?;
+    /// Reads a task from its state record and its arguments record
+    /// (layouts in `lua/includes/task.lua`).
+    pub fn decode(state: &[u8], args: &[u8]) -> Result<Self> {
+        let v = values(state, "task")?;
         let bad = |field: &str| corrupt("task", format!("bad {field} in {v:?}"));
         let flags = int(v.get(2)).ok_or_else(|| bad("flags"))? as u64;
+        let text = std::str::from_utf8(args).map_err(|_| bad("arguments"))?;
+        let (args, kwargs) = text.split_once('\n').ok_or_else(|| bad("arguments"))?;
         Ok(TaskRecord {
             next_run: int(v.first()).ok_or_else(|| bad("next_run"))?,
             interval: seconds_to_micros(v.get(1)),
@@ -91,8 +95,8 @@ impl TaskRecord {
                 c => Some(Priority::from_code(c).ok_or_else(|| bad("priority"))?),
             },
             retries_left: int(v.get(3)).ok_or_else(|| bad("retries_left"))?,
-            args: text(v.get(4)).ok_or_else(|| bad("args"))?,
-            kwargs: text(v.get(5)).ok_or_else(|| bad("kwargs"))?,
+            args: args.to_string(),
+            kwargs: kwargs.to_string(),
         })
     }
 
@@ -176,31 +180,30 @@ mod tests {
 
     #[test]
     fn decodes_a_task_record() {
-        // cmsgpack.pack(1795723864000000, nil, 0 + 4 * 1 + 8 * 2, 3, '[]', '{}')
+        // cmsgpack.pack(1795723864000000, nil, 0 + 4 * 1 + 8 * 2, 3, {})
         let mut raw = Vec::new();
         rmp::encode::write_uint(&mut raw, 1_795_723_864_000_000).unwrap();
         rmp::encode::write_nil(&mut raw).unwrap();
         rmp::encode::write_uint(&mut raw, 20).unwrap();
         rmp::encode::write_uint(&mut raw, 3).unwrap();
-        rmp::encode::write_str(&mut raw, "[]").unwrap();
-        rmp::encode::write_str(&mut raw, "{}").unwrap();
-        let r = TaskRecord::decode(&raw).unwrap();
+        rmp::encode::write_array_len(&mut raw, 0).unwrap();
+        let r = TaskRecord::decode(&raw, b"[]\n{}").unwrap();
         assert_eq!(r.interval, None);
         assert_eq!(r.status, TaskStatus::NextRunNotScheduled);
         assert_eq!(r.policy, Policy::Oneshot);
         assert_eq!(r.priority, Some(Priority::Normal));
         assert_eq!(r.retries_left, 3);
+        assert_eq!((r.args.as_str(), r.kwargs.as_str()), ("[]", "{}"));
         let mut raw2 = Vec::new();
         rmp::encode::write_uint(&mut raw2, 1).unwrap();
         rmp::encode::write_f64(&mut raw2, 0.5).unwrap();
         rmp::encode::write_uint(&mut raw2, 3).unwrap();
         rmp::encode::write_uint(&mut raw2, 0).unwrap();
-        rmp::encode::write_str(&mut raw2, "[]").unwrap();
-        rmp::encode::write_str(&mut raw2, "{}").unwrap();
-        let r = TaskRecord::decode(&raw2).unwrap();
+        let r = TaskRecord::decode(&raw2, b"[1]\n{\"a\":2}").unwrap();
         assert_eq!(
             (r.interval, r.status),
             (Some(500_000), TaskStatus::Disabled)
         );
+        assert!(TaskRecord::decode(&raw2, b"no newline").is_err());
     }
 }

@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 use redis::{AsyncCommands, Value};
 use serde_json::{Map, Value as Json};
 
-use super::records::{RunRecord, TaskRecord};
+use super::records::RunRecord;
 use super::scripts::{Call, ScriptName, run_pipelined};
 use super::{ByType, Store, TypeInfo, array, as_bytes, as_int, opt_arg, pairs};
 use crate::error::{Error, Result};
-use crate::model::{NewTaskRun, RunStatus, Task, TaskRun, ids, to_micros};
+use crate::model::{NewTaskRun, RunStatus, TaskRun, ids, to_micros};
 
 /// A start or end of a run, as the listener applies them in batches.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,14 +25,13 @@ pub struct RunEvent {
     pub timestamp: Option<DateTime<Utc>>,
 }
 
-/// What applying a [`RunEvent`] did to one run.
+/// What applying a [`RunEvent`] did to the (first) run it designates.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunOutcome {
-    pub run: TaskRun,
     /// False when the event changed nothing (the run had already ended).
     pub changed: bool,
-    /// The task after the end-of-run rules, when the event ended the run.
-    pub task: Option<Task>,
+    /// The run after the event, when asked for.
+    pub run: Option<TaskRun>,
 }
 
 /// One run a backend id designates.
@@ -249,12 +248,12 @@ impl Store {
             timestamp,
         };
         Ok(self
-            .apply_run_events(&[event])
+            .apply_run_events(&[event], true)
             .await?
             .into_iter()
             .next()
             .flatten()
-            .map(|o| o.run))
+            .and_then(|o| o.run))
     }
 
     /// Ends every run with that backend id with `status`, applying the end-of-run rules to its
@@ -273,17 +272,22 @@ impl Store {
             timestamp,
         };
         Ok(self
-            .apply_run_events(&[event])
+            .apply_run_events(&[event], true)
             .await?
             .into_iter()
             .next()
             .flatten()
-            .map(|o| o.run))
+            .and_then(|o| o.run))
     }
 
     /// Applies starts and ends in order, one script call per type, all in one round trip.
-    /// Returns, per event, the outcome for the first run it designates (`None` if none).
-    pub async fn apply_run_events(&self, events: &[RunEvent]) -> Result<Vec<Option<RunOutcome>>> {
+    /// Returns, per event, the outcome for the first run it designates (`None` if none), with
+    /// the run itself if `want_runs`.
+    pub async fn apply_run_events(
+        &self,
+        events: &[RunEvent],
+        want_runs: bool,
+    ) -> Result<Vec<Option<RunOutcome>>> {
         let mut con = self.con().await?;
         // per type: the (event index, run seq) of each of its events, and its call
         let mut groups = ByType::new();
@@ -298,7 +302,7 @@ impl Store {
                 let slot = groups.push(&r.info, (i, r.seq));
                 if slot == calls.len() {
                     let mut call = Call::new(ScriptName::UpdateRuns, &[&r.info.keys.type_key]);
-                    call.arg("");
+                    call.arg("").arg(if want_runs { "1" } else { "0" });
                     calls.push(call);
                 }
                 let call = &mut calls[slot];
@@ -319,25 +323,19 @@ impl Store {
         let mut out: Vec<Option<RunOutcome>> = vec![None; events.len()];
         for ((info, items), reply) in groups.iter().zip(replies) {
             let values = array(reply?)?;
-            for (&(i, seq), v) in items.iter().zip(values.chunks(3)) {
-                let run_raw = as_bytes(&v[0]);
-                if run_raw.is_empty() || out[i].is_some() {
+            for (&(i, seq), v) in items.iter().zip(values.chunks(2)) {
+                let found = as_int(&v[0]).unwrap_or(0);
+                if found == 0 || out[i].is_some() {
                     continue;
                 }
-                let rec = RunRecord::decode(run_raw)?;
-                let task_seq = rec.task_seq;
-                let run = self.run_from_record(info, seq, rec);
-                let task_raw = as_bytes(&v[2]);
-                let task = if task_raw.is_empty() {
-                    None
-                } else {
-                    let id = ids::compose(info.index, task_seq);
-                    Some(TaskRecord::decode(task_raw)?.into_task(id, &info.task_type.task_type)?)
+                let raw = as_bytes(&v[1]);
+                let run = match raw.is_empty() {
+                    true => None,
+                    false => Some(self.run_from_record(info, seq, RunRecord::decode(raw)?)),
                 };
                 out[i] = Some(RunOutcome {
+                    changed: found == 2,
                     run,
-                    changed: as_int(&v[1]) == Some(1),
-                    task,
                 });
             }
         }

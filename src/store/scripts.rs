@@ -44,6 +44,7 @@ pub enum ScriptName {
     ArchiveScan,
     DeleteArchived,
     BackendIds,
+    Dispatch,
 }
 
 const SCRIPTS: &[(&str, &str)] = lua_files!(
@@ -60,11 +61,12 @@ const SCRIPTS: &[(&str, &str)] = lua_files!(
     "archive_scan",
     "delete_archived",
     "backend_ids",
+    "dispatch",
 );
 
 impl ScriptName {
     #[cfg(test)]
-    const ALL: [ScriptName; 13] = [
+    const ALL: [ScriptName; 14] = [
         ScriptName::RegisterType,
         ScriptName::CreateTaskType,
         ScriptName::CreateTasks,
@@ -78,6 +80,7 @@ impl ScriptName {
         ScriptName::ArchiveScan,
         ScriptName::DeleteArchived,
         ScriptName::BackendIds,
+        ScriptName::Dispatch,
     ];
 
     fn index(self) -> usize {
@@ -288,7 +291,7 @@ mod tests {
             "t",
             "--@include codes\n--@include codes\n--@include task\nreturn 1\n",
         );
-        assert_eq!(src.matches("local BUCKET = 128").count(), 1);
+        assert_eq!(src.matches("local TASK_BUCKET = 64").count(), 1);
         assert!(src.contains("local function load_task"));
     }
 }

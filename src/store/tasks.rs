@@ -1,15 +1,13 @@
 //! Tasks: creation with dedup, status changes, lookups, search and the ready sets.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::records::TaskRecord;
 use super::scripts::{Call, ScriptName, run_pipelined};
-use super::{ByType, Store, TypeInfo, as_bytes, as_int, opt_arg, pairs};
+use super::{ByType, Store, array, as_int, opt_arg, tasks_from};
 use crate::error::{Error, Result};
-use crate::model::{NewTask, Policy, Priority, Task, TaskSearch, TaskStatus, ids, to_micros};
+use crate::model::{NewTask, Policy, Priority, Task, TaskSearch, TaskStatus, to_micros};
 
 /// Tasks per create_tasks script call: bounds how long one call holds Redis.
 const CREATE_CHUNK: usize = 2000;
@@ -59,7 +57,7 @@ impl Store {
             }
             groups.push(&info, i);
         }
-        let mut resolved: Vec<Option<(i64, TaskRecord, Arc<TypeInfo>)>> = vec![None; tasks.len()];
+        let mut resolved: Vec<Option<Task>> = vec![None; tasks.len()];
         let mut con = self.con().await?;
         // "now" for tasks without next_run, from the server's clock, resolved here so that
         // oneshot fingerprints (which include next_run) are those of the stored tasks
@@ -85,21 +83,20 @@ impl Store {
                         .arg(args.0)
                         .arg(args.1);
                 }
-                let reply = call.run(&mut con).await?;
-                for (&i, (seq, raw)) in chunk.iter().zip(pairs(reply)?) {
-                    let seq = as_int(&seq).unwrap_or(0);
-                    if seq > 0 {
-                        let id = ids::compose(info.index, seq as u64);
-                        resolved[i] = Some((id, TaskRecord::decode(as_bytes(&raw))?, info.clone()));
+                let reply = array(call.run(&mut con).await?)?;
+                for (&i, item) in chunk.iter().zip(reply.chunks(3)) {
+                    if as_int(&item[0]).unwrap_or(0) > 0 {
+                        let task = tasks_from(info, item)?.remove(0);
+                        resolved[i] = Some(task);
                     }
                 }
             }
         }
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for (id, rec, info) in resolved.into_iter().flatten() {
-            if seen.insert(id) {
-                out.push(rec.into_task(id, &info.task_type.task_type)?);
+        for task in resolved.into_iter().flatten() {
+            if seen.insert(task.id) {
+                out.push(task);
             }
         }
         Ok(out)
@@ -153,11 +150,8 @@ impl Store {
         let mut con = self.con().await?;
         let mut found = std::collections::HashMap::new();
         for ((info, _), reply) in groups.iter().zip(run_pipelined(&mut con, &calls).await?) {
-            for (seq, raw) in pairs(reply?)? {
-                let id = ids::compose(info.index, as_int(&seq).unwrap_or(0) as u64);
-                let task =
-                    TaskRecord::decode(as_bytes(&raw))?.into_task(id, &info.task_type.task_type)?;
-                found.insert(id, task);
+            for task in tasks_from(info, &array(reply?)?)? {
+                found.insert(task.id, task);
             }
         }
         Ok(task_ids.iter().filter_map(|id| found.remove(id)).collect())
@@ -215,12 +209,7 @@ impl Store {
                 let mut items = super::array(reply)?.into_iter();
                 bucket = items.next().as_ref().and_then(as_int).unwrap_or(-1);
                 let rest: Vec<_> = items.collect();
-                for pair in rest.chunks(2) {
-                    let id = ids::compose(info.index, as_int(&pair[0]).unwrap_or(0) as u64);
-                    let task = TaskRecord::decode(as_bytes(&pair[1]))?
-                        .into_task(id, &info.task_type.task_type)?;
-                    out.push(task);
-                }
+                out.extend(tasks_from(&info, &rest)?);
             }
         }
         out.truncate(limit);
@@ -295,12 +284,6 @@ impl Store {
             .arg(if grab { "1" } else { "0" })
             .run(&mut con)
             .await?;
-        pairs(reply)?
-            .into_iter()
-            .map(|(seq, raw)| {
-                let id = ids::compose(info.index, as_int(&seq).unwrap_or(0) as u64);
-                TaskRecord::decode(as_bytes(&raw))?.into_task(id, &info.task_type.task_type)
-            })
-            .collect()
+        tasks_from(&info, &array(reply)?)
     }
 }

@@ -11,10 +11,20 @@ use swh_scheduler::store::{Store, StoreConfig};
 pub struct RedisServer {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
 }
 
-fn free_port() -> u16 {
+fn spawn_redis(args: &[String]) -> Child {
+    Command::new("redis-server")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH (install redis-server)")
+}
+
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -31,28 +41,28 @@ impl RedisServer {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = free_port();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server on PATH (install redis-server)");
+            let mut args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.push("--dir".into());
+            args.push(dir.path().display().to_string());
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let child = spawn_redis(&args);
             let mut server = RedisServer {
                 child,
                 port,
-                _dir: dir,
+                dir,
+                args,
             };
             if server.wait_ready() {
                 return server;
@@ -60,6 +70,23 @@ impl RedisServer {
             let _ = server.child.kill();
         }
         panic!("could not start redis-server");
+    }
+
+    /// Kills the server (SIGKILL: no shutdown save).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, with the same data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn_redis(&self.args);
+        assert!(self.wait_ready(), "redis-server did not restart");
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     fn wait_ready(&mut self) -> bool {
@@ -108,5 +135,142 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A Python virtualenv under `target/`, created with `requirements` on first use. Concurrent
+/// test processes wait for the one that installs (a lock directory guards the install).
+pub fn python_venv(name: &str, requirements: &[&str]) -> std::path::PathBuf {
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let venv = target.join(format!("venv-{name}"));
+    let stamp = venv.join(".installed");
+    let wanted = requirements.join("\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return venv;
+    }
+    std::fs::create_dir_all(&target).unwrap();
+    let lock = target.join(format!("venv-{name}.lock"));
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        match std::fs::create_dir(&lock) {
+            Ok(()) => break,
+            Err(_) if Instant::now() > deadline => {
+                panic!("timed out waiting for {}", lock.display())
+            }
+            Err(_) => {
+                // a lock left by a killed process goes stale after 15 minutes
+                if let Ok(age) = std::fs::metadata(&lock)
+                    .and_then(|m| m.modified())
+                    .map(|m| m.elapsed().unwrap_or_default())
+                    && age > Duration::from_secs(900)
+                {
+                    let _ = std::fs::remove_dir(&lock);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+                    return venv;
+                }
+            }
+        }
+    }
+    let result = std::panic::catch_unwind(|| {
+        if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+            return;
+        }
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().expect("python3 on PATH");
+            assert!(
+                out.status.success(),
+                "{cmd:?} failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let _ = std::fs::remove_dir_all(&venv);
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+        let pip = venv.join("bin/pip");
+        run(Command::new(&pip)
+            .args(["install", "-q", "--disable-pip-version-check"])
+            .args(requirements));
+        std::fs::write(&stamp, &wanted).unwrap();
+    });
+    let _ = std::fs::remove_dir(&lock);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    venv
+}
+
+/// Waits until `check` returns `Some`, polling every 50 ms, or panics after `secs` seconds.
+pub fn wait_for<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The Celery the end-to-end tests run: the version the protocol reference was verified with.
+pub const CELERY: &[&str] = &["celery[redis]==5.7.0"];
+
+/// A real Celery worker running `examples/worker/worker.py`, stopped when dropped.
+pub struct CeleryWorker {
+    child: Child,
+    pub log: std::path::PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+impl CeleryWorker {
+    /// `celery -A worker worker -Q <queues>` with the broker at `broker` and the result
+    /// backend at `backend` (if any), plus extra worker options.
+    pub fn start(broker: &str, backend: Option<&str>, queues: &str, extra: &[&str]) -> Self {
+        use std::os::unix::process::CommandExt;
+        let venv = python_venv("celery", CELERY);
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join("worker.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(venv.join("bin/celery"))
+            .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/worker"))
+            .args([
+                "-A", "worker", "worker", "-Q", queues, "-l", "info", "-n", "w1@%h",
+            ])
+            .args(extra)
+            .env("CELERY_BROKER_URL", broker)
+            .env("CELERY_RESULT_BACKEND", backend.unwrap_or(""))
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .expect("celery worker");
+        CeleryWorker {
+            child,
+            log,
+            _logdir: logdir,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the worker and its pool processes at once (SIGKILL to the process group).
+    pub fn kill(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &group])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for CeleryWorker {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

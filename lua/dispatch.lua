@@ -1,0 +1,136 @@
+-- The runner's one step for one task type (DESIGN.md section 4): counts what waits in the
+-- broker queue, takes up to that many free slots of due tasks, oldest first, creates their runs
+-- (status scheduled), marks them next_run_scheduled and LPUSHes one Celery protocol-v2 message
+-- each. All in one script, so any number of runners can run at once without sending a task
+-- twice.
+-- Slots, as the original: with no max_queue_length (nil or 0), 10000; otherwise
+-- min(max_queue_length - waiting, 10000), and nothing unless more than
+-- min(10000, max_queue_length) / 5 are free. A runner fills the slots in calls of at most
+-- ARGV[6] tasks, so that no call holds Redis long; the calls after the first of a pass skip
+-- the 1/5 threshold (ARGV[9]), as the original fills its slots in one go. The priority queue
+-- gets no threshold (its tasks are urgent) but is not filled past max_queue_length either
+-- (the original's priority runner did not look at the queue at all).
+-- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[2] <prefix>:{<type>}:ready, or <prefix>:{<type>}:ready:prio
+-- KEYS[3] the broker list to push to (the queue's priority-0 bucket)
+-- KEYS[4..] the queue's other priority buckets (counted as waiting)
+-- ARGV[1] now in us, or '' for the server clock
+-- ARGV[2] '1' for the priority queue, '0' for the normal one
+-- ARGV[3] runs to keep per task
+-- ARGV[4] queue name (the messages' routing key)
+-- ARGV[5] origin ("<name>@<host>" of the runner)
+-- ARGV[6] most tasks in this call
+-- ARGV[7] the broker's database number and ARGV[8] the store's, when they differ (the queue
+--   keys are read and written in the broker's); '' when they are the same
+-- ARGV[9] '1' to apply the 1/5 threshold (a pass's first call), '0' not to
+-- Returns {tasks sent, messages waiting before}, then the foreign backend ids of runs deleted
+-- to keep the run history short.
+-- The envelope is the one src/celery/message.rs builds (tests check they agree): a plain-JSON
+-- body (no body_encoding), delivery_tag = task id = the run's backend id.
+--@include codes
+--@include time
+--@include task
+--@include run
+--@include type
+local tk = KEYS[1]
+local tt = load_type(tk)
+local base = type_base(tk)
+local now = time_or(ARGV[1], nil) or server_now_us()
+local priority_queue = ARGV[2] == '1'
+local keep = tonumber(ARGV[3])
+local per_call = tonumber(ARGV[6])
+local MAX_NUM_TASKS = 10000
+
+local broker_db, store_db = ARGV[7], ARGV[8]
+local function in_broker(f)
+  if broker_db ~= '' then redis.call('SELECT', broker_db) end
+  local r = f()
+  if broker_db ~= '' then redis.call('SELECT', store_db) end
+  return r
+end
+
+local waiting = in_broker(function()
+  local w = 0
+  for i = 3, #KEYS do w = w + redis.call('LLEN', KEYS[i]) end
+  return w
+end)
+local mql = tt.max_queue_length
+local slots = MAX_NUM_TASKS
+if mql and mql > 0 then
+  slots = math.min(mql - waiting, MAX_NUM_TASKS)
+  if not priority_queue and ARGV[9] == '1'
+    and slots <= math.floor(math.min(MAX_NUM_TASKS, mql) / 5) then
+    slots = 0
+  end
+end
+slots = math.min(slots, per_call)
+if slots <= 0 then return { 0, waiting } end
+
+local due = redis.call('ZRANGE', KEYS[2], '-inf', int_str(now), 'BYSCORE', 'LIMIT', 0, slots)
+local n = #due
+if n == 0 then return { 0, waiting } end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - 1)
+local first_run = redis.call('HINCRBY', tk, 'run_seq', n) - n
+
+-- The envelope around the per-task parts. Canonical JSON (how args are stored) has no raw
+-- control character, so escaping it as a JSON string only needs backslashes and quotes, and
+-- escaping distributes over concatenation: the body string is "[" .. esc(args) .. ","
+-- .. esc(kwargs) .. esc(embed) .. "]".
+local p1 = '{"body":"['
+local p2 = ',{\\"callbacks\\":null,\\"errbacks\\":null,\\"chain\\":null,\\"chord\\":null}]",'
+  .. '"content-encoding":"utf-8","content-type":"application/json","headers":{"lang":"py",'
+  .. '"task":' .. cjson.encode(tt.backend_name) .. ',"id":"'
+local p3 = '","shadow":null,"eta":null,"expires":null,"group":null,"group_index":null,'
+  .. '"retries":0,"timelimit":[null,null],"root_id":"'
+local p4 = '","parent_id":null,"argsrepr":"'
+local p5 = '","kwargsrepr":"'
+local p6 = '","origin":' .. cjson.encode(ARGV[5]) .. ',"ignore_result":false,'
+  .. '"replaced_task_nesting":0,"stamped_headers":null,"stamps":{}},'
+  .. '"properties":{"correlation_id":"'
+local p7 = '","reply_to":"","delivery_mode":2,"delivery_info":{"exchange":"","routing_key":'
+  .. cjson.encode(ARGV[4]) .. '},"priority":0,"delivery_tag":"'
+local p8 = '"}}'
+-- Backend ids share their first 24 characters within a call (time, magic, high run-id bits).
+local first_id = run_id(tt, first_run + 1)
+local id_head = string.sub(backend_id(first_id, now), 1, 24)
+local id_base = math.floor(first_id / 281474976710656) * 281474976710656
+
+local out = { 0, waiting }
+local msgs, scored = {}, {}
+local new_run = { status = RUN_SCHEDULED, scheduled = now, metadata = '{}' }
+for i = 1, n do
+  local seq = member_seq(due[i])
+  local skey, f = state_loc(base, seq)
+  local v = redis.call('HMGET', skey, f, f + TASK_BUCKET)
+  local raw = v[1]
+  if raw then
+    local rseq = first_run + i
+    local t = decode_task(raw)
+    t.status = TASK_SCHEDULED
+    for _, d in ipairs(attach_run(base, t, rseq, false, keep) or {}) do out[#out + 1] = d end
+    redis.call('HSET', skey, f, encode_task(t))
+    new_run.task = seq
+    save_run(base, rseq, new_run)
+    scored[#scored + 1] = now
+    scored[#scored + 1] = rseq
+    local rid = run_id(tt, rseq)
+    local bid = string.format('%s%012x', id_head, rid - id_base)
+    if rid - id_base >= 281474976710656 then bid = backend_id(rid, now) end
+    local esc = string.gsub(v[2], '[\\"]', '\\%0')
+    local nl = string.find(esc, '\n', 1, true)
+    local ea, ek = string.sub(esc, 1, nl - 1), string.sub(esc, nl + 1)
+    msgs[#msgs + 1] = p1 .. ea .. ',' .. ek .. p2 .. bid .. p3 .. bid .. p4 .. ea .. p5 .. ek
+      .. p6 .. bid .. p7 .. bid .. p8
+    out[1] = out[1] + 1
+  end
+end
+-- in chunks: unpack() is bounded by Lua's C stack
+in_broker(function()
+  for i = 1, #msgs, 1000 do
+    redis.call('LPUSH', KEYS[3], unpack(msgs, i, math.min(i + 999, #msgs)))
+  end
+end)
+for i = 1, #scored, 2000 do
+  redis.call('ZADD', base .. ':inflight', unpack(scored, i, math.min(i + 1999, #scored)))
+end
+return out

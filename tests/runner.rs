@@ -1,0 +1,414 @@
+//! The runner against a real redis-server: messages, queue limits, priority queues, racing
+//! runners, broker naming, Redis restarts and signals.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{Duration as TimeDelta, Utc};
+use serde_json::{Map, Value, json};
+use swh_scheduler::celery::BrokerNaming;
+use swh_scheduler::celery::message::{TaskMessage, validate};
+use swh_scheduler::model::{Interval, NewTask, Policy, Priority, RunStatus, TaskStatus, TaskType};
+use swh_scheduler::runner::{Runner, RunnerConfig};
+use swh_scheduler::store::Store;
+
+use common::{RedisServer, wait_for};
+
+const BACKEND: &str = "swh.test.tasks.record";
+
+async fn make_type(store: &Store, name: &str, mql: Option<i64>) {
+    let mut t = TaskType::new(name, BACKEND, "test");
+    t.default_interval = Some(Interval::from_days(1));
+    t.max_queue_length = mql;
+    store.create_task_type(&t).await.unwrap();
+}
+
+fn due(ty: &str, i: usize) -> NewTask {
+    let kwargs = json!({"url": format!("https://example.com/{i}/\"q\"/ü"), "n": i});
+    let mut t = NewTask::new(
+        ty,
+        vec![json!(i), json!("x")],
+        kwargs.as_object().unwrap().clone(),
+    );
+    t.next_run = Some(Utc::now() - TimeDelta::seconds(60) + TimeDelta::microseconds(i as i64));
+    t
+}
+
+fn lrange(server: &RedisServer, db: u32, key: &str) -> Vec<Value> {
+    let mut con = server.client();
+    let _: () = redis::cmd("SELECT").arg(db).query(&mut con).unwrap();
+    let raw: Vec<String> = redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    raw.iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect()
+}
+
+fn llen(server: &RedisServer, key: &str) -> usize {
+    let mut con = server.client();
+    redis::cmd("LLEN").arg(key).query(&mut con).unwrap()
+}
+
+fn runner(store: &Store, f: impl FnOnce(&mut RunnerConfig)) -> Runner {
+    let mut c = RunnerConfig {
+        origin: "swh-scheduler@test".into(),
+        ..RunnerConfig::default()
+    };
+    f(&mut c);
+    Runner::new(store.clone(), c)
+}
+
+#[tokio::test]
+async fn due_tasks_become_celery_messages_and_runs() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    make_type(&store, "t-record", Some(1000)).await;
+    let mut inputs: Vec<NewTask> = (0..3).map(|i| due("t-record", i)).collect();
+    let mut later = due("t-record", 9);
+    later.next_run = Some(Utc::now() + TimeDelta::hours(1));
+    inputs.push(later);
+    let tasks = store
+        .create_tasks(&inputs, Policy::Recurring)
+        .await
+        .unwrap();
+
+    let report = runner(&store, |_| {}).pass().await.unwrap();
+    assert_eq!(report, vec![("t-record".to_string(), 3)]);
+
+    // BRPOP takes from the tail: the oldest task first
+    let mut messages = lrange(&server, 0, BACKEND);
+    messages.reverse();
+    assert_eq!(messages.len(), 3);
+    for (task, msg) in tasks.iter().zip(&messages) {
+        validate(msg).unwrap();
+        let id = msg["headers"]["id"].as_str().unwrap();
+        let want = TaskMessage {
+            task: BACKEND,
+            id,
+            args: &task.arguments.args,
+            kwargs: &task.arguments.kwargs,
+            queue: BACKEND,
+            origin: "swh-scheduler@test",
+        }
+        .envelope();
+        assert_eq!(msg, &want, "the Lua envelope is the Rust one");
+        let runs = store.get_task_runs(&[task.id], None).await.unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (runs[0].backend_id.as_str(), runs[0].status),
+            (id, RunStatus::Scheduled)
+        );
+        assert_eq!(
+            swh_scheduler::model::ids::parse_backend_id(id).map(|r| r.0),
+            Some(runs[0].id)
+        );
+    }
+    let stored = store
+        .get_tasks(&tasks.iter().map(|t| t.id).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let st: Vec<TaskStatus> = stored.iter().map(|t| t.status).collect();
+    assert_eq!(
+        st,
+        [
+            TaskStatus::NextRunScheduled,
+            TaskStatus::NextRunScheduled,
+            TaskStatus::NextRunScheduled,
+            TaskStatus::NextRunNotScheduled
+        ]
+    );
+
+    // the backend id in the message finds its run
+    let first = messages[0]["headers"]["id"].as_str().unwrap();
+    let run = store
+        .start_task_run(first, None, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.task, tasks[0].id);
+    assert_eq!(
+        runner(&store, |_| {}).pass().await.unwrap(),
+        vec![("t-record".to_string(), 0)]
+    );
+}
+
+#[tokio::test]
+async fn queues_never_exceed_max_queue_length() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    make_type(&store, "t-limited", Some(100)).await;
+    let inputs: Vec<NewTask> = (0..1000).map(|i| due("t-limited", i)).collect();
+    store
+        .create_tasks(&inputs, Policy::Recurring)
+        .await
+        .unwrap();
+    let r = runner(&store, |_| {});
+    for _ in 0..20 {
+        r.pass().await.unwrap();
+        assert_eq!(llen(&server, BACKEND), 100);
+    }
+    // messages in the other priority buckets count too
+    let mut con = server.client();
+    let _: () = redis::cmd("LPUSH")
+        .arg(format!("{BACKEND}\x06\x169"))
+        .arg("{}")
+        .query(&mut con)
+        .unwrap();
+    // a worker takes 30: 31 slots free, more than 1/5 of 100: refilled to 100 in all
+    let _: () = redis::cmd("RPOP")
+        .arg(BACKEND)
+        .arg(30)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(r.pass().await.unwrap()[0].1, 29);
+    assert_eq!(llen(&server, BACKEND), 99);
+    // a worker takes 20: exactly 1/5 free is not enough (the original's threshold)
+    let _: () = redis::cmd("RPOP")
+        .arg(BACKEND)
+        .arg(20)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(r.pass().await.unwrap()[0].1, 0);
+    let _: () = redis::cmd("RPOP")
+        .arg(BACKEND)
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(r.pass().await.unwrap()[0].1, 21);
+}
+
+#[tokio::test]
+async fn priority_tasks_go_to_the_save_code_now_queue() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    make_type(&store, "t-prio", Some(5)).await;
+    let mut inputs: Vec<NewTask> = (0..8).map(|i| due("t-prio", i)).collect();
+    for t in &mut inputs[..6] {
+        t.priority = Some(Priority::High);
+    }
+    store.create_tasks(&inputs, Policy::Oneshot).await.unwrap();
+    assert_eq!(
+        runner(&store, |_| {}).pass().await.unwrap()[0].1,
+        2,
+        "only those without priority"
+    );
+    let prio = runner(&store, |c| c.with_priority = true);
+    // no 1/5 threshold for priority tasks, but never past max_queue_length
+    assert_eq!(prio.pass().await.unwrap()[0].1, 5);
+    let queue = format!("save_code_now:{BACKEND}");
+    assert_eq!(llen(&server, &queue), 5);
+    let mut con = server.client();
+    let _: () = redis::cmd("RPOP").arg(&queue).query(&mut con).unwrap();
+    assert_eq!(prio.pass().await.unwrap()[0].1, 1);
+    for m in lrange(&server, 0, &queue) {
+        validate(&m).unwrap();
+        assert_eq!(
+            m["properties"]["delivery_info"]["routing_key"],
+            json!(queue)
+        );
+    }
+    assert_eq!(llen(&server, BACKEND), 2);
+}
+
+#[tokio::test]
+async fn four_racing_runners_send_each_task_exactly_once() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    make_type(&store, "t-race", None).await;
+    let n = 100_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
+        let inputs: Vec<NewTask> = chunk.iter().map(|&i| due("t-race", i)).collect();
+        store
+            .create_tasks(&inputs, Policy::Recurring)
+            .await
+            .unwrap();
+    }
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let s = server.store().await;
+        handles.push(tokio::spawn(async move {
+            runner(&s, |_| {}).pass().await.unwrap()[0].1
+        }));
+    }
+    let mut sent = 0;
+    for h in handles {
+        sent += h.await.unwrap();
+    }
+    assert_eq!(sent, n);
+    let mut con = server.client();
+    let raw: Vec<String> = redis::cmd("LRANGE")
+        .arg(BACKEND)
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(raw.len(), n, "messages in the queue");
+    let mut ids = HashSet::new();
+    let mut tasks = HashSet::new();
+    for m in &raw {
+        let v: Value = serde_json::from_str(m).unwrap();
+        ids.insert(v["headers"]["id"].as_str().unwrap().to_string());
+        let body: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+        tasks.insert(body[1]["n"].as_u64().unwrap());
+    }
+    assert_eq!(ids.len(), n, "distinct task ids");
+    assert_eq!(tasks.len(), n, "every task once");
+}
+
+#[tokio::test]
+async fn broker_naming_and_database_follow_the_workers_kombu() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    make_type(&store, "t-named", Some(10)).await;
+    store
+        .create_tasks(&[due("t-named", 1)], Policy::Recurring)
+        .await
+        .unwrap();
+    let r = runner(&store, |c| {
+        c.naming = BrokerNaming {
+            global_keyprefix: "pfx:".into(),
+            ..Default::default()
+        };
+        c.broker_db = Some(3);
+    });
+    assert_eq!(r.pass().await.unwrap()[0].1, 1);
+    let m = lrange(&server, 3, &format!("pfx:{BACKEND}"));
+    assert_eq!(m.len(), 1);
+    validate(&m[0]).unwrap();
+    assert!(lrange(&server, 0, &format!("pfx:{BACKEND}")).is_empty());
+    // the store's own keys stayed in db 0
+    assert_eq!(
+        store.search_tasks(&Default::default()).await.unwrap()[0].status,
+        TaskStatus::NextRunScheduled
+    );
+}
+
+#[tokio::test]
+async fn the_runner_survives_a_redis_restart() {
+    let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let store = server.store().await;
+    make_type(&store, "t-restart", None).await;
+    store
+        .create_tasks(&[due("t-restart", 1)], Policy::Recurring)
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let r = runner(&store, |c| c.period = Duration::from_millis(100));
+    let handle = tokio::spawn(async move {
+        r.run(async {
+            stop_rx.await.ok();
+        })
+        .await
+    });
+    let port = server.port;
+    let count = move || {
+        let c = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
+        c.get_connection().ok().and_then(|mut con| {
+            redis::cmd("LLEN")
+                .arg(BACKEND)
+                .query::<usize>(&mut con)
+                .ok()
+        })
+    };
+    tokio::task::spawn_blocking(move || {
+        wait_for(10, "first dispatch", || count().filter(|n| *n == 1))
+    })
+    .await
+    .unwrap();
+
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.restart();
+    // the runner is still there: new due tasks get sent
+    store
+        .create_tasks(
+            &[due("t-restart", 2), due("t-restart", 3)],
+            Policy::Recurring,
+        )
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        wait_for(20, "dispatch after restart", || count().filter(|n| *n == 3))
+    })
+    .await
+    .unwrap();
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+    let runs = store
+        .get_task_runs(
+            &store
+                .search_tasks(&Default::default())
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 3, "one run per task, none twice");
+}
+
+#[tokio::test]
+async fn start_runner_stops_cleanly_on_sigterm_and_names_unknown_types() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    make_type(&store, "t-cli", None).await;
+    store
+        .create_tasks(&[due("t-cli", 1)], Policy::Recurring)
+        .await
+        .unwrap();
+    let bin = env!("CARGO_BIN_EXE_swh-scheduler");
+    let mut child = std::process::Command::new(bin)
+        .args(["--redis-url", &server.url(), "start-runner", "-p", "0.2"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let s = server.url();
+    tokio::task::spawn_blocking(move || {
+        wait_for(10, "dispatch by the CLI runner", || {
+            let c = redis::Client::open(s.as_str()).unwrap();
+            let mut con = c.get_connection().ok()?;
+            (redis::cmd("LLEN")
+                .arg(BACKEND)
+                .query::<usize>(&mut con)
+                .ok()?
+                == 1)
+                .then_some(())
+        })
+    })
+    .await
+    .unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_for(10, "runner exit", || child.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("Scheduled 1 tasks"), "{err}");
+
+    let out = std::process::Command::new(bin)
+        .args([
+            "--redis-url",
+            &server.url(),
+            "start-runner",
+            "--task-type",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown task type \"nope\""), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let _ = Map::<String, Value>::new();
+}
