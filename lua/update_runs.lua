@@ -17,6 +17,7 @@
 --@include run
 --@include type
 --@include end_rules
+--@include end_run
 local tk = KEYS[1]
 local tt = load_type(tk)
 local base = type_base(tk)
@@ -40,26 +41,19 @@ for o = 3, #ARGV, 6 do
       found = 2
       local ts = time_or(ARGV[o + 4], now)
       r.metadata = merge_metadata(r.metadata, ARGV[o + 3])
+      local status = tonumber(ARGV[o + 2])
       if ARGV[o] == 's' then
         r.status = RUN_STARTED
         r.started = ts
         redis.call('ZADD', inflight, ts, seq)
-      else
-        r.status = tonumber(ARGV[o + 2])
+        raw = save_run(base, seq, r)
+      elseif run_ended(status) then
+        raw = end_run(base, tt, seq, r, status, ts)
+      else -- "ended" with scheduled or started: only the fields change
+        r.status = status
         r.ended = ts
-        if run_ended(r.status) then
-          redis.call('ZREM', inflight, seq)
-          local t = load_task(base, r.task)
-          if t then
-            local was = snapshot(t)
-            apply_end_rules(tt, t, r.status, ts)
-            mark_run_ended(t, seq)
-            save_task(base, r.task, t)
-            reindex_task(base, r.task, was, t)
-          end
-        end
+        raw = save_run(base, seq, r)
       end
-      raw = save_run(base, seq, r)
     end
   end
   out[#out + 1] = found

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::celery::BrokerNaming;
 use crate::error::{Error, Result};
+use crate::model::Interval;
 use crate::store::StoreConfig;
 
 /// The whole configuration file. Unknown keys are ignored, as the original ignores them.
@@ -15,6 +16,7 @@ use crate::store::StoreConfig;
 pub struct FileConfig {
     pub scheduler: Option<SchedulerSection>,
     pub celery: CelerySection,
+    pub listener: ListenerSection,
 }
 
 /// The `celery:` section: where the workers' broker is and how their kombu names things.
@@ -30,6 +32,23 @@ pub struct CelerySection {
     pub naming: BrokerNaming,
     /// Queue-name prefix of tasks with a priority (default `save_code_now`).
     pub priority_queue_prefix: Option<String>,
+    /// The workers' result backend, if on Redis (`redis://…/1`): read by the listener to settle
+    /// runs whose events it missed.
+    pub result_backend: Option<String>,
+}
+
+/// The `listener:` section.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ListenerSection {
+    /// Runs open longer than this are marked lost (default 1 day).
+    pub lost_after: Option<Interval>,
+    /// Per task type overrides of `lost_after`.
+    pub lost_after_by_type: std::collections::HashMap<String, Interval>,
+    /// Seconds between lost-run sweeps (default 60; 0 disables).
+    pub sweep_every: Option<f64>,
+    /// Broadcast `enable_events` to the workers on each connection.
+    pub enable_events: Option<bool>,
 }
 
 /// The `scheduler:` section: `cls: redis` with `url: redis://…`, or `cls: remote` with

@@ -9,6 +9,7 @@ pub mod celery;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod listener;
 pub mod model;
 pub mod runner;
 pub mod store;

@@ -98,3 +98,290 @@ async fn a_stock_worker_runs_what_the_runner_sends() {
         "{log}"
     );
 }
+
+mod loop_closing {
+    use super::*;
+    use std::time::Duration;
+    use swh_scheduler::listener::{Listener, ListenerConfig};
+    use swh_scheduler::model::{RunStatus, TaskRun, TaskStatus};
+
+    /// Starts a listener and a runner (every 300 ms) in the background.
+    fn services(store: &Store, listener: ListenerConfig) -> tokio::sync::watch::Sender<bool> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let l = Listener::new(store.clone(), listener);
+        let r = Runner::new(
+            store.clone(),
+            RunnerConfig {
+                period: Duration::from_millis(300),
+                ..RunnerConfig::default()
+            },
+        );
+        let (rx1, rx2) = (rx.clone(), rx);
+        tokio::spawn(async move { l.run(stopped(rx1)).await.unwrap() });
+        tokio::spawn(async move { r.run(stopped(rx2)).await.unwrap() });
+        tx
+    }
+
+    async fn dumb_type(
+        store: &Store,
+        name: &str,
+        backend: &str,
+        retries: i64,
+        retry_delay: Interval,
+    ) {
+        let mut t = TaskType::new(name, backend, name);
+        t.default_interval = Some(Interval::from_days(1));
+        t.min_interval = Some(Interval::from_secs(3600));
+        t.max_interval = Some(Interval::from_days(4));
+        t.backoff_factor = Some(2.0);
+        t.num_retries = Some(retries);
+        t.retry_delay = Some(retry_delay);
+        store.create_task_type(&t).await.unwrap();
+    }
+
+    fn task(ty: &str, kwargs: Value, policy: Policy) -> NewTask {
+        let mut t = NewTask::new(ty, vec![], kwargs.as_object().unwrap().clone());
+        t.next_run = Some(Utc::now() - TimeDelta::seconds(1));
+        t.policy = Some(policy);
+        t
+    }
+
+    async fn runs(store: &Store, task: i64) -> Vec<TaskRun> {
+        store.get_task_runs(&[task], None).await.unwrap()
+    }
+
+    async fn wait_runs(
+        store: &Store,
+        task: i64,
+        what: &str,
+        worker: &CeleryWorker,
+        cond: impl Fn(&[TaskRun]) -> bool,
+    ) -> Vec<TaskRun> {
+        for _ in 0..1200 {
+            let r = runs(store, task).await;
+            if cond(&r) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "timed out waiting for {what}: {:?}\n{}",
+            runs(store, task).await,
+            worker.log_text()
+        );
+    }
+
+    fn check_times(run: &TaskRun) {
+        let (s, e) = (run.started.expect("started"), run.ended.expect("ended"));
+        assert!(run.scheduled.unwrap() <= s && s <= e, "{run:?}");
+        assert!(
+            run.metadata["worker"].as_str().unwrap().starts_with("w1@"),
+            "{run:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn runs_reported_by_a_real_worker_reschedule_their_tasks() {
+        let server = RedisServer::start();
+        let store = server.store().await;
+        dumb_type(
+            &store,
+            "e2e-dumb",
+            "swh.example.dumb",
+            1,
+            Interval::from_secs(1),
+        )
+        .await;
+        dumb_type(
+            &store,
+            "e2e-fail",
+            "swh.example.fail",
+            1,
+            Interval::from_secs(1),
+        )
+        .await;
+        let made = store
+            .create_tasks(
+                &[
+                    task("e2e-dumb", json!({"status": "eventful"}), Policy::Recurring),
+                    task(
+                        "e2e-dumb",
+                        json!({"status": "uneventful"}),
+                        Policy::Recurring,
+                    ),
+                    task(
+                        "e2e-dumb",
+                        json!({"status": "eventful", "sleep": 0.2}),
+                        Policy::Oneshot,
+                    ),
+                    task(
+                        "e2e-fail",
+                        json!({"message": "no such repository"}),
+                        Policy::Recurring,
+                    ),
+                ],
+                Policy::Recurring,
+            )
+            .await
+            .unwrap();
+        let worker = CeleryWorker::start(
+            &server.url(),
+            None,
+            "swh.example.dumb,swh.example.fail",
+            &[],
+        );
+        let stop = services(&store, ListenerConfig::new(&server.url()));
+
+        let ended = |r: &[TaskRun]| r.first().is_some_and(|r| r.status.is_final());
+        let eventful = wait_runs(&store, made[0].id, "eventful run", &worker, ended).await;
+        let uneventful = wait_runs(&store, made[1].id, "uneventful run", &worker, ended).await;
+        let oneshot = wait_runs(&store, made[2].id, "oneshot run", &worker, ended).await;
+        assert_eq!(eventful[0].status, RunStatus::Eventful);
+        assert_eq!(uneventful[0].status, RunStatus::Uneventful);
+        assert_eq!(oneshot[0].status, RunStatus::Eventful);
+        for r in [&eventful[0], &uneventful[0], &oneshot[0]] {
+            check_times(r);
+        }
+        let tasks = store
+            .get_tasks(&made.iter().map(|t| t.id).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        assert_eq!(
+            tasks[0].current_interval,
+            Some(Interval::from_secs(12 * 3600)),
+            "eventful divides by 2"
+        );
+        assert_eq!(
+            tasks[0].next_run,
+            eventful[0].ended.unwrap() + TimeDelta::hours(12)
+        );
+        assert_eq!(
+            tasks[1].current_interval,
+            Some(Interval::from_days(2)),
+            "uneventful multiplies by 2"
+        );
+        assert_eq!(
+            tasks[1].next_run,
+            uneventful[0].ended.unwrap() + TimeDelta::days(2)
+        );
+        assert_eq!(tasks[2].status, TaskStatus::Completed);
+
+        // the failing task: retried after retry_delay (1 s), then back to its interval
+        let failed = wait_runs(&store, made[3].id, "a retry that fails too", &worker, |r| {
+            r.len() == 2 && r[1].status.is_final()
+        })
+        .await;
+        assert!(
+            failed.iter().all(|r| r.status == RunStatus::Failed),
+            "{failed:?}"
+        );
+        for r in &failed {
+            check_times(r);
+            assert_eq!(r.metadata["error"], json!("ValueError: no such repository"));
+        }
+        assert!(failed[1].scheduled.unwrap() >= failed[0].ended.unwrap() + TimeDelta::seconds(1));
+        let t = &store.get_tasks(&[made[3].id]).await.unwrap()[0];
+        assert_eq!(
+            (t.retries_left, t.status),
+            (1, TaskStatus::NextRunNotScheduled),
+            "retries reset"
+        );
+        assert_eq!(t.next_run, failed[1].ended.unwrap() + TimeDelta::days(1));
+        stop.send(true).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_listener_away_while_tasks_run_leaves_no_run_stuck() {
+        let server = RedisServer::start();
+        let store = server.store().await;
+        dumb_type(
+            &store,
+            "e2e-slow",
+            "swh.example.dumb",
+            3,
+            Interval::from_secs(3600),
+        )
+        .await;
+        let made = store
+            .create_tasks(
+                &(0..3)
+                    .map(|i| {
+                        task(
+                            "e2e-slow",
+                            json!({"status": "uneventful", "sleep": 1.5 + 0.1 * i as f64}),
+                            Policy::Recurring,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+                Policy::Recurring,
+            )
+            .await
+            .unwrap();
+        let backend = format!("redis://127.0.0.1:{}/1", server.port);
+        let worker = CeleryWorker::start(
+            &server.url(),
+            Some(&backend),
+            "swh.example.dumb",
+            &["-c", "3"],
+        );
+        let mut with_backend = ListenerConfig::new(&server.url());
+        with_backend.result_backend = Some(backend.clone());
+        let stop = services(&store, with_backend.clone());
+        // the listener sees the tasks start, then goes away while they run
+        for t in &made {
+            wait_runs(&store, t.id, "started", &worker, |r| {
+                r.first().is_some_and(|r| r.status == RunStatus::Started)
+            })
+            .await;
+        }
+        stop.send(true).unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(
+            runs(&store, made[0].id).await[0].status == RunStatus::Started,
+            "nobody listened"
+        );
+        // back: the result backend settles them
+        let stop = services(&store, with_backend);
+        for t in &made {
+            let r = wait_runs(&store, t.id, "settled", &worker, |r| {
+                r.first().is_some_and(|r| r.status.is_final())
+            })
+            .await;
+            assert_eq!(r[0].status, RunStatus::Uneventful);
+        }
+        stop.send(true).unwrap();
+
+        // without a result backend, the lost sweep settles them
+        let more = store
+            .create_tasks(
+                &[task(
+                    "e2e-slow",
+                    json!({"status": "eventful", "sleep": 1.0}),
+                    Policy::Recurring,
+                )],
+                Policy::Recurring,
+            )
+            .await
+            .unwrap();
+        Runner::new(store.clone(), RunnerConfig::default())
+            .pass()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await; // ran and finished unheard
+        let mut sweeping = ListenerConfig::new(&server.url());
+        sweeping.lost_after = Duration::from_millis(500);
+        sweeping.sweep_every = Duration::from_millis(200);
+        let stop = services(&store, sweeping);
+        let r = wait_runs(&store, more[0].id, "lost", &worker, |r| {
+            r.first().is_some_and(|r| r.status.is_final())
+        })
+        .await;
+        assert_eq!(r[0].status, RunStatus::Lost);
+        let t = &store.get_tasks(&[more[0].id]).await.unwrap()[0];
+        assert_eq!(t.retries_left, 2, "a lost run counts as a failure");
+        stop.send(true).unwrap();
+    }
+}

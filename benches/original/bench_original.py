@@ -31,6 +31,7 @@ import urllib.request
 import uuid
 
 import psycopg2
+import psycopg2.errors
 from psycopg2.extensions import make_dsn, parse_dsn
 
 TASK_TYPE = "load-bench-git"
@@ -39,6 +40,14 @@ BATCH = 1000
 
 def log(*args):
     print("[bench_original]", *args, file=sys.stderr, flush=True)
+
+
+def is_deadlock(exc):
+    """PostgreSQL's 'deadlock detected', raised directly by psycopg2 or relayed by
+    the RPC server (500 with a serialised DeadlockDetected)."""
+    if isinstance(exc, psycopg2.errors.DeadlockDetected):
+        return True
+    return type(exc).__name__ == "RemoteException" and "DeadlockDetected" in repr(exc.args)
 
 
 def utcnow():
@@ -342,10 +351,21 @@ class Bench:
 
         self.analyze()
         # -- grab: grab_ready_tasks(num_tasks=BATCH) until nothing is left.
+        deadlocks = []
+
         def grab_loop(s, _chunk):
             got = []
             while True:
-                res = s.grab_ready_tasks(TASK_TYPE, num_tasks=BATCH)
+                try:
+                    res = s.grab_ready_tasks(TASK_TYPE, num_tasks=BATCH)
+                except Exception as exc:
+                    # Concurrent grabs in 0.16 lock the same rows in no fixed
+                    # order and can deadlock; PostgreSQL aborts one of them,
+                    # which (like a real runner) just tries again.
+                    if not is_deadlock(exc):
+                        raise
+                    deadlocks.append(1)
+                    continue
                 if not res:
                     return got
                 got.extend(t["id"] for t in res)
@@ -365,7 +385,11 @@ class Bench:
             # 0.16's swh_scheduler_grab_ready_tasks has no FOR UPDATE SKIP LOCKED
             # and no status re-check: concurrent grabs can hand out a task twice.
             log(f"grab: {dup} tasks were returned more than once (concurrent grabs)")
-        self.emit("grab", n, elapsed, k, returned=returned)
+        extra = {"returned": returned}
+        if deadlocks:
+            log(f"grab: {len(deadlocks)} grab_ready_tasks calls failed with a deadlock and were retried")
+            extra["deadlocks"] = len(deadlocks)
+        self.emit("grab", n, elapsed, k, **extra)
 
         self.analyze()
         # -- schedule: mass_schedule_task_runs in batches, one run per task.

@@ -3,6 +3,8 @@
 //! messages we send and the events we receive.
 
 mod broker;
+pub mod events;
 pub mod message;
+pub mod pyrepr;
 
 pub use broker::BrokerNaming;

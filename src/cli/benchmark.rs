@@ -24,7 +24,7 @@ pub struct BenchmarkArgs {
     #[arg(long)]
     pub keep: bool,
     /// Run only these phases (create, grab, schedule, start, end, memory: the store block;
-    /// dispatch)
+    /// dispatch; events)
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(bench::PHASES))]
     pub phases: Vec<String>,
 }
@@ -101,6 +101,11 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
             }
         })
         .await;
+    }
+    if result.is_ok() && opts.wants("events") {
+        result = bench::run_events_phase(&store, &opts, |m| print_measure(m, json))
+            .await
+            .map(|m| vec![m]);
     }
     if !args.keep {
         bench::delete_prefix(&store).await?;

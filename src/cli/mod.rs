@@ -39,6 +39,8 @@ pub struct GlobalOptions {
 pub enum Command {
     /// Send due tasks to the Celery workers' broker
     StartRunner(services::StartRunnerArgs),
+    /// Record what the workers report, reschedule, and mark lost runs
+    StartListener(services::StartListenerArgs),
     /// Measure the store's capacity on a Redis server
     Benchmark(benchmark::BenchmarkArgs),
 }
@@ -99,6 +101,7 @@ fn init_logging() {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::StartRunner(args) => services::start_runner(&cli.global, args).await,
+        Command::StartListener(args) => services::start_listener(&cli.global, args).await,
         Command::Benchmark(args) => benchmark::run(&cli.global, args).await,
     }
 }

@@ -1,8 +1,10 @@
-//! The long-running roles: `start-runner` (and, as they land, the listener and the RPC server).
+//! The long-running roles: `start-runner`, `start-listener` (and the RPC server).
 
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::listener::{Listener, ListenerConfig};
+use crate::model::Interval;
 use crate::runner::{self, Runner, RunnerConfig};
 
 use super::GlobalOptions;
@@ -52,6 +54,68 @@ pub async fn start_runner(global: &GlobalOptions, args: StartRunnerArgs) -> Resu
     let config = runner_config(global, &args)?;
     let store = global.store().await?;
     Runner::new(store, config)
+        .run(runner::shutdown_signal())
+        .await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartListenerArgs {
+    /// The workers' Celery result backend on Redis, read after each (re)connection to settle
+    /// runs whose events were missed [config: celery.result_backend]
+    #[arg(long)]
+    pub result_backend: Option<String>,
+    /// Mark lost the runs with no news for this long, e.g. "1 day", "12 hours"
+    /// [config: listener.lost_after; default: 1 day]
+    #[arg(long)]
+    pub lost_after: Option<Interval>,
+    /// Seconds between lost-run sweeps; 0 disables them [default: 60]
+    #[arg(long)]
+    pub sweep_every: Option<f64>,
+    /// Ask the workers to send task events (Celery's enable_events) on each connection
+    #[arg(long)]
+    pub enable_events: bool,
+}
+
+/// The listener settings from the options and the configuration file.
+pub fn listener_config(global: &GlobalOptions, args: &StartListenerArgs) -> Result<ListenerConfig> {
+    let file = global.file_config()?;
+    let store = global.store_config()?;
+    let broker = file
+        .celery
+        .broker_url
+        .clone()
+        .unwrap_or_else(|| store.url.clone());
+    let mut c = ListenerConfig::new(&broker);
+    c.naming = file.celery.naming.clone();
+    c.naming.db = crate::store::url_db(&broker);
+    c.result_backend = args
+        .result_backend
+        .clone()
+        .or(file.celery.result_backend.clone());
+    let positive = |field: &str, i: Interval| -> Result<Duration> {
+        if i.as_micros() <= 0 {
+            return Err(Error::invalid(field, i, "must be positive"));
+        }
+        Ok(Duration::from_micros(i.as_micros() as u64))
+    };
+    if let Some(i) = args.lost_after.or(file.listener.lost_after) {
+        c.lost_after = positive("lost_after", i)?;
+    }
+    for (t, i) in &file.listener.lost_after_by_type {
+        c.lost_after_by_type
+            .insert(t.clone(), positive("lost_after_by_type", *i)?);
+    }
+    if let Some(s) = args.sweep_every.or(file.listener.sweep_every) {
+        c.sweep_every = Duration::from_secs_f64(s.max(0.0));
+    }
+    c.enable_events = args.enable_events || file.listener.enable_events.unwrap_or(false);
+    Ok(c)
+}
+
+pub async fn start_listener(global: &GlobalOptions, args: StartListenerArgs) -> Result<()> {
+    let config = listener_config(global, &args)?;
+    let store = global.store().await?;
+    Listener::new(store, config)
         .run(runner::shutdown_signal())
         .await
 }

@@ -247,10 +247,20 @@ impl serde::Serialize for Interval {
     }
 }
 
+/// Reads a duration string (any form `FromStr` takes) or a number of seconds.
 impl<'de> serde::Deserialize<'de> for Interval {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Seconds(f64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+            Raw::Seconds(s) => secs_to_interval(s)
+                .ok_or_else(|| serde::de::Error::custom(format!("duration {s} out of range"))),
+        }
     }
 }
 

@@ -376,3 +376,58 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// Marks lost the runs of a type still scheduled or started whose last change is at least
+    /// `older_than` old (by the Redis server's clock), applying the failure rules to their
+    /// tasks (see `lua/sweep_lost.lua`). Returns how many; safe to run from several processes.
+    pub async fn sweep_lost_runs(
+        &self,
+        task_type: &str,
+        older_than: std::time::Duration,
+    ) -> Result<usize> {
+        let Some(info) = self.type_info(task_type).await? else {
+            return Ok(0);
+        };
+        let mut con = self.con().await?;
+        let mut total = 0;
+        loop {
+            let n = Call::new(ScriptName::SweepLost, &[&info.keys.type_key])
+                .arg("")
+                .arg(older_than.as_micros() as i64)
+                .arg(1000)
+                .run(&mut con)
+                .await?;
+            let n = as_int(&n).unwrap_or(0) as usize;
+            total += n;
+            if n < 1000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The runs of a type still scheduled or started, oldest last change first.
+    pub async fn inflight_runs(&self, task_type: &str) -> Result<Vec<TaskRun>> {
+        let Some(info) = self.type_info(task_type).await? else {
+            return Ok(Vec::new());
+        };
+        let mut con = self.con().await?;
+        let mut out = Vec::new();
+        loop {
+            let reply = Call::new(ScriptName::InflightRuns, &[&info.keys.type_key])
+                .arg(out.len())
+                .arg(1000)
+                .run(&mut con)
+                .await?;
+            let got = pairs(reply)?;
+            let n = got.len();
+            for (seq, raw) in got {
+                let seq = as_int(&seq).unwrap_or(0) as u64;
+                out.push(self.run_from_record(&info, seq, RunRecord::decode(as_bytes(&raw))?));
+            }
+            if n < 1000 {
+                return Ok(out);
+            }
+        }
+    }
+}

@@ -26,6 +26,7 @@ const INCLUDES: &[(&str, &str)] = lua_files!(
     "includes/run",
     "includes/type",
     "includes/end_rules",
+    "includes/end_run",
 );
 
 /// The scripts, by name (their file name in `lua/`).
@@ -45,6 +46,8 @@ pub enum ScriptName {
     DeleteArchived,
     BackendIds,
     Dispatch,
+    SweepLost,
+    InflightRuns,
 }
 
 const SCRIPTS: &[(&str, &str)] = lua_files!(
@@ -62,11 +65,13 @@ const SCRIPTS: &[(&str, &str)] = lua_files!(
     "delete_archived",
     "backend_ids",
     "dispatch",
+    "sweep_lost",
+    "inflight_runs",
 );
 
 impl ScriptName {
     #[cfg(test)]
-    const ALL: [ScriptName; 14] = [
+    const ALL: [ScriptName; 16] = [
         ScriptName::RegisterType,
         ScriptName::CreateTaskType,
         ScriptName::CreateTasks,
@@ -81,6 +86,8 @@ impl ScriptName {
         ScriptName::DeleteArchived,
         ScriptName::BackendIds,
         ScriptName::Dispatch,
+        ScriptName::SweepLost,
+        ScriptName::InflightRuns,
     ];
 
     fn index(self) -> usize {

@@ -1,0 +1,17 @@
+-- Ends run <seq> (its decoded record `r`, not yet ended) with `status` at `ts`: drops it from
+-- the in-flight set, applies the end-of-run rules to its task and flags the run ended in the
+-- task's list, and saves the run. Returns the run's new record.
+local function end_run(base, tt, seq, r, status, ts)
+  r.status = status
+  r.ended = ts
+  redis.call('ZREM', base .. ':inflight', seq)
+  local t = load_task(base, r.task)
+  if t then
+    local was = snapshot(t)
+    apply_end_rules(tt, t, status, ts)
+    mark_run_ended(t, seq)
+    save_task(base, r.task, t)
+    reindex_task(base, r.task, was, t)
+  end
+  return save_run(base, seq, r)
+end

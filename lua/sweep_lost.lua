@@ -1,0 +1,37 @@
+-- Marks lost the runs of one type still scheduled or started whose last change (scheduling or
+-- start) is at least ARGV[2] old, and applies the failure rules to their tasks (retry after
+-- retry_delay, or the next interval, or disable a oneshot task). Pub/sub drops Celery events
+-- while no listener is connected, so without this such runs would stay open forever. Atomic,
+-- so any number of sweepers can run.
+-- KEYS[1] <prefix>:{<type>}:type
+-- ARGV[1] now in us, or '' for the server clock (the runs' end time)
+-- ARGV[2] how old (in us) the last change must be
+-- ARGV[3] most runs to sweep in this call
+-- Returns the number of runs marked lost.
+--@include codes
+--@include time
+--@include task
+--@include run
+--@include type
+--@include end_rules
+--@include end_run
+local tk = KEYS[1]
+local tt = load_type(tk)
+local base = type_base(tk)
+local now = time_or(ARGV[1], nil) or server_now_us()
+local inflight = base .. ':inflight'
+local cutoff = int_str(now - tonumber(ARGV[2]))
+local seqs = redis.call('ZRANGE', inflight, '-inf', cutoff, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
+local lost = 0
+for _, s in ipairs(seqs) do
+  local seq = tonumber(s)
+  local r = load_run(base, seq)
+  if r and not run_ended(r.status) then
+    r.metadata = merge_metadata(r.metadata, '{"lost":true}')
+    end_run(base, tt, seq, r, RUN_LOST, now)
+    lost = lost + 1
+  else
+    redis.call('ZREM', inflight, seq)
+  end
+end
+return lost

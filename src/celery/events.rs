@@ -1,0 +1,335 @@
+//! Celery events as they arrive on the Redis event channels (protocol reference §5), and what
+//! each means for a task run (the original listener's rules, reference §5.1).
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use crate::model::RunStatus;
+use crate::store::RunEvent;
+
+use super::pyrepr;
+
+/// The event objects carried by one pub/sub message: the envelope's body (base64 or plain)
+/// holds one event or a `task.multi` array of them.
+pub fn decode_payload(payload: &[u8]) -> Result<Vec<Value>, String> {
+    let envelope: Value =
+        serde_json::from_slice(payload).map_err(|e| format!("envelope is not JSON: {e}"))?;
+    let body = envelope
+        .get("body")
+        .ok_or("envelope has no body")?
+        .as_str()
+        .ok_or("envelope body is not a string")?;
+    let text = match envelope
+        .pointer("/properties/body_encoding")
+        .and_then(Value::as_str)
+    {
+        Some("base64") => {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .map_err(|e| format!("body is not base64: {e}"))?;
+            String::from_utf8(raw).map_err(|_| "body is not UTF-8".to_string())?
+        }
+        _ => body.to_string(),
+    };
+    match serde_json::from_str(&text).map_err(|e| format!("body is not JSON: {e}"))? {
+        Value::Array(events) => Ok(events),
+        event @ Value::Object(_) => Ok(vec![event]),
+        _ => Err("body is neither an event nor a list of events".into()),
+    }
+}
+
+/// What an event means for the scheduler.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Meaning {
+    /// Start or end a run.
+    Run(RunEvent),
+    /// An event the scheduler has no use for (task-received, worker heartbeats...).
+    Ignored,
+}
+
+/// Reads one event: `task-started` starts the run (metadata `worker` = hostname);
+/// `task-result` (sent by the original's worker class, with the return value) and
+/// `task-succeeded` (with its Python repr) end it eventful or uneventful; `task-failed` ends it
+/// failed with the last traceback line as `metadata.error`. Times are the event's own.
+pub fn interpret(event: &Value) -> Result<Meaning, String> {
+    let kind = event
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("event has no type")?;
+    if !matches!(
+        kind,
+        "task-started" | "task-result" | "task-succeeded" | "task-failed"
+    ) {
+        return Ok(Meaning::Ignored);
+    }
+    let uuid = event
+        .get("uuid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| format!("{kind} event has no uuid"))?;
+    let timestamp = match event.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(t) => {
+            Some(timestamp(t).ok_or_else(|| format!("{kind} event has a bad timestamp {t}"))?)
+        }
+    };
+    let (end_status, metadata) = match kind {
+        "task-started" => {
+            let mut m = Map::new();
+            if let Some(h) = event.get("hostname").and_then(Value::as_str) {
+                m.insert("worker".into(), json!(h));
+            }
+            (None, m)
+        }
+        "task-result" => {
+            let (status, m) = from_result(event.get("result").unwrap_or(&Value::Null));
+            (Some(status), m)
+        }
+        "task-succeeded" => {
+            let result = match event.get("result") {
+                Some(Value::String(repr)) => pyrepr::parse(repr)
+                    .or_else(|| pyrepr::scrape_status(repr))
+                    .unwrap_or(Value::Bool(!repr.is_empty())),
+                Some(other) => other.clone(),
+                None => Value::Null,
+            };
+            let (status, m) = from_result(&result);
+            (Some(status), m)
+        }
+        _ => {
+            // task-failed: the traceback's last line says what went wrong
+            let error = event
+                .get("traceback")
+                .and_then(Value::as_str)
+                .and_then(|t| t.trim_end().lines().last())
+                .or_else(|| event.get("exception").and_then(Value::as_str))
+                .unwrap_or("");
+            let mut m = Map::new();
+            m.insert("error".into(), json!(error.replace('\0', "")));
+            (Some(RunStatus::Failed), m)
+        }
+    };
+    Ok(Meaning::Run(RunEvent {
+        backend_id: uuid.to_string(),
+        end_status,
+        metadata: Some(metadata),
+        timestamp,
+    }))
+}
+
+/// An event's `timestamp` (the sender's `time.time()`) as a datetime.
+fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+    let secs = v.as_f64()?;
+    DateTime::from_timestamp_micros((secs * 1e6).round() as i64)
+}
+
+/// Python truthiness of a JSON value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// The run status a task's return value means, as the original listener reads it: a dict's
+/// `status` (`success` meaning eventful if its `eventful` is true, else uneventful), or else
+/// eventful if the value is truthy. A failed result's `error` goes into the metadata.
+pub fn from_result(result: &Value) -> (RunStatus, Map<String, Value>) {
+    let mut metadata = Map::new();
+    let status = match result.get("status").and_then(Value::as_str) {
+        Some("success") if result.get("eventful").is_some_and(truthy) => RunStatus::Eventful,
+        Some("success") => RunStatus::Uneventful,
+        Some(s) => match s.parse::<RunStatus>() {
+            Ok(status) if status.is_final() => status,
+            _ => {
+                tracing::warn!(
+                    "task result has an unknown status {s:?}; reading it as {}",
+                    if truthy(result) {
+                        "eventful"
+                    } else {
+                        "uneventful"
+                    }
+                );
+                if truthy(result) {
+                    RunStatus::Eventful
+                } else {
+                    RunStatus::Uneventful
+                }
+            }
+        },
+        None if truthy(result) => RunStatus::Eventful,
+        None => RunStatus::Uneventful,
+    };
+    if status == RunStatus::Failed
+        && let Some(e) = result.get("error")
+    {
+        let text = e
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string());
+        metadata.insert("error".into(), json!(text.replace('\0', "")));
+    }
+    (status, metadata)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/celery/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn meanings(name: &str) -> Vec<Meaning> {
+        decode_payload(&fixture(name))
+            .unwrap()
+            .iter()
+            .map(|e| interpret(e).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_captured_batch_starts_then_ends_the_run() {
+        let m = meanings("event.task-multi.received-started-succeeded.json");
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0], Meaning::Ignored);
+        let Meaning::Run(start) = &m[1] else {
+            panic!("{m:?}")
+        };
+        assert_eq!(start.backend_id, "11111111-1111-1111-1111-111111111111");
+        assert_eq!(start.end_status, None);
+        assert_eq!(start.metadata.as_ref().unwrap()["worker"], json!("w1@vm"));
+        assert_eq!(
+            start.timestamp.unwrap().timestamp_micros(),
+            1_795_723_864_323_178
+        );
+        let Meaning::Run(end) = &m[2] else { panic!() };
+        // result "{'sum': 5, 'kw': {'note': 'hi'}}": a dict without status, truthy: eventful
+        assert_eq!(end.end_status, Some(RunStatus::Eventful));
+    }
+
+    #[test]
+    fn failures_keep_the_last_traceback_line() {
+        let m = meanings("event.task-multi.received-started-failed.json");
+        let Meaning::Run(end) = m.last().unwrap() else {
+            panic!()
+        };
+        assert_eq!(end.end_status, Some(RunStatus::Failed));
+        let err = end.metadata.as_ref().unwrap()["error"].as_str().unwrap();
+        assert!(!err.contains('\n') && !err.is_empty(), "{err}");
+        // an unknown task has no traceback: the exception is the error
+        let m = meanings("event.task-multi.unknown-task-failed.json");
+        let end = m
+            .iter()
+            .find_map(|x| match x {
+                Meaning::Run(e) => Some(e),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            end.metadata.as_ref().unwrap()["error"],
+            json!("NotRegistered('proj.nope')")
+        );
+    }
+
+    #[test]
+    fn every_captured_event_decodes() {
+        let dir = format!("{}/tests/fixtures/celery", env!("CARGO_MANIFEST_DIR"));
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.starts_with("event.") {
+                for e in decode_payload(&fixture(&name)).unwrap() {
+                    interpret(&e).unwrap_or_else(|err| panic!("{name}: {err}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn result_rules_are_the_originals() {
+        let cases = [
+            (json!({"status": "eventful"}), RunStatus::Eventful),
+            (json!({"status": "uneventful"}), RunStatus::Uneventful),
+            (
+                json!({"status": "success", "eventful": true}),
+                RunStatus::Eventful,
+            ),
+            (
+                json!({"status": "success", "eventful": false}),
+                RunStatus::Uneventful,
+            ),
+            (json!({"status": "success"}), RunStatus::Uneventful),
+            (json!({"status": "failed"}), RunStatus::Failed),
+            (json!({"pages": 3}), RunStatus::Eventful),
+            (json!({}), RunStatus::Uneventful),
+            (Value::Null, RunStatus::Uneventful),
+            (json!(false), RunStatus::Uneventful),
+            (json!(0), RunStatus::Uneventful),
+            (json!("done"), RunStatus::Eventful),
+        ];
+        for (result, want) in cases {
+            assert_eq!(from_result(&result).0, want, "{result}");
+        }
+        let (s, m) = from_result(&json!({"status": "failed", "error": "bad\u{0}thing"}));
+        assert_eq!(
+            (s, m["error"].clone()),
+            (RunStatus::Failed, json!("badthing"))
+        );
+    }
+
+    #[test]
+    fn succeeded_reads_the_python_repr() {
+        let ev = |result: &str| json!({"type": "task-succeeded", "uuid": "u", "result": result, "timestamp": 1.5});
+        let status = |e: Value| match interpret(&e).unwrap() {
+            Meaning::Run(r) => r.end_status.unwrap(),
+            Meaning::Ignored => panic!(),
+        };
+        assert_eq!(
+            status(ev("{'status': 'uneventful'}")),
+            RunStatus::Uneventful
+        );
+        assert_eq!(
+            status(ev("{'status': 'eventful', 'snap': 'trunc...")),
+            RunStatus::Eventful
+        );
+        assert_eq!(status(ev("None")), RunStatus::Uneventful);
+        assert_eq!(status(ev("False")), RunStatus::Uneventful);
+        assert_eq!(status(ev("''")), RunStatus::Uneventful);
+        assert_eq!(status(ev("[1]")), RunStatus::Eventful);
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        for bad in [
+            &b"not json"[..],
+            b"{}",
+            b"{\"body\": 3}",
+            b"{\"body\": \"!!\", \"properties\": {\"body_encoding\": \"base64\"}}",
+            b"{\"body\": \"42\"}",
+        ] {
+            assert!(
+                decode_payload(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(interpret(&json!({"uuid": "x"})).is_err());
+        assert!(interpret(&json!({"type": "task-started"})).is_err());
+        assert!(
+            interpret(&json!({"type": "task-started", "uuid": "u", "timestamp": "soon"})).is_err()
+        );
+        assert_eq!(
+            interpret(&json!({"type": "worker-heartbeat"})).unwrap(),
+            Meaning::Ignored
+        );
+    }
+}

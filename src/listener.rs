@@ -1,0 +1,418 @@
+//! The listener: follows the Celery event channels and records what happens to runs; recurring
+//! tasks get their next run from the end-of-run rules. Pub/sub drops events while nobody
+//! listens, so after each (re)connection it reconciles open runs with the Celery result backend
+//! (when there is one), and a sweep marks lost the runs that never report.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::celery::BrokerNaming;
+use crate::celery::events::{self, Meaning};
+use crate::error::{Error, Result};
+use crate::model::RunStatus;
+use crate::runner::Backoff;
+use crate::store::{RunEvent, Store};
+
+/// What a listener does.
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    /// How the workers' kombu names channels.
+    pub naming: BrokerNaming,
+    /// The Redis server the workers publish events on.
+    pub broker_url: String,
+    /// The workers' Celery result backend on Redis, read to settle runs whose events were
+    /// missed while the listener was away.
+    pub result_backend: Option<String>,
+    /// Runs still scheduled or started after this long are marked lost.
+    pub lost_after: Duration,
+    /// Per task type overrides of `lost_after`.
+    pub lost_after_by_type: HashMap<String, Duration>,
+    /// How often to sweep for lost runs (zero: never).
+    pub sweep_every: Duration,
+    /// Most events applied in one round trip.
+    pub max_batch: usize,
+    /// Ask the workers to send task events (`enable_events` broadcast) on each connection.
+    pub enable_events: bool,
+}
+
+impl ListenerConfig {
+    pub fn new(broker_url: &str) -> Self {
+        ListenerConfig {
+            naming: BrokerNaming::default(),
+            broker_url: broker_url.to_string(),
+            result_backend: None,
+            lost_after: Duration::from_secs(86_400),
+            lost_after_by_type: HashMap::new(),
+            sweep_every: Duration::from_secs(60),
+            max_batch: 1000,
+            enable_events: false,
+        }
+    }
+}
+
+/// Counters of what the listener saw and did.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    /// Pub/sub messages received.
+    pub messages: AtomicU64,
+    /// Events decoded, by any type.
+    pub events: AtomicU64,
+    /// Start and end events that changed a run.
+    pub applied: AtomicU64,
+    /// Start and end events about runs we do not know, or already ended.
+    pub unchanged: AtomicU64,
+    /// Messages or events that could not be read.
+    pub malformed: AtomicU64,
+    /// Runs settled from the result backend.
+    pub reconciled: AtomicU64,
+    /// Runs marked lost.
+    pub lost: AtomicU64,
+}
+
+/// A listener over one store.
+pub struct Listener {
+    store: Store,
+    config: ListenerConfig,
+    stats: Arc<ListenerStats>,
+}
+
+impl Listener {
+    pub fn new(store: Store, config: ListenerConfig) -> Self {
+        Listener {
+            store,
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<ListenerStats> {
+        self.stats.clone()
+    }
+
+    /// Listens until `shutdown` resolves, reconnecting with backoff; sweeps for lost runs
+    /// alongside.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        tokio::pin!(shutdown);
+        let sweeper = async {
+            if self.config.sweep_every.is_zero() {
+                return std::future::pending().await;
+            }
+            let mut tick = tokio::time::interval(self.config.sweep_every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = self.sweep().await {
+                    warn!("lost-run sweep failed: {e}");
+                }
+            }
+        };
+        let listen = async {
+            let mut backoff = Backoff::new();
+            loop {
+                let e = self.session(&mut backoff).await;
+                let wait = backoff.next_delay();
+                warn!("event listener disconnected ({e}); reconnecting in {wait:?}");
+                tokio::time::sleep(wait).await;
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => Ok(()),
+            _ = sweeper => Ok(()),
+            r = listen => r,
+        }
+    }
+
+    /// One connection: subscribe, reconcile, then apply events until the connection fails.
+    async fn session(&self, backoff: &mut Backoff) -> Error {
+        let pattern = self.config.naming.event_pattern();
+        let client = match redis::Client::open(self.config.broker_url.as_str()) {
+            Ok(c) => c,
+            Err(e) => return Error::Redis(e),
+        };
+        let mut pubsub = match client.get_async_pubsub().await {
+            Ok(p) => p,
+            Err(e) => {
+                return Error::Connection {
+                    url: self.config.broker_url.clone(),
+                    reason: e.to_string(),
+                };
+            }
+        };
+        if let Err(e) = pubsub.psubscribe(&pattern).await {
+            return Error::Redis(e);
+        }
+        info!("listening for Celery events on {pattern}");
+        backoff.reset();
+        // Subscribed first, so that nothing settles between the reconciliation and the events.
+        if self.config.enable_events
+            && let Err(e) = self.enable_events(&client).await
+        {
+            warn!("could not ask the workers to send events: {e}");
+        }
+        if let Err(e) = self.reconcile().await {
+            warn!("reconciliation with the result backend failed: {e}");
+        }
+        // Three stages, so that decoding overlaps the round trips: the reader drains the
+        // socket (pub/sub disconnects slow readers), the decoder turns messages into batches
+        // of run events, the applier applies one batch at a time (keeping their order).
+        let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<RunEvent>>(2);
+        let mut stream = pubsub.into_on_message();
+        let reader = async move {
+            while let Some(msg) = stream.next().await {
+                if raw_tx.send(msg.get_payload_bytes().to_vec()).is_err() {
+                    break;
+                }
+            }
+        };
+        let decoder = async move {
+            while let Some(payload) = raw_rx.recv().await {
+                let mut batch = Vec::new();
+                self.decode(&payload, &mut batch);
+                while batch.len() < self.config.max_batch {
+                    match raw_rx.try_recv() {
+                        Ok(p) => self.decode(&p, &mut batch),
+                        Err(_) => break,
+                    }
+                }
+                if !batch.is_empty() && batch_tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let applier = async {
+            while let Some(batch) = batch_rx.recv().await {
+                if let Err(e) = self.apply(&batch).await {
+                    return e;
+                }
+            }
+            Error::Other("the event subscription ended".into())
+        };
+        tokio::pin!(applier);
+        let feed = async { tokio::join!(reader, decoder) };
+        tokio::select! {
+            e = &mut applier => e,
+            // the connection ended: apply what was received, then report
+            _ = feed => applier.await,
+        }
+    }
+
+    /// Decodes one pub/sub message into the batch; bad input is logged and skipped.
+    fn decode(&self, payload: &[u8], batch: &mut Vec<RunEvent>) {
+        self.stats.messages.fetch_add(1, Ordering::Relaxed);
+        let events = match events::decode_payload(payload) {
+            Ok(e) => e,
+            Err(e) => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                warn!("skipping an unreadable event message: {e}");
+                return;
+            }
+        };
+        for event in events {
+            self.stats.events.fetch_add(1, Ordering::Relaxed);
+            match events::interpret(&event) {
+                Ok(Meaning::Run(r)) => batch.push(r),
+                Ok(Meaning::Ignored) => {}
+                Err(e) => {
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    warn!("skipping an unreadable event: {e}");
+                }
+            }
+        }
+    }
+
+    /// Applies a batch of run events in one round trip.
+    pub async fn apply(&self, batch: &[RunEvent]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let outcomes = self.store.apply_run_events(batch, false).await?;
+        let changed = outcomes
+            .iter()
+            .filter(|o| o.as_ref().is_some_and(|o| o.changed))
+            .count();
+        self.stats
+            .applied
+            .fetch_add(changed as u64, Ordering::Relaxed);
+        self.stats
+            .unchanged
+            .fetch_add((batch.len() - changed) as u64, Ordering::Relaxed);
+        debug!("applied {changed} of {} run events", batch.len());
+        Ok(())
+    }
+
+    /// Settles open runs from the result backend: a stored SUCCESS or FAILURE ends the run as
+    /// the matching event would have.
+    pub async fn reconcile(&self) -> Result<usize> {
+        let Some(url) = &self.config.result_backend else {
+            return Ok(0);
+        };
+        let client = redis::Client::open(url.as_str())?;
+        let mut con = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| Error::Connection {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut settled = 0;
+        for tt in self.store.get_task_types().await? {
+            let runs = self.store.inflight_runs(&tt.task_type).await?;
+            for chunk in runs.chunks(500) {
+                let keys: Vec<String> = chunk
+                    .iter()
+                    .map(|r| format!("celery-task-meta-{}", r.backend_id))
+                    .collect();
+                let metas: Vec<Option<String>> =
+                    redis::cmd("MGET").arg(&keys).query_async(&mut con).await?;
+                let events: Vec<RunEvent> = chunk
+                    .iter()
+                    .zip(metas)
+                    .filter_map(|(run, meta)| settle_from_meta(&run.backend_id, &meta?))
+                    .collect();
+                let outcomes = self.store.apply_run_events(&events, false).await?;
+                settled += outcomes
+                    .iter()
+                    .filter(|o| o.as_ref().is_some_and(|o| o.changed))
+                    .count();
+            }
+        }
+        if settled > 0 {
+            info!("settled {settled} runs from the result backend");
+        }
+        self.stats
+            .reconciled
+            .fetch_add(settled as u64, Ordering::Relaxed);
+        Ok(settled)
+    }
+
+    /// Marks lost, in every type, the runs open for longer than the type's deadline.
+    pub async fn sweep(&self) -> Result<usize> {
+        let mut total = 0;
+        for tt in self.store.get_task_types().await? {
+            let after = self
+                .config
+                .lost_after_by_type
+                .get(&tt.task_type)
+                .copied()
+                .unwrap_or(self.config.lost_after);
+            let n = self.store.sweep_lost_runs(&tt.task_type, after).await?;
+            if n > 0 {
+                warn!(task_type = %tt.task_type, "marked {n} runs lost (no news for {after:?})");
+            }
+            total += n;
+        }
+        self.stats.lost.fetch_add(total as u64, Ordering::Relaxed);
+        Ok(total)
+    }
+
+    /// Broadcasts Celery's `enable_events` remote control command.
+    async fn enable_events(&self, client: &redis::Client) -> Result<()> {
+        let mut con = client.get_multiplexed_async_connection().await?;
+        let channel = format!(
+            "{}/{}.celery.pidbox",
+            self.config.naming.global_keyprefix, self.config.naming.db
+        );
+        let body = json!({"method": "enable_events", "arguments": {}, "destination": null, "pattern": null, "matcher": null});
+        let envelope = json!({
+            "body": base64::engine::general_purpose::STANDARD.encode(body.to_string()),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {"clock": 1, "expires": Utc::now().timestamp() as f64 + 60.0},
+            "properties": {
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "celery.pidbox", "routing_key": ""},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": uuid::Uuid::new_v4().to_string(),
+            },
+        });
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(envelope.to_string())
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The run event a stored Celery result (`celery-task-meta-<id>`) stands for, if final.
+pub fn settle_from_meta(backend_id: &str, meta: &str) -> Option<RunEvent> {
+    let meta: Value = serde_json::from_str(meta).ok()?;
+    let timestamp = meta
+        .get("date_done")
+        .and_then(Value::as_str)
+        .and_then(parse_date_done);
+    let (status, metadata) = match meta.get("status")?.as_str()? {
+        "SUCCESS" => events::from_result(meta.get("result").unwrap_or(&Value::Null)),
+        "FAILURE" => {
+            let error = meta
+                .get("traceback")
+                .and_then(Value::as_str)
+                .and_then(|t| t.trim_end().lines().last().map(str::to_string))
+                .or_else(|| {
+                    let r = meta.get("result")?;
+                    Some(format!(
+                        "{}: {}",
+                        r.get("exc_type")?.as_str()?,
+                        r.get("exc_message")
+                            .map(|m| m.to_string())
+                            .unwrap_or_default()
+                    ))
+                })
+                .unwrap_or_default();
+            let mut m = serde_json::Map::new();
+            m.insert("error".into(), json!(error.replace('\0', "")));
+            (RunStatus::Failed, m)
+        }
+        _ => return None,
+    };
+    Some(RunEvent {
+        backend_id: backend_id.to_string(),
+        end_status: Some(status),
+        metadata: Some(metadata),
+        timestamp,
+    })
+}
+
+/// Celery writes `date_done` in ISO 8601, with or without an offset (then UTC).
+fn parse_date_done(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|n| n.and_utc())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_backend_entries_settle_runs() {
+        let ok = r#"{"status": "SUCCESS", "result": {"status": "uneventful"}, "traceback": null, "children": [], "date_done": "2026-11-26T20:17:03.481123+00:00", "task_id": "x"}"#;
+        let e = settle_from_meta("x", ok).unwrap();
+        assert_eq!(e.end_status, Some(RunStatus::Uneventful));
+        assert_eq!(
+            e.timestamp.unwrap().timestamp_micros(),
+            1_795_724_223_481_123
+        );
+        let failed = r#"{"status": "FAILURE", "result": {"exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"}, "traceback": "Traceback (most recent call last):\n  File x\nValueError: boom\n", "date_done": "2026-11-26T20:17:03.481123"}"#;
+        let e = settle_from_meta("x", failed).unwrap();
+        assert_eq!(e.end_status, Some(RunStatus::Failed));
+        assert_eq!(e.metadata.unwrap()["error"], json!("ValueError: boom"));
+        assert!(settle_from_meta("x", r#"{"status": "STARTED"}"#).is_none());
+        assert!(settle_from_meta("x", "garbage").is_none());
+    }
+}
