@@ -106,4 +106,5 @@ for i = 1, n do
     out[#out + 1] = ''
   end
 end
+flush_counts(tk)
 return out

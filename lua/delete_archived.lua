@@ -49,4 +49,5 @@ for seq in pairs(touched) do
     end
   end
 end
+flush_counts(KEYS[1])
 return out

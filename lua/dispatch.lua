@@ -106,6 +106,7 @@ for i = 1, n do
   if raw then
     local rseq = first_run + i
     local t = decode_task(raw)
+    count_status(t.status, TASK_SCHEDULED)
     t.status = TASK_SCHEDULED
     for _, d in ipairs(attach_run(base, t, rseq, false, keep) or {}) do out[#out + 1] = d end
     redis.call('HSET', skey, f, encode_task(t))
@@ -133,4 +134,5 @@ end)
 for i = 1, #scored, 2000 do
   redis.call('ZADD', base .. ':inflight', unpack(scored, i, math.min(i + 1999, #scored)))
 end
+flush_counts(tk, { runs_dispatched = out[1] })
 return out

@@ -30,6 +30,7 @@ for _, m in ipairs(members) do
   if raw then
     if grab then
       local t = decode_task(raw)
+      count_status(t.status, TASK_SCHEDULED)
       t.status = TASK_SCHEDULED
       raw = save_task(base, seq, t)
     end
@@ -38,4 +39,5 @@ for _, m in ipairs(members) do
     out[#out + 1] = args
   end
 end
+flush_counts(tk)
 return out

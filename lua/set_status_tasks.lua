@@ -33,4 +33,5 @@ for i = 5, #ARGV do
     changed = changed + 1
   end
 end
+flush_counts(KEYS[1])
 return changed

@@ -34,4 +34,5 @@ for _, s in ipairs(seqs) do
     redis.call('ZREM', inflight, seq)
   end
 end
+flush_counts(tk, RUN_COUNTS)
 return lost

@@ -43,6 +43,7 @@ for o = 3, #ARGV, 6 do
       r.metadata = merge_metadata(r.metadata, ARGV[o + 3])
       local status = tonumber(ARGV[o + 2])
       if ARGV[o] == 's' then
+        RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
         r.status = RUN_STARTED
         r.started = ts
         redis.call('ZADD', inflight, ts, seq)
@@ -59,4 +60,5 @@ for o = 3, #ARGV, 6 do
   out[#out + 1] = found
   out[#out + 1] = (want and r and raw) or ''
 end
+flush_counts(tk, RUN_COUNTS)
 return out

@@ -20,6 +20,13 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error("Redis connection pool: {0}")]
     Pool(String),
+    /// An error the RPC server answered with.
+    #[error("{message}")]
+    Remote {
+        status: u16,
+        kind: String,
+        message: String,
+    },
     #[error("unreadable record {key}: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("{0}")]
@@ -40,7 +47,12 @@ impl Error {
     pub fn is_caller_error(&self) -> bool {
         matches!(
             self,
-            Error::InvalidArgument { .. } | Error::UnknownTaskType(_)
+            Error::InvalidArgument { .. }
+                | Error::UnknownTaskType(_)
+                | Error::Remote {
+                    status: 400..=499,
+                    ..
+                }
         )
     }
 }

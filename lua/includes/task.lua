@@ -104,9 +104,37 @@ local function is_archivable(status, policy)
   return status == TASK_DISABLED or (status == TASK_COMPLETED and policy == ONESHOT)
 end
 
+-- Per-type counts of tasks by status (fields tasks_<status> of the type hash, read by the RPC
+-- server's /metrics): changes are summed here and written once by flush_counts at the end of
+-- each script that changes statuses.
+local STATUS_NAMES = { 'next_run_not_scheduled', 'next_run_scheduled', 'completed', 'disabled' }
+local STATUS_DELTA = { 0, 0, 0, 0 }
+
+-- Counts a task moving from status `from` to `to` (nil for a task created or deleted).
+local function count_status(from, to, n)
+  if from == to then return end
+  n = n or 1
+  if from and STATUS_DELTA[from + 1] then STATUS_DELTA[from + 1] = STATUS_DELTA[from + 1] - n end
+  if to and STATUS_DELTA[to + 1] then STATUS_DELTA[to + 1] = STATUS_DELTA[to + 1] + n end
+end
+
+-- Writes the counts of count_status and of `extra` ({field = increment}) to the type hash.
+local function flush_counts(type_key, extra)
+  for i = 1, 4 do
+    if STATUS_DELTA[i] ~= 0 then
+      redis.call('HINCRBY', type_key, 'tasks_' .. STATUS_NAMES[i], STATUS_DELTA[i])
+      STATUS_DELTA[i] = 0
+    end
+  end
+  for field, n in pairs(extra or {}) do
+    if n ~= 0 then redis.call('HINCRBY', type_key, field, n) end
+  end
+end
+
 -- Moves the task between indexes after a change; `was` is its {status, priority, next_run}
 -- before the change, or nil for a new task.
 local function reindex_task(base, seq, was, t)
+  count_status(was and was.status, t.status >= 0 and t.status or nil)
   local ready_now = t.status == TASK_NOT_SCHEDULED
   if was and was.status == TASK_NOT_SCHEDULED then
     if not ready_now or (was.priority == nil) ~= (t.priority == nil) then

@@ -41,6 +41,8 @@ pub enum Command {
     StartRunner(services::StartRunnerArgs),
     /// Record what the workers report, reschedule, and mark lost runs
     StartListener(services::StartListenerArgs),
+    /// Serve the HTTP RPC API of the original scheduler
+    RpcServe(services::RpcServeArgs),
     /// Measure the store's capacity on a Redis server
     Benchmark(benchmark::BenchmarkArgs),
 }
@@ -95,6 +97,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -102,6 +105,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::StartRunner(args) => services::start_runner(&cli.global, args).await,
         Command::StartListener(args) => services::start_listener(&cli.global, args).await,
+        Command::RpcServe(args) => services::rpc_serve(&cli.global, args).await,
         Command::Benchmark(args) => benchmark::run(&cli.global, args).await,
     }
 }

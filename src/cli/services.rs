@@ -5,6 +5,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::listener::{Listener, ListenerConfig};
 use crate::model::Interval;
+use crate::rpc::RpcConfig;
+use crate::rpc::metrics::MetricsConfig;
 use crate::runner::{self, Runner, RunnerConfig};
 
 use super::GlobalOptions;
@@ -118,4 +120,49 @@ pub async fn start_listener(global: &GlobalOptions, args: StartListenerArgs) -> 
     Listener::new(store, config)
         .run(runner::shutdown_signal())
         .await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RpcServeArgs {
+    /// Host to listen on
+    #[arg(long, default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port to listen on
+    #[arg(long, default_value_t = 5008)]
+    pub port: u16,
+    /// Largest request body accepted, in bytes
+    #[arg(long, default_value_t = 256 << 20)]
+    pub max_body_size: usize,
+    /// Accepted for compatibility with the original (log levels come from RUST_LOG)
+    #[arg(long, overrides_with = "nodebug")]
+    pub debug: bool,
+    /// Accepted for compatibility with the original
+    #[arg(long)]
+    pub nodebug: bool,
+}
+
+/// The RPC server settings from the options and the configuration file.
+pub fn rpc_config(global: &GlobalOptions, args: &RpcServeArgs) -> Result<RpcConfig> {
+    let file = global.file_config()?;
+    let store = global.store_config()?;
+    let mut metrics = MetricsConfig {
+        naming: file.celery.naming.clone(),
+        broker_db: runner::broker_db(&store.url, file.celery.broker_url.as_deref())?,
+        ..MetricsConfig::default()
+    };
+    if let Some(p) = file.celery.priority_queue_prefix {
+        metrics.priority_queue_prefix = p;
+    }
+    Ok(RpcConfig {
+        host: args.host.clone(),
+        port: args.port,
+        max_body: args.max_body_size,
+        metrics,
+    })
+}
+
+pub async fn rpc_serve(global: &GlobalOptions, args: RpcServeArgs) -> Result<()> {
+    let config = rpc_config(global, &args)?;
+    let store = global.store().await?;
+    crate::rpc::serve(store, config, runner::shutdown_signal()).await
 }

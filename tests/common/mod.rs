@@ -138,13 +138,18 @@ impl Drop for RedisServer {
     }
 }
 
-/// A Python virtualenv under `target/`, created with `requirements` on first use. Concurrent
-/// test processes wait for the one that installs (a lock directory guards the install).
-pub fn python_venv(name: &str, requirements: &[&str]) -> std::path::PathBuf {
+/// A Python virtualenv under `target/`, created on first use by running `pip install` with
+/// each of `steps` in turn. Concurrent test processes wait for the one that installs (a lock
+/// directory guards the install).
+pub fn python_venv(name: &str, steps: &[&[&str]]) -> std::path::PathBuf {
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     let venv = target.join(format!("venv-{name}"));
     let stamp = venv.join(".installed");
-    let wanted = requirements.join("\n");
+    let wanted = steps
+        .iter()
+        .map(|s| s.join(" "))
+        .collect::<Vec<_>>()
+        .join("\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return venv;
     }
@@ -189,9 +194,11 @@ pub fn python_venv(name: &str, requirements: &[&str]) -> std::path::PathBuf {
         let _ = std::fs::remove_dir_all(&venv);
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
         let pip = venv.join("bin/pip");
-        run(Command::new(&pip)
-            .args(["install", "-q", "--disable-pip-version-check"])
-            .args(requirements));
+        for step in steps {
+            run(Command::new(&pip)
+                .args(["install", "-q", "--disable-pip-version-check"])
+                .args(*step));
+        }
         std::fs::write(&stamp, &wanted).unwrap();
     });
     let _ = std::fs::remove_dir(&lock);
@@ -217,7 +224,28 @@ pub fn wait_for<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) 
 }
 
 /// The Celery the end-to-end tests run: the version the protocol reference was verified with.
-pub const CELERY: &[&str] = &["celery[redis]==5.7.0"];
+pub const CELERY: &[&[&str]] = &[&["celery[redis]==5.7.0"]];
+
+/// The original scheduler's Python package (and its RPC client), at the version the wire
+/// reference describes, with the pins that make it install on Python 3.11.
+pub fn swh016_venv() -> std::path::PathBuf {
+    let constraints = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/swh016-constraints.txt"
+    );
+    python_venv(
+        "swh016",
+        &[
+            &["pip==24.0", "setuptools==65.5.0"],
+            &[
+                "-c",
+                constraints,
+                "swh.scheduler==0.16.0",
+                "swh.core[http]==0.14.3",
+            ],
+        ],
+    )
+}
 
 /// A real Celery worker running `examples/worker/worker.py`, stopped when dropped.
 pub struct CeleryWorker {

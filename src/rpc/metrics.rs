@@ -1,0 +1,246 @@
+//! `GET /metrics`: Prometheus text, per task type: tasks by status, the due backlog and how
+//! old its oldest task is, the broker queues' lengths, and counters of dispatched runs and of
+//! run events. Counts come from counters the scripts keep in each type's hash, so a scrape
+//! costs a few commands per type whatever the number of tasks.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use redis::AsyncCommands;
+
+use crate::celery::BrokerNaming;
+use crate::error::Result;
+use crate::model::TaskStatus;
+use crate::store::Store;
+
+/// What `/metrics` needs beyond the store: where the broker queues are.
+#[derive(Clone, Debug)]
+pub struct MetricsConfig {
+    pub naming: BrokerNaming,
+    pub priority_queue_prefix: String,
+    /// The broker's database when it is not the store's.
+    pub broker_db: Option<u32>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            naming: BrokerNaming::default(),
+            priority_queue_prefix: "save_code_now".into(),
+            broker_db: None,
+        }
+    }
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The first members of a zset, with their scores.
+type Scored = Vec<(Vec<u8>, f64)>;
+
+struct TypeFigures {
+    name: String,
+    counters: HashMap<String, i64>,
+    due: i64,
+    due_prio: i64,
+    oldest_due_us: Option<i64>,
+    queues: Vec<(String, i64)>,
+}
+
+pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
+    let mut con = store.con().await?;
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut con).await?;
+    let now = secs * 1_000_000 + micros;
+    let mut figures = Vec::new();
+    for tt in store.get_task_types().await? {
+        let Some(info) = store.type_info(&tt.task_type).await? else {
+            continue;
+        };
+        let fields: HashMap<String, String> = con.hgetall(&info.keys.type_key).await?;
+        let counters: HashMap<String, i64> = fields
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+            .collect();
+        let (due, due_prio, first, first_prio): (i64, i64, Scored, Scored) = redis::pipe()
+            .zcount(&info.keys.ready, "-inf", now)
+            .zcount(&info.keys.ready_prio, "-inf", now)
+            .cmd("ZRANGE")
+            .arg(&info.keys.ready)
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .cmd("ZRANGE")
+            .arg(&info.keys.ready_prio)
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut con)
+            .await?;
+        let oldest = first
+            .iter()
+            .chain(&first_prio)
+            .map(|(_, s)| *s as i64)
+            .filter(|s| *s <= now)
+            .min();
+        let mut queues = Vec::new();
+        let backend = &tt.backend_name;
+        for queue in [
+            backend.clone(),
+            format!("{}:{backend}", cfg.priority_queue_prefix),
+        ] {
+            let mut pipe = redis::pipe();
+            if let Some(db) = cfg.broker_db {
+                pipe.cmd("SELECT").arg(db).ignore();
+            }
+            for k in cfg.naming.queue_keys(&queue) {
+                pipe.llen(k);
+            }
+            if cfg.broker_db.is_some() {
+                pipe.cmd("SELECT").arg(store.db()).ignore();
+            }
+            let lens: Vec<i64> = pipe.query_async(&mut con).await?;
+            queues.push((queue, lens.iter().sum()));
+        }
+        figures.push(TypeFigures {
+            name: tt.task_type.clone(),
+            counters,
+            due,
+            due_prio,
+            oldest_due_us: oldest,
+            queues,
+        });
+    }
+    let mut out = String::new();
+    let mut section = |name: &str, kind: &str, help: &str, lines: &mut dyn FnMut(&mut String)| {
+        writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}").unwrap();
+        lines(&mut out);
+    };
+    section(
+        "swh_scheduler_tasks",
+        "gauge",
+        "Tasks by type and status.",
+        &mut |o| {
+            for f in &figures {
+                for s in TaskStatus::ALL {
+                    let n = f
+                        .counters
+                        .get(&format!("tasks_{}", s.as_str()))
+                        .copied()
+                        .unwrap_or(0);
+                    writeln!(
+                        o,
+                        "swh_scheduler_tasks{{task_type=\"{}\",status=\"{s}\"}} {n}",
+                        label(&f.name)
+                    )
+                    .unwrap();
+                }
+            }
+        },
+    );
+    section(
+        "swh_scheduler_due_tasks",
+        "gauge",
+        "Tasks whose next run has come and that are not yet sent.",
+        &mut |o| {
+            for f in &figures {
+                writeln!(
+                    o,
+                    "swh_scheduler_due_tasks{{task_type=\"{}\",priority=\"false\"}} {}",
+                    label(&f.name),
+                    f.due
+                )
+                .unwrap();
+                writeln!(
+                    o,
+                    "swh_scheduler_due_tasks{{task_type=\"{}\",priority=\"true\"}} {}",
+                    label(&f.name),
+                    f.due_prio
+                )
+                .unwrap();
+            }
+        },
+    );
+    section(
+        "swh_scheduler_oldest_due_seconds",
+        "gauge",
+        "How long the oldest due task has been waiting (0 if none).",
+        &mut |o| {
+            for f in &figures {
+                let age = f.oldest_due_us.map_or(0.0, |t| (now - t) as f64 / 1e6);
+                writeln!(
+                    o,
+                    "swh_scheduler_oldest_due_seconds{{task_type=\"{}\"}} {age:.3}",
+                    label(&f.name)
+                )
+                .unwrap();
+            }
+        },
+    );
+    section(
+        "swh_scheduler_queue_length",
+        "gauge",
+        "Messages waiting in the Celery broker queue.",
+        &mut |o| {
+            for f in &figures {
+                for (q, n) in &f.queues {
+                    writeln!(
+                        o,
+                        "swh_scheduler_queue_length{{task_type=\"{}\",queue=\"{}\"}} {n}",
+                        label(&f.name),
+                        label(q)
+                    )
+                    .unwrap();
+                }
+            }
+        },
+    );
+    section(
+        "swh_scheduler_runs_dispatched_total",
+        "counter",
+        "Runs the runners sent to the broker.",
+        &mut |o| {
+            for f in &figures {
+                let n = f.counters.get("runs_dispatched").copied().unwrap_or(0);
+                writeln!(
+                    o,
+                    "swh_scheduler_runs_dispatched_total{{task_type=\"{}\"}} {n}",
+                    label(&f.name)
+                )
+                .unwrap();
+            }
+        },
+    );
+    section(
+        "swh_scheduler_run_events_total",
+        "counter",
+        "Runs started, and ended by status.",
+        &mut |o| {
+            for f in &figures {
+                for event in [
+                    "started",
+                    "eventful",
+                    "uneventful",
+                    "failed",
+                    "permfailed",
+                    "lost",
+                ] {
+                    let n = f
+                        .counters
+                        .get(&format!("runs_{event}"))
+                        .copied()
+                        .unwrap_or(0);
+                    writeln!(
+                        o,
+                        "swh_scheduler_run_events_total{{task_type=\"{}\",event=\"{event}\"}} {n}",
+                        label(&f.name)
+                    )
+                    .unwrap();
+                }
+            }
+        },
+    );
+    Ok(out)
+}

@@ -1,0 +1,400 @@
+//! The RPC server over real HTTP: the original's unmodified Python client (swh.scheduler 0.16.0
+//! from PyPI, installed into target/venv-swh016 on first use) in msgpack and JSON, our Rust
+//! client, malformed bodies, the site map and the metrics page.
+
+mod common;
+
+use std::process::Command;
+
+use chrono::{Duration as TimeDelta, Utc};
+use serde_json::json;
+use swh_scheduler::model::{Interval, NewTask, Policy, RunStatus, TaskType};
+use swh_scheduler::rpc::{RpcClient, RpcConfig, codec, serve_on};
+use swh_scheduler::store::Store;
+
+use common::{RedisServer, swh016_venv};
+
+/// Starts our RPC server on a free port; returns its URL and a stopper.
+async fn start_server(store: &Store) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let store = store.clone();
+    tokio::spawn(async move {
+        serve_on(listener, store, RpcConfig::default(), async {
+            rx.await.ok();
+        })
+        .await
+        .unwrap();
+    });
+    (url, tx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_original_python_client_works_unmodified() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let (url, stop) = start_server(&store).await;
+    let venv = tokio::task::spawn_blocking(swh016_venv).await.unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/remote_scheduler_check.py"
+    );
+    for encoding in ["msgpack", "json"] {
+        let (url, venv) = (url.clone(), venv.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(venv.join("bin/python"))
+                .args([script, &url, encoding, encoding])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{encoding}:\n{stdout}\n{stderr}");
+        assert!(stdout.contains(&format!("OK {encoding}")), "{stdout}");
+        // the errors the client raised name what was wrong
+        assert!(stdout.contains("unknown task type"), "{stdout}");
+        assert!(stdout.contains("tasks[0].arguments.args"), "{stdout}");
+        assert!(stdout.contains("exploded"), "{stdout}");
+        assert!(
+            stdout.contains("naive") || stdout.contains("tzinfo"),
+            "{stdout}"
+        );
+    }
+    stop.send(()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rust_client_round_trips_through_the_server() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let (url, stop) = start_server(&store).await;
+    let c = RpcClient::new(&url).unwrap();
+    let mut tt = TaskType::new("rt", "x.y", "round trip");
+    tt.default_interval = Some(Interval::from_dsu(3, 7, 11).unwrap());
+    tt.backoff_factor = Some(1.5);
+    c.create_task_type(&tt).await.unwrap();
+    assert_eq!(c.get_task_type("rt").await.unwrap(), Some(tt.clone()));
+    assert_eq!(c.get_task_types().await.unwrap(), vec![tt]);
+    let next =
+        chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros() - 5_000_007).unwrap();
+    let mut nt = NewTask::new(
+        "rt",
+        vec![json!(1)],
+        json!({"k": [true, null]}).as_object().unwrap().clone(),
+    );
+    nt.next_run = Some(next);
+    let made = c.create_tasks(&[nt], Policy::Recurring).await.unwrap();
+    assert_eq!(made[0].next_run, next);
+    assert_eq!(c.get_tasks(&[made[0].id]).await.unwrap(), made);
+    assert_eq!(
+        store.get_tasks(&[made[0].id]).await.unwrap(),
+        made,
+        "what the store has"
+    );
+    let grabbed = c.grab_ready_tasks("rt", None, Some(10)).await.unwrap();
+    assert_eq!(grabbed.len(), 1);
+    let run = c
+        .schedule_task_run(made[0].id, "b1", None, Some(next))
+        .await
+        .unwrap();
+    assert_eq!(run.scheduled, Some(next));
+    c.start_task_run("b1", None, None).await.unwrap().unwrap();
+    let ended = c
+        .end_task_run("b1", RunStatus::Uneventful, None, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.status, RunStatus::Uneventful);
+    assert_eq!(
+        c.get_task_runs(&[made[0].id], None).await.unwrap(),
+        vec![ended]
+    );
+    let e = c
+        .create_tasks(
+            &[NewTask::new("nope", vec![], Default::default())],
+            Policy::Recurring,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.is_caller_error() && e.to_string().contains("unknown task type \"nope\""),
+        "{e}"
+    );
+    stop.send(()).unwrap();
+}
+
+/// Posts a raw body; returns the status and the decoded (msgpack) error message.
+async fn post(url: &str, path: &str, ct: &str, body: Vec<u8>) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap();
+    let msg = match codec::from_msgpack(&body) {
+        Ok(w) => match w.get("message") {
+            Some(codec::Wire::Str(s)) => s.clone(),
+            _ => format!("{w:?}"),
+        },
+        Err(_) => String::from_utf8_lossy(&body).into_owned(),
+    };
+    (status, msg)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_bodies_get_clear_400s() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let (url, stop) = start_server(&store).await;
+    let js = |v: serde_json::Value| v.to_string().into_bytes();
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "task/create",
+            "application/x-msgpack",
+            vec![0xc1],
+            "invalid msgpack: the reserved byte",
+        ),
+        (
+            "task/create",
+            "application/x-msgpack",
+            vec![0x81, 0xa5, b't', b'a', b's', b'k', b's'],
+            "invalid msgpack: truncated",
+        ),
+        (
+            "task/create",
+            "application/json",
+            b"{not json".to_vec(),
+            "invalid JSON",
+        ),
+        (
+            "task/create",
+            "text/plain",
+            b"x".to_vec(),
+            "unsupported Content-Type",
+        ),
+        (
+            "task/create",
+            "application/json",
+            js(json!([1, 2])),
+            "map of keyword arguments",
+        ),
+        (
+            "task/create",
+            "application/json",
+            js(json!({})),
+            "missing required argument \"tasks\"",
+        ),
+        (
+            "task/create",
+            "application/json",
+            js(json!({"tasks": 5})),
+            "invalid tasks: expected a list",
+        ),
+        (
+            "task/create",
+            "application/json",
+            js(json!({"tasks": [], "bogus": 1})),
+            "unexpected keyword argument \"bogus\"",
+        ),
+        (
+            "task/create",
+            "application/json",
+            js(json!({"tasks": [{"type": "t", "arguments": {"args": [], "kwargs": []}}]})),
+            "tasks[0].arguments.kwargs",
+        ),
+        (
+            "task/create",
+            "application/json",
+            js(
+                json!({"tasks": [{"type": "t", "next_run": {"swhtype": "datetime", "d": "2026-01-01T00:00:00"}}]}),
+            ),
+            "naive datetime",
+        ),
+        (
+            "task/create",
+            "application/json",
+            js(json!({"tasks": [{"type": "t", "policy": "sometimes"}]})),
+            "invalid tasks[0].policy \"sometimes\"",
+        ),
+        (
+            "task/set_status",
+            "application/json",
+            js(json!({"task_ids": [1], "status": "asleep"})),
+            "invalid status \"asleep\"",
+        ),
+        (
+            "task/peek_ready",
+            "application/json",
+            js(json!({"task_type": "t", "num_tasks": -3})),
+            "num_tasks: -3 is negative",
+        ),
+        (
+            "task_type/create",
+            "application/json",
+            js(
+                json!({"task_type": {"type": "t", "backend_name": "b", "default_interval": {"swhtype": "timedelta", "d": {"days": -1}}}}),
+            ),
+            "default_interval",
+        ),
+        (
+            "task_run/end",
+            "application/json",
+            js(json!({"backend_id": "x", "status": "meh"})),
+            "invalid status \"meh\"",
+        ),
+        (
+            "task_run/schedule",
+            "application/json",
+            js(json!({"task_runs": [{"backend_id": "x"}]})),
+            "task_runs[0].task",
+        ),
+        (
+            "lister/get",
+            "application/json",
+            js(json!({"name": "x"})),
+            "origin-visit scheduler",
+        ),
+    ];
+    for (path, ct, body, want) in cases {
+        let (status, msg) = post(&url, path, ct, body).await;
+        assert_eq!(status, 400, "{path}: {msg}");
+        assert!(msg.contains(want), "{path}: {msg:?} should say {want:?}");
+    }
+    let (status, _) = post(&url, "no/such/path", "application/json", b"{}".to_vec()).await;
+    assert_eq!(status, 404);
+    // an empty body means no arguments
+    let (status, _) = post(&url, "task_type/get_all", "application/x-msgpack", vec![]).await;
+    assert_eq!(status, 200);
+    // nothing was written by the rejected calls
+    assert!(store.get_task_types().await.unwrap().is_empty());
+    stop.send(()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn site_map_and_metrics() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let mut tt = TaskType::new("m-type", "m.task", "metrics");
+    tt.default_interval = Some(Interval::from_days(1));
+    store.create_task_type(&tt).await.unwrap();
+    let mut tasks: Vec<NewTask> = (0..3)
+        .map(|i| NewTask::new("m-type", vec![json!(i)], Default::default()))
+        .collect();
+    for t in &mut tasks {
+        t.next_run = Some(Utc::now() - TimeDelta::seconds(30));
+    }
+    let made = store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
+    store.disable_tasks(&[made[2].id]).await.unwrap();
+    swh_scheduler::runner::Runner::new(
+        store.clone(),
+        swh_scheduler::runner::RunnerConfig {
+            task_types: vec!["m-type".into()],
+            ..Default::default()
+        },
+    )
+    .pass()
+    .await
+    .unwrap();
+    let run = store
+        .get_task_runs(&[made[0].id], None)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .start_task_run(&run.backend_id, None, None)
+        .await
+        .unwrap();
+    store
+        .end_task_run(&run.backend_id, RunStatus::Eventful, None, None)
+        .await
+        .unwrap();
+    let more: Vec<NewTask> = (5..7)
+        .map(|i| {
+            let mut t = NewTask::new("m-type", vec![json!(i)], Default::default());
+            t.next_run = Some(Utc::now() - TimeDelta::seconds(60));
+            t
+        })
+        .collect();
+    store.create_tasks(&more, Policy::Recurring).await.unwrap();
+
+    let (url, stop) = start_server(&store).await;
+    let site: serde_json::Value = serde_json::from_str(
+        &reqwest::get(format!("{url}site-map"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let rules: Vec<&str> = site
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules.len(), 30);
+    assert!(rules.contains(&"/task/grab_ready_with_priority"));
+    let home = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(home.contains("Software Heritage scheduler RPC server"));
+
+    let text = reqwest::get(format!("{url}metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let metric = |line: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("{line} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        metric("swh_scheduler_tasks{task_type=\"m-type\",status=\"next_run_not_scheduled\"}"),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric("swh_scheduler_tasks{task_type=\"m-type\",status=\"next_run_scheduled\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric("swh_scheduler_tasks{task_type=\"m-type\",status=\"disabled\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric("swh_scheduler_due_tasks{task_type=\"m-type\",priority=\"false\"}"),
+        2.0
+    );
+    assert!(metric("swh_scheduler_oldest_due_seconds{task_type=\"m-type\"}") >= 59.0);
+    assert_eq!(
+        metric("swh_scheduler_queue_length{task_type=\"m-type\",queue=\"m.task\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric("swh_scheduler_runs_dispatched_total{task_type=\"m-type\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric("swh_scheduler_run_events_total{task_type=\"m-type\",event=\"started\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric("swh_scheduler_run_events_total{task_type=\"m-type\",event=\"eventful\"}"),
+        1.0
+    );
+    stop.send(()).unwrap();
+}
