@@ -14,6 +14,7 @@ use crate::celery::message::TaskMessage;
 use crate::error::Result;
 use crate::model::{Interval, NewTask, NewTaskRun, Policy, RunStatus, TaskType};
 use crate::runner::{Runner, RunnerConfig};
+use crate::scheduler::Scheduler;
 use crate::store::{RunEvent, Store};
 
 /// What to run.
@@ -143,8 +144,8 @@ pub async fn used_memory(store: &Store) -> Result<i64> {
 }
 
 /// Runs the store phases, calling `report` after each.
-pub async fn run_store_phases(
-    store: &Store,
+pub async fn run_api_phases(
+    sched: &Scheduler,
     opts: &BenchOptions,
     mut report: impl FnMut(&Measure),
 ) -> Result<Vec<Measure>> {
@@ -156,20 +157,49 @@ pub async fn run_store_phases(
     let n = opts.tasks;
     let batch = opts.batch.max(1);
     let batches = n.div_ceil(batch);
-    store.create_task_type(&bench_type()).await?;
-    let mem0 = used_memory(store).await?;
+    // through RPC the server's store is not ours to empty: a fresh type keeps runs apart
+    let type_name = match sched {
+        Scheduler::Redis(_) => BENCH_TYPE.to_string(),
+        Scheduler::Remote(_) => format!(
+            "{BENCH_TYPE}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+    };
+    sched
+        .create_task_type(&TaskType {
+            task_type: type_name.clone(),
+            ..bench_type()
+        })
+        .await?;
+    let store = match sched {
+        Scheduler::Redis(s) => Some(s.clone()),
+        Scheduler::Remote(_) => None,
+    };
+    let memory = || async {
+        match &store {
+            Some(s) => used_memory(s).await,
+            None => Ok(0),
+        }
+    };
+    let mem0 = memory().await?;
 
     // create
     let ids = Arc::new(std::sync::Mutex::new(vec![0i64; n]));
     let t = Instant::now();
     {
-        let (store, ids) = (store.clone(), ids.clone());
+        let (sched, ids, ty) = (sched.clone(), ids.clone(), type_name.clone());
         in_parallel(batches, opts.concurrency, move |b| {
-            let (store, ids) = (store.clone(), ids.clone());
+            let (sched, ids, ty) = (sched.clone(), ids.clone(), ty.clone());
             async move {
                 let range = b * batch..((b + 1) * batch).min(n);
-                let tasks: Vec<NewTask> = range.clone().map(bench_task).collect();
-                let made = store.create_tasks(&tasks, Policy::Recurring).await?;
+                let tasks: Vec<NewTask> = range
+                    .clone()
+                    .map(|i| NewTask {
+                        task_type: ty.clone(),
+                        ..bench_task(i)
+                    })
+                    .collect();
+                let made = sched.create_tasks(&tasks, Policy::Recurring).await?;
                 let mut ids = ids.lock().unwrap();
                 for (i, t) in range.zip(made) {
                     ids[i] = t.id;
@@ -183,20 +213,18 @@ pub async fn run_store_phases(
         Measure::rate("create", n, t.elapsed().as_secs_f64()),
         &mut out,
     );
-    let mem1 = used_memory(store).await?;
+    let mem1 = memory().await?;
 
     // grab
     let grabbed = Arc::new(AtomicUsize::new(0));
     let t = Instant::now();
     {
-        let (store, grabbed) = (store.clone(), grabbed.clone());
+        let (sched, grabbed, ty) = (sched.clone(), grabbed.clone(), type_name.clone());
         in_parallel(opts.concurrency, opts.concurrency, move |_| {
-            let (store, grabbed) = (store.clone(), grabbed.clone());
+            let (sched, grabbed, ty) = (sched.clone(), grabbed.clone(), ty.clone());
             async move {
                 loop {
-                    let got = store
-                        .grab_ready_tasks(BENCH_TYPE, None, Some(batch))
-                        .await?;
+                    let got = sched.grab_ready_tasks(&ty, None, Some(batch)).await?;
                     if got.is_empty() {
                         return Ok(());
                     }
@@ -221,9 +249,9 @@ pub async fn run_store_phases(
         Arc::new((0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect());
     let t = Instant::now();
     {
-        let (store, ids, bids) = (store.clone(), ids.clone(), backend_ids.clone());
+        let (sched, ids, bids) = (sched.clone(), ids.clone(), backend_ids.clone());
         in_parallel(batches, opts.concurrency, move |b| {
-            let (store, ids, bids) = (store.clone(), ids.clone(), bids.clone());
+            let (sched, ids, bids) = (sched.clone(), ids.clone(), bids.clone());
             async move {
                 let runs: Vec<NewTaskRun> = (b * batch..((b + 1) * batch).min(n))
                     .map(|i| NewTaskRun {
@@ -233,7 +261,7 @@ pub async fn run_store_phases(
                         metadata: Map::new(),
                     })
                     .collect();
-                store.mass_schedule_task_runs(&runs).await
+                sched.mass_schedule_task_runs(&runs).await
             }
         })
         .await?;
@@ -242,38 +270,61 @@ pub async fn run_store_phases(
         Measure::rate("schedule", n, t.elapsed().as_secs_f64()),
         &mut out,
     );
-    let mem2 = used_memory(store).await?;
-    emit(
-        Measure::Memory {
-            phase: "memory",
-            tasks: n,
-            bytes_per_task: ((mem1 - mem0) as f64 / n as f64).round() as i64,
-            bytes_per_run: ((mem2 - mem1) as f64 / n as f64).round() as i64,
-        },
-        &mut out,
-    );
+    if store.is_some() {
+        let mem2 = memory().await?;
+        emit(
+            Measure::Memory {
+                phase: "memory",
+                tasks: n,
+                bytes_per_task: ((mem1 - mem0) as f64 / n as f64).round() as i64,
+                bytes_per_run: ((mem2 - mem1) as f64 / n as f64).round() as i64,
+            },
+            &mut out,
+        );
+    }
 
-    // start, then end: batches of events, as the listener applies them
+    // start, then end: on Redis in batches of events, as the listener applies them; through
+    // RPC one call per run (the API has no batch call), many in flight
     for (phase, status) in [("start", None), ("end", Some(RunStatus::Eventful))] {
         let t = Instant::now();
-        let (store, bids) = (store.clone(), backend_ids.clone());
-        in_parallel(batches, opts.concurrency, move |b| {
-            let (store, bids) = (store.clone(), bids.clone());
-            async move {
-                let mut meta = Map::new();
-                meta.insert("worker".into(), json!("bench@host"));
-                let events: Vec<RunEvent> = (b * batch..((b + 1) * batch).min(n))
-                    .map(|i| RunEvent {
-                        backend_id: bids[i].clone(),
-                        end_status: status,
-                        metadata: status.is_none().then(|| meta.clone()),
-                        timestamp: None,
-                    })
-                    .collect();
-                store.apply_run_events(&events, false).await.map(drop)
+        let mut meta = Map::new();
+        meta.insert("worker".into(), json!("bench@host"));
+        match &store {
+            Some(store) => {
+                let (store, bids) = (store.clone(), backend_ids.clone());
+                in_parallel(batches, opts.concurrency, move |b| {
+                    let (store, bids, meta) = (store.clone(), bids.clone(), meta.clone());
+                    async move {
+                        let events: Vec<RunEvent> = (b * batch..((b + 1) * batch).min(n))
+                            .map(|i| RunEvent {
+                                backend_id: bids[i].clone(),
+                                end_status: status,
+                                metadata: status.is_none().then(|| meta.clone()),
+                                timestamp: None,
+                            })
+                            .collect();
+                        store.apply_run_events(&events, false).await.map(drop)
+                    }
+                })
+                .await?;
             }
-        })
-        .await?;
+            None => {
+                let (sched, bids) = (sched.clone(), backend_ids.clone());
+                in_parallel(n, opts.concurrency, move |i| {
+                    let (sched, bids, meta) = (sched.clone(), bids.clone(), meta.clone());
+                    async move {
+                        match status {
+                            None => sched
+                                .start_task_run(&bids[i], Some(meta), None)
+                                .await
+                                .map(drop),
+                            Some(s) => sched.end_task_run(&bids[i], s, None, None).await.map(drop),
+                        }
+                    }
+                })
+                .await?;
+            }
+        }
         emit(Measure::rate(phase, n, t.elapsed().as_secs_f64()), &mut out);
     }
     Ok(out)

@@ -13,6 +13,7 @@ pub mod listener;
 pub mod model;
 pub mod rpc;
 pub mod runner;
+pub mod scheduler;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -2,6 +2,8 @@
 
 use crate::bench::{self, BenchOptions, Measure};
 use crate::error::{Error, Result};
+use crate::rpc::RpcClient;
+use crate::scheduler::Scheduler;
 use crate::store::Store;
 
 use super::GlobalOptions;
@@ -33,6 +35,33 @@ pub struct BenchmarkArgs {
 const BENCH_PREFIX: &str = "swh-benchmark";
 
 pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
+    let opts = BenchOptions {
+        tasks: args.tasks,
+        batch: args.batch,
+        concurrency: args.concurrency,
+        phases: args.phases.clone(),
+    };
+    let json = args.json;
+    let header = |target: &str| {
+        if !json {
+            println!(
+                "{} tasks, {} per call, {} calls in flight, {target}",
+                opts.tasks, opts.batch, opts.concurrency
+            );
+            println!(
+                "{:<20} {:>10} {:>10} {:>12}",
+                "phase", "tasks", "seconds", "per second"
+            );
+        }
+    };
+    if let Some(url) = &global.url {
+        // through the RPC server: the API phases only (dispatch and events need Redis)
+        let sched = Scheduler::Remote(RpcClient::new(url)?);
+        header(&format!("RPC server {url}"));
+        return bench::run_api_phases(&sched, &opts, |m| print_measure(m, json))
+            .await
+            .map(drop);
+    }
     let mut config = global.store_config()?;
     if global.prefix.is_none() {
         config.prefix = BENCH_PREFIX.to_string();
@@ -56,30 +85,12 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
             existing[0]
         )));
     }
-    let opts = BenchOptions {
-        tasks: args.tasks,
-        batch: args.batch,
-        concurrency: args.concurrency,
-        phases: args.phases,
-    };
-    if !args.json {
-        println!(
-            "{} tasks, {} per call, {} calls in flight, Redis {}",
-            opts.tasks,
-            opts.batch,
-            opts.concurrency,
-            store.config().url
-        );
-        println!(
-            "{:<10} {:>10} {:>10} {:>12}",
-            "phase", "tasks", "seconds", "per second"
-        );
-    }
-    let json = args.json;
-    let store_block = ["create", "grab", "schedule", "memory", "start", "end"];
+    header(&format!("Redis {}", store.config().url));
+    let api_block = ["create", "grab", "schedule", "memory", "start", "end"];
     let mut result = Ok(Vec::new());
-    if store_block.iter().any(|p| opts.wants(p)) {
-        result = bench::run_store_phases(&store, &opts, |m| print_measure(m, json)).await;
+    if api_block.iter().any(|p| opts.wants(p)) {
+        let sched = Scheduler::Redis(store.clone());
+        result = bench::run_api_phases(&sched, &opts, |m| print_measure(m, json)).await;
     }
     if result.is_ok() && opts.wants("dispatch") {
         let mut reference = None;
@@ -125,7 +136,7 @@ fn print_measure(m: &Measure, json: bool) {
             seconds,
             per_s,
         } => {
-            println!("{phase:<10} {tasks:>10} {seconds:>10.3} {per_s:>12}")
+            println!("{phase:<20} {tasks:>10} {seconds:>10.3} {per_s:>12}")
         }
         Measure::Memory {
             bytes_per_task,

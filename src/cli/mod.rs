@@ -27,6 +27,9 @@ pub struct GlobalOptions {
     /// Configuration file (YAML, a `scheduler:` section with `cls` and `url`)
     #[arg(short = 'C', long, env = "SWH_CONFIG_FILENAME", global = true)]
     pub config_file: Option<PathBuf>,
+    /// URL of a scheduler RPC server to work through, instead of Redis
+    #[arg(short = 'u', long, global = true)]
+    pub url: Option<String>,
     /// Redis URL of the store [default: redis://127.0.0.1:6379/0]
     #[arg(long, env = "SWH_SCHEDULER_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
