@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod listener;
 pub mod model;
+pub mod private_redis;
 pub mod rpc;
 pub mod runner;
 pub mod scheduler;

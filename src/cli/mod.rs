@@ -1,7 +1,11 @@
 //! The command line: the original's `swh scheduler` commands, plus `serve` and `benchmark`.
 
 mod benchmark;
+pub mod format;
+mod serve;
 mod services;
+mod task;
+mod task_type;
 
 use std::path::PathBuf;
 
@@ -9,9 +13,12 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Backend, FileConfig};
 use crate::error::{Error, Result};
+use crate::rpc::RpcClient;
+use crate::scheduler::Scheduler;
 use crate::store::{Store, StoreConfig};
 
-/// A Redis-native Software Heritage scheduler.
+/// A Redis-native Software Heritage scheduler: task types, recurring and one-shot tasks, sent
+/// to unmodified Celery workers and rescheduled from what they report.
 #[derive(Debug, Parser)]
 #[command(name = "swh-scheduler", version, about, max_term_width = 100)]
 pub struct Cli {
@@ -24,7 +31,7 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, clap::Args)]
 pub struct GlobalOptions {
-    /// Configuration file (YAML, a `scheduler:` section with `cls` and `url`)
+    /// Configuration file (YAML: a `scheduler:` section with `cls` and `url`, see README)
     #[arg(short = 'C', long, env = "SWH_CONFIG_FILENAME", global = true)]
     pub config_file: Option<PathBuf>,
     /// URL of a scheduler RPC server to work through, instead of Redis
@@ -40,13 +47,22 @@ pub struct GlobalOptions {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Manipulate task types
+    #[command(subcommand)]
+    TaskType(task_type::TaskTypeCommand),
+    /// Manipulate tasks
+    #[command(subcommand)]
+    Task(task::TaskCommand),
     /// Send due tasks to the Celery workers' broker
     StartRunner(services::StartRunnerArgs),
     /// Record what the workers report, reschedule, and mark lost runs
     StartListener(services::StartListenerArgs),
     /// Serve the HTTP RPC API of the original scheduler
     RpcServe(services::RpcServeArgs),
-    /// Measure the store's capacity on a Redis server
+    /// Run everything in one process: runner, listener (with the lost-run sweep) and RPC
+    /// server; with no Redis configured, on a private redis-server with its data in ./var/redis
+    Serve(serve::ServeArgs),
+    /// Measure the store's capacity on a Redis server (or, with -u, through an RPC server)
     Benchmark(benchmark::BenchmarkArgs),
 }
 
@@ -54,9 +70,27 @@ impl GlobalOptions {
     /// The configuration file named by `-C` or `SWH_CONFIG_FILENAME`, or an empty one.
     pub fn file_config(&self) -> Result<FileConfig> {
         match &self.config_file {
-            Some(p) => FileConfig::load(p),
+            Some(p) => {
+                let c = FileConfig::load(p)?;
+                if c.scheduler.is_none() && self.url.is_none() && self.redis_url.is_none() {
+                    return Err(Error::Other(format!(
+                        "missing 'scheduler' configuration in {}",
+                        p.display()
+                    )));
+                }
+                Ok(c)
+            }
             None => Ok(FileConfig::default()),
         }
+    }
+
+    /// Where the state is: Redis (with `explicit` false for the default URL) or an RPC server.
+    pub fn backend(&self) -> Result<Backend> {
+        Ok(config::resolve_backend(
+            self.url.as_deref(),
+            self.redis_url.as_deref(),
+            &self.file_config()?,
+        ))
     }
 
     /// The store settings for a Redis backend.
@@ -75,11 +109,46 @@ impl GlobalOptions {
     pub async fn store(&self) -> Result<Store> {
         Store::connect(self.store_config()?).await
     }
+
+    /// The scheduler API, on Redis or through the RPC server, as configured.
+    pub async fn scheduler(&self) -> Result<Scheduler> {
+        match self.backend()? {
+            Backend::Remote { url } => Ok(Scheduler::Remote(RpcClient::new(&url)?)),
+            Backend::Redis { .. } => Ok(Scheduler::Redis(self.store().await?)),
+        }
+    }
 }
 
 /// Parses the command line and runs it; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    2
+                } else {
+                    0
+                };
+            }
+            // one line: clap's message up to its usage hint
+            let text = e.render().to_string();
+            let line: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{}", line.join(" "));
+            return 2;
+        }
+    };
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -106,9 +175,12 @@ fn init_logging() {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::TaskType(cmd) => task_type::run(&cli.global, cmd).await,
+        Command::Task(cmd) => task::run(&cli.global, cmd).await,
         Command::StartRunner(args) => services::start_runner(&cli.global, args).await,
         Command::StartListener(args) => services::start_listener(&cli.global, args).await,
         Command::RpcServe(args) => services::rpc_serve(&cli.global, args).await,
+        Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Benchmark(args) => benchmark::run(&cli.global, args).await,
     }
 }

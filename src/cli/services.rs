@@ -31,21 +31,24 @@ pub struct StartRunnerArgs {
 }
 
 /// The runner settings from the options and the configuration file.
-pub fn runner_config(global: &GlobalOptions, args: &StartRunnerArgs) -> Result<RunnerConfig> {
+pub fn runner_config(
+    global: &GlobalOptions,
+    store_url: &str,
+    args: &StartRunnerArgs,
+) -> Result<RunnerConfig> {
     let file = global.file_config()?;
-    let store = global.store_config()?;
     let mut c = RunnerConfig {
         period: Duration::from_secs_f64(args.period.max(0.0)),
         task_types: args.task_types.clone(),
         task_type_patterns: args.task_type_patterns.clone(),
         with_priority: args.with_priority && !args.without_priority,
         naming: file.celery.naming.clone(),
-        broker_db: runner::broker_db(&store.url, file.celery.broker_url.as_deref())?,
+        broker_db: runner::broker_db(store_url, file.celery.broker_url.as_deref())?,
         ..RunnerConfig::default()
     };
     c.naming.db = c
         .broker_db
-        .unwrap_or_else(|| crate::store::url_db(&store.url));
+        .unwrap_or_else(|| crate::store::url_db(store_url));
     if let Some(p) = file.celery.priority_queue_prefix {
         c.priority_queue_prefix = p;
     }
@@ -53,8 +56,8 @@ pub fn runner_config(global: &GlobalOptions, args: &StartRunnerArgs) -> Result<R
 }
 
 pub async fn start_runner(global: &GlobalOptions, args: StartRunnerArgs) -> Result<()> {
-    let config = runner_config(global, &args)?;
     let store = global.store().await?;
+    let config = runner_config(global, &store.config().url, &args)?;
     Runner::new(store, config)
         .run(runner::shutdown_signal())
         .await
@@ -79,14 +82,17 @@ pub struct StartListenerArgs {
 }
 
 /// The listener settings from the options and the configuration file.
-pub fn listener_config(global: &GlobalOptions, args: &StartListenerArgs) -> Result<ListenerConfig> {
+pub fn listener_config(
+    global: &GlobalOptions,
+    store_url: &str,
+    args: &StartListenerArgs,
+) -> Result<ListenerConfig> {
     let file = global.file_config()?;
-    let store = global.store_config()?;
     let broker = file
         .celery
         .broker_url
         .clone()
-        .unwrap_or_else(|| store.url.clone());
+        .unwrap_or_else(|| store_url.to_string());
     let mut c = ListenerConfig::new(&broker);
     c.naming = file.celery.naming.clone();
     c.naming.db = crate::store::url_db(&broker);
@@ -115,8 +121,8 @@ pub fn listener_config(global: &GlobalOptions, args: &StartListenerArgs) -> Resu
 }
 
 pub async fn start_listener(global: &GlobalOptions, args: StartListenerArgs) -> Result<()> {
-    let config = listener_config(global, &args)?;
     let store = global.store().await?;
+    let config = listener_config(global, &store.config().url, &args)?;
     Listener::new(store, config)
         .run(runner::shutdown_signal())
         .await
@@ -142,12 +148,15 @@ pub struct RpcServeArgs {
 }
 
 /// The RPC server settings from the options and the configuration file.
-pub fn rpc_config(global: &GlobalOptions, args: &RpcServeArgs) -> Result<RpcConfig> {
+pub fn rpc_config(
+    global: &GlobalOptions,
+    store_url: &str,
+    args: &RpcServeArgs,
+) -> Result<RpcConfig> {
     let file = global.file_config()?;
-    let store = global.store_config()?;
     let mut metrics = MetricsConfig {
         naming: file.celery.naming.clone(),
-        broker_db: runner::broker_db(&store.url, file.celery.broker_url.as_deref())?,
+        broker_db: runner::broker_db(store_url, file.celery.broker_url.as_deref())?,
         ..MetricsConfig::default()
     };
     if let Some(p) = file.celery.priority_queue_prefix {
@@ -162,7 +171,7 @@ pub fn rpc_config(global: &GlobalOptions, args: &RpcServeArgs) -> Result<RpcConf
 }
 
 pub async fn rpc_serve(global: &GlobalOptions, args: RpcServeArgs) -> Result<()> {
-    let config = rpc_config(global, &args)?;
     let store = global.store().await?;
+    let config = rpc_config(global, &store.config().url, &args)?;
     crate::rpc::serve(store, config, runner::shutdown_signal()).await
 }
