@@ -16,6 +16,8 @@ pub enum Error {
     UnknownTaskType(String),
     #[error("cannot connect to Redis at {url}: {reason}")]
     Connection { url: String, reason: String },
+    #[error("cannot reach the scheduler RPC server at {url}: {reason}")]
+    RpcConnection { url: String, reason: String },
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("Redis connection pool: {0}")]

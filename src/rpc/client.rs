@@ -90,7 +90,7 @@ impl RpcClient {
             .body(codec::to_msgpack(&args))
             .send()
             .await
-            .map_err(|e| Error::Connection {
+            .map_err(|e| Error::RpcConnection {
                 url: self.base.clone(),
                 reason: e.to_string(),
             })?;
@@ -101,7 +101,7 @@ impl RpcClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let body = resp.bytes().await.map_err(|e| Error::Connection {
+        let body = resp.bytes().await.map_err(|e| Error::RpcConnection {
             url: self.base.clone(),
             reason: e.to_string(),
         })?;
