@@ -1,0 +1,353 @@
+//! The whole benchmark in one command, on a private redis-server (default configuration):
+//!
+//!     cargo bench --bench scheduler -- [--tasks N] [--rpc-tasks N] [--csv-lines N] [--original]
+//!
+//! Runs the store phases, dispatch (with its reference script), events, the same API through
+//! the RPC server, and a CSV import with the CLI; with `--original`, also the original
+//! scheduler on PostgreSQL (`benches/original/run.sh`) in the same run, and prints each figure
+//! as a ratio to the reference measured beside it. Figures go to stdout as a Markdown table
+//! and to `target/bench-results.json`.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use swh_scheduler::bench::{self, BenchOptions, Measure};
+use swh_scheduler::rpc::{RpcClient, RpcConfig};
+use swh_scheduler::scheduler::Scheduler;
+use swh_scheduler::store::{Store, StoreConfig};
+
+struct Args {
+    tasks: usize,
+    rpc_tasks: usize,
+    csv_lines: usize,
+    original: bool,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        tasks: 200_000,
+        rpc_tasks: 20_000,
+        csv_lines: 200_000,
+        original: false,
+        concurrency: 8,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        let mut num = |name: &str| -> usize {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} needs a number"))
+        };
+        match x.as_str() {
+            "--tasks" => a.tasks = num("--tasks"),
+            "--rpc-tasks" => a.rpc_tasks = num("--rpc-tasks"),
+            "--csv-lines" => a.csv_lines = num("--csv-lines"),
+            "--concurrency" => a.concurrency = num("--concurrency"),
+            "--original" => a.original = true,
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+/// A redis-server child; its data directory lives (and is removed) with it.
+struct Redis(
+    std::process::Child,
+    u16,
+    #[allow(dead_code)] tempfile::TempDir,
+);
+
+impl Redis {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let url = format!("redis://127.0.0.1:{port}/0");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection())
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis(child, port, dir)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.1)
+    }
+
+    fn flush(&self) {
+        let mut con = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rate(results: &[Value], section: &str, phase: &str) -> Option<f64> {
+    results
+        .iter()
+        .find(|r| r["section"] == section && r["phase"] == phase)
+        .and_then(|r| r["per_s"].as_f64())
+}
+
+fn main() {
+    let a = args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let redis = Redis::start();
+    let mut results: Vec<Value> = Vec::new();
+    let mut record = |section: &str, m: &Measure| {
+        let mut v = serde_json::to_value(m).unwrap();
+        v["section"] = json!(section);
+        eprintln!("{v}");
+        results.push(v);
+    };
+    let opts = |n: usize| BenchOptions {
+        tasks: n,
+        batch: 1000,
+        concurrency: a.concurrency,
+        phases: vec![],
+    };
+
+    rt.block_on(async {
+        let store = Store::connect(StoreConfig::new(&redis.url()))
+            .await
+            .unwrap();
+        bench::run_api_phases(&Scheduler::Redis(store.clone()), &opts(a.tasks), |m| {
+            record("redis", m)
+        })
+        .await
+        .unwrap();
+        redis.flush();
+        let store = Store::connect(StoreConfig::new(&redis.url()))
+            .await
+            .unwrap();
+        bench::run_dispatch_phase(&store, &opts(a.tasks), |m| record("redis", m))
+            .await
+            .unwrap();
+        redis.flush();
+        let store = Store::connect(StoreConfig::new(&redis.url()))
+            .await
+            .unwrap();
+        bench::run_events_phase(&store, &opts(a.tasks), |m| record("redis", m))
+            .await
+            .unwrap();
+        redis.flush();
+
+        // through the RPC server, in this process
+        let store = Store::connect(StoreConfig::new(&redis.url()))
+            .await
+            .unwrap();
+        let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", socket.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(swh_scheduler::rpc::serve_on(
+            socket,
+            store,
+            RpcConfig::default(),
+            async {
+                stopped.await.ok();
+            },
+        ));
+        let rpc = Scheduler::Remote(RpcClient::new(&url).unwrap());
+        let mut o = opts(a.rpc_tasks);
+        o.concurrency = 16;
+        bench::run_api_phases(&rpc, &o, |m| record("rpc", m))
+            .await
+            .unwrap();
+        let _ = stop.send(());
+        let _ = server.await;
+        redis.flush();
+    });
+
+    // CSV import with the CLI
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("tasks.csv");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+        for i in 0..a.csv_lines {
+            writeln!(f, "load-csv,[],\"{{\"\"url\"\": \"\"https://example.com/{i:07}.git\"\"}}\",2026-07-20T10:00:00+00:00").unwrap();
+        }
+    }
+    let bin = env!("CARGO_BIN_EXE_swh-scheduler");
+    let status = Command::new(bin)
+        .args([
+            "--redis-url",
+            &redis.url(),
+            "task-type",
+            "add",
+            "load-csv",
+            "x.load",
+            "csv",
+            "-i",
+            "1 day",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let mut child = Command::new(bin)
+        .args(["--redis-url", &redis.url(), "task", "schedule"])
+        .arg(&csv)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak_kb = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            && let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let m = json!({"section": "cli", "phase": "csv_import", "tasks": a.csv_lines, "seconds": (secs * 1e3).round() / 1e3,
+                   "per_s": (a.csv_lines as f64 / secs).round(), "peak_rss_mb": (peak_kb as f64 / 1024.0).round()});
+    eprintln!("{m}");
+    results.push(m);
+
+    // the original, on PostgreSQL, in the same run
+    if a.original {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/original/run.sh");
+        for (backend, n, section) in [
+            ("postgresql", 100_000usize, "original"),
+            ("remote", 10_000, "original_rpc"),
+        ] {
+            for conc in [1, 4] {
+                let out = Command::new("bash")
+                    .args([
+                        script,
+                        "--backend",
+                        backend,
+                        "--tasks",
+                        &n.to_string(),
+                        "--concurrency",
+                        &conc.to_string(),
+                    ])
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .expect("benches/original/run.sh");
+                for line in String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| l.starts_with('{'))
+                {
+                    let mut v: Value = serde_json::from_str(line).unwrap();
+                    v["section"] = json!(format!("{section}_c{conc}"));
+                    eprintln!("{v}");
+                    results.push(v);
+                }
+            }
+        }
+    }
+
+    // the table
+    println!("| figure | this scheduler | reference | ratio |");
+    println!("|---|---|---|---|");
+    let row = |label: &str, ours: Option<f64>, reference: Option<(String, f64)>| {
+        let ours_s = ours.map_or("-".into(), |v| format!("{v:.0}/s"));
+        match (ours, reference) {
+            (Some(o), Some((name, r))) => {
+                println!("| {label} | {ours_s} | {r:.0}/s ({name}) | {:.1}x |", o / r)
+            }
+            _ => println!("| {label} | {ours_s} | - | - |"),
+        }
+    };
+    let best_orig = |section: &str, phase: &str| -> Option<(String, f64)> {
+        [1, 4]
+            .iter()
+            .filter_map(|c| {
+                rate(&results, &format!("{section}_c{c}"), phase)
+                    .map(|v| (format!("original, {c} in flight"), v))
+            })
+            .max_by(|x, y| x.1.total_cmp(&y.1))
+    };
+    for phase in ["create", "grab", "schedule", "start", "end"] {
+        row(
+            &format!("{phase} (Redis)"),
+            rate(&results, "redis", phase),
+            best_orig("original", phase),
+        );
+    }
+    row(
+        "dispatch (Redis)",
+        rate(&results, "redis", "dispatch"),
+        rate(&results, "redis", "dispatch_reference")
+            .map(|r| ("minimal Lua script".to_string(), r)),
+    );
+    row(
+        "events applied (Redis)",
+        rate(&results, "redis", "events"),
+        best_orig("original", "end").map(|(n, v)| (format!("{n}, end_task_run"), v)),
+    );
+    for phase in ["create", "grab", "schedule", "start", "end"] {
+        row(
+            &format!("{phase} (RPC)"),
+            rate(&results, "rpc", phase),
+            best_orig("original_rpc", phase),
+        );
+    }
+    row(
+        "task schedule (CSV, CLI)",
+        rate(&results, "cli", "csv_import"),
+        None,
+    );
+    if let Some(m) = results.iter().find(|r| r["phase"] == "memory") {
+        println!(
+            "\nmemory: {} bytes per task, {} bytes per kept run",
+            m["bytes_per_task"], m["bytes_per_run"]
+        );
+    }
+    if let Some(m) = results.iter().find(|r| r["phase"] == "csv_import") {
+        println!(
+            "CSV import peak RSS: {} MB for {} lines",
+            m["peak_rss_mb"], m["tasks"]
+        );
+    }
+    let out = concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-results.json");
+    std::fs::write(out, serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    eprintln!("results in {out}");
+}
