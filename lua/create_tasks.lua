@@ -5,7 +5,7 @@
 -- KEYS[1] <prefix>:{<type>}:type
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2..] 8 values per task: fingerprint (8 bytes, computed by the caller from arguments,
---   policy, priority and, for oneshot tasks, next_run), next_run (us or ''), status, policy,
+--   policy and priority), next_run (us or ''), status, policy,
 --   retries_left (or ''), priority (or ''), args JSON text, kwargs JSON text
 -- Returns, per task, the seq, state record and arguments record of the task it resolves to; 0,
 -- '', '' when that task is a recurring duplicate with another next_run (the original returns
@@ -44,14 +44,17 @@ for i = 1, n do
     return u_args == args and u.policy == t.policy and u.priority == t.priority
       and u.status == t.status and (t.policy ~= ONESHOT or u.next_run == t.next_run)
   end
+  -- a duplicate with the same next_run, if any, is the one returned
   local found, found_task
   local candidates = redis.call('HGET', base .. ':dedup', fp)
   if candidates then
     for s in string.gmatch(candidates, '%d+') do
       local u = load_task(base, tonumber(s))
       if u and same(u, load_args(base, tonumber(s))) then
-        found, found_task = tonumber(s), u
-        break
+        if not found or u.next_run == t.next_run then
+          found, found_task = tonumber(s), u
+        end
+        if u.next_run == t.next_run then break end
       end
     end
   end

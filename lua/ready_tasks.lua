@@ -6,6 +6,7 @@
 -- ARGV[1] timestamp in us, or '' for the server clock
 -- ARGV[2] most tasks to return, or '' for all
 -- ARGV[3] '1' to grab, '0' to peek
+-- ARGV[4] due tasks to pass over first (peeking page by page)
 -- Returns seq, state record, arguments record for each (states as saved, after grabbing).
 --@include codes
 --@include time
@@ -18,9 +19,10 @@ local ts = time_or(ARGV[1], nil) or server_now_us()
 local limit = tonumber(ARGV[2]) or -1
 if limit == 0 then return {} end
 local grab = ARGV[3] == '1'
-local members = redis.call('ZRANGE', KEYS[2], '-inf', int_str(ts), 'BYSCORE', 'LIMIT', 0, limit)
+local members = redis.call('ZRANGE', KEYS[2], '-inf', int_str(ts), 'BYSCORE', 'LIMIT',
+  tonumber(ARGV[4]), limit)
 if grab and #members > 0 then
-  -- the due members are the lowest-ranked ones
+  -- the due members are the lowest-ranked ones (grabbing passes over none)
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #members - 1)
 end
 local out = {}

@@ -6,8 +6,11 @@
 -- KEYS[1] <prefix>:{<type>}:type
 -- ARGV[1] now in us, or '' for the server clock (the runs' end time)
 -- ARGV[2] how old (in us) the last change must be
--- ARGV[3] most runs to sweep in this call
--- Returns the number of runs marked lost.
+-- ARGV[3] most runs to examine in this call
+-- ARGV[4] '1' to leave alone the runs still scheduled (their message may be waiting in a
+--   queue that is not empty), '0' not to
+-- ARGV[5] how many of the oldest candidates to pass over (those left alone by earlier calls)
+-- Returns {runs marked lost, runs examined, runs left alone}.
 --@include codes
 --@include time
 --@include task
@@ -21,12 +24,17 @@ local base = type_base(tk)
 local now = time_or(ARGV[1], nil) or server_now_us()
 local inflight = base .. ':inflight'
 local cutoff = int_str(now - tonumber(ARGV[2]))
-local seqs = redis.call('ZRANGE', inflight, '-inf', cutoff, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
-local lost = 0
+local seqs = redis.call('ZRANGE', inflight, '-inf', cutoff, 'BYSCORE', 'LIMIT', tonumber(ARGV[5]),
+  tonumber(ARGV[3]))
+local keep_scheduled = ARGV[4] == '1'
+local lost, kept = 0, 0
 for _, s in ipairs(seqs) do
   local seq = tonumber(s)
   local r = load_run(base, seq)
-  if r and not run_ended(r.status) then
+  if r and keep_scheduled and r.status == RUN_SCHEDULED then
+    -- not lost while its queue has messages: look again later
+    kept = kept + 1
+  elseif r and not run_ended(r.status) then
     r.metadata = merge_metadata(r.metadata, '{"lost":true}')
     end_run(base, tt, seq, r, RUN_LOST, now)
     lost = lost + 1
@@ -35,4 +43,4 @@ for _, s in ipairs(seqs) do
   end
 end
 flush_counts(tk, RUN_COUNTS)
-return lost
+return { lost, #seqs, kept }

@@ -22,6 +22,9 @@ use crate::model::RunStatus;
 use crate::runner::Backoff;
 use crate::store::{RunEvent, Store};
 
+/// How often the event connection is pinged.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
 /// What a listener does.
 #[derive(Clone, Debug)]
 pub struct ListenerConfig {
@@ -42,6 +45,10 @@ pub struct ListenerConfig {
     pub max_batch: usize,
     /// Ask the workers to send task events (`enable_events` broadcast) on each connection.
     pub enable_events: bool,
+    /// Queue-name prefix of tasks with a priority (the runner's).
+    pub priority_queue_prefix: String,
+    /// The broker's database on the store's server, when not the store's (for queue lengths).
+    pub broker_db: Option<u32>,
 }
 
 impl ListenerConfig {
@@ -55,6 +62,8 @@ impl ListenerConfig {
             sweep_every: Duration::from_secs(60),
             max_batch: 1000,
             enable_events: false,
+            priority_queue_prefix: "save_code_now".into(),
+            broker_db: None,
         }
     }
 }
@@ -99,9 +108,10 @@ impl Listener {
     }
 
     /// Listens until `shutdown` resolves, reconnecting with backoff; sweeps for lost runs
-    /// alongside.
+    /// alongside. On shutdown, the events already received are applied first (for at most
+    /// ten seconds).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        tokio::pin!(shutdown);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let sweeper = async {
             if self.config.sweep_every.is_zero() {
                 return std::future::pending().await;
@@ -117,21 +127,36 @@ impl Listener {
         let listen = async {
             let mut backoff = Backoff::new();
             loop {
-                let e = self.session(&mut backoff).await;
+                let e = self.session(&mut backoff, stop_rx.clone()).await;
+                if *stop_rx.borrow() {
+                    return;
+                }
                 let wait = backoff.next_delay();
                 warn!("event listener disconnected ({e}); reconnecting in {wait:?}");
                 tokio::time::sleep(wait).await;
             }
         };
+        tokio::pin!(shutdown, listen);
         tokio::select! {
-            _ = &mut shutdown => Ok(()),
-            _ = sweeper => Ok(()),
-            r = listen => r,
+            _ = &mut shutdown => {
+                let _ = stop_tx.send(true);
+                if tokio::time::timeout(Duration::from_secs(10), &mut listen).await.is_err() {
+                    warn!("stopped before applying every event received");
+                }
+            }
+            _ = sweeper => {}
+            _ = &mut listen => {}
         }
+        Ok(())
     }
 
-    /// One connection: subscribe, reconcile, then apply events until the connection fails.
-    async fn session(&self, backoff: &mut Backoff) -> Error {
+    /// One connection: subscribe, reconcile, then apply events until the connection fails or
+    /// `stop` is set (then what was received is applied first).
+    async fn session(
+        &self,
+        backoff: &mut Backoff,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Error {
         let pattern = self.config.naming.event_pattern();
         let client = match redis::Client::open(self.config.broker_url.as_str()) {
             Ok(c) => c,
@@ -161,15 +186,36 @@ impl Listener {
             warn!("reconciliation with the result backend failed: {e}");
         }
         // Three stages, so that decoding overlaps the round trips: the reader drains the
-        // socket (pub/sub disconnects slow readers), the decoder turns messages into batches
-        // of run events, the applier applies one batch at a time (keeping their order).
+        // socket (pub/sub disconnects slow readers) and pings it (a silent half-open
+        // connection would look like a quiet one), the decoder turns messages into batches of
+        // run events, the applier applies one batch at a time (keeping their order).
         let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<RunEvent>>(2);
-        let mut stream = pubsub.into_on_message();
+        let (mut sink, mut stream) = pubsub.split();
         let reader = async move {
-            while let Some(msg) = stream.next().await {
-                if raw_tx.send(msg.get_payload_bytes().to_vec()).is_err() {
-                    break;
+            let mut ping = tokio::time::interval(PING_EVERY);
+            ping.tick().await;
+            let stopping = async move {
+                let _ = stop.wait_for(|s| *s).await.map(|_| ());
+            };
+            tokio::pin!(stopping);
+            loop {
+                tokio::select! {
+                    msg = stream.next() => match msg {
+                        Some(msg) => {
+                            if raw_tx.send(msg.get_payload_bytes().to_vec()).is_err() {
+                                return Error::Other("the decoder stopped".into());
+                            }
+                        }
+                        None => return Error::Other("the event subscription ended".into()),
+                    },
+                    _ = ping.tick() => {
+                        let pong = tokio::time::timeout(PING_EVERY, sink.ping::<redis::Value>()).await;
+                        if !matches!(pong, Ok(Ok(_))) {
+                            return Error::Other("the event connection stopped answering".into());
+                        }
+                    }
+                    _ = &mut stopping => return Error::Other("stopping".into()),
                 }
             }
         };
@@ -190,19 +236,21 @@ impl Listener {
         };
         let applier = async {
             while let Some(batch) = batch_rx.recv().await {
-                if let Err(e) = self.apply(&batch).await {
-                    return e;
+                // the events are in hand: retry until the store takes them
+                let mut retry = Backoff::new();
+                while let Err(e) = self.apply(&batch).await {
+                    let wait = retry.next_delay();
+                    warn!(
+                        "could not apply {} run events, retrying in {wait:?}: {e}",
+                        batch.len()
+                    );
+                    tokio::time::sleep(wait).await;
                 }
             }
-            Error::Other("the event subscription ended".into())
         };
-        tokio::pin!(applier);
-        let feed = async { tokio::join!(reader, decoder) };
-        tokio::select! {
-            e = &mut applier => e,
-            // the connection ended: apply what was received, then report
-            _ = feed => applier.await,
-        }
+        // the reader's end drops its sender: the decoder, then the applier, finish what came
+        let (e, _, _) = tokio::join!(reader, decoder, applier);
+        e
     }
 
     /// Decodes one pub/sub message into the batch; bad input is logged and skipped.
@@ -304,7 +352,26 @@ impl Listener {
                 .get(&tt.task_type)
                 .copied()
                 .unwrap_or(self.config.lost_after);
-            let n = self.store.sweep_lost_runs(&tt.task_type, after).await?;
+            // a scheduled run is not lost while its queue holds messages: it may be one of them
+            let queue = |q: &str| self.config.naming.queue_keys(q);
+            let waiting = self
+                .store
+                .queue_waiting(&queue(&tt.backend_name), self.config.broker_db)
+                .await?
+                + self
+                    .store
+                    .queue_waiting(
+                        &queue(&format!(
+                            "{}:{}",
+                            self.config.priority_queue_prefix, tt.backend_name
+                        )),
+                        self.config.broker_db,
+                    )
+                    .await?;
+            let n = self
+                .store
+                .sweep_lost_runs(&tt.task_type, after, waiting > 0)
+                .await?;
             if n > 0 {
                 warn!(task_type = %tt.task_type, "marked {n} runs lost (no news for {after:?})");
             }

@@ -13,18 +13,31 @@ const BIN: &str = env!("CARGO_BIN_EXE_swh-scheduler");
 
 /// Runs the binary with `args` (after the global options `global`).
 fn run(global: &[&str], args: &[&str]) -> Output {
-    Command::new(BIN).args(global).args(args).env("RUST_LOG", "warn").output().unwrap()
+    Command::new(BIN)
+        .args(global)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
 }
 
 fn ok(global: &[&str], args: &[&str]) -> String {
     let out = run(global, args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn fails(global: &[&str], args: &[&str]) -> (i32, String) {
     let out = run(global, args);
-    assert!(!out.status.success(), "{args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
     (out.status.code().unwrap(), err)
@@ -37,14 +50,24 @@ impl RpcServer {
     fn start(redis: &RedisServer) -> Self {
         let port = free_port();
         let child = Command::new(BIN)
-            .args(["--redis-url", &redis.url(), "rpc-serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--redis-url",
+                &redis.url(),
+                "rpc-serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let url = format!("http://127.0.0.1:{port}/");
-        wait_for(20, "the RPC server", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        wait_for(20, "the RPC server", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
         RpcServer(child, url)
     }
 }
@@ -60,7 +83,10 @@ impl Drop for RpcServer {
 fn mask_dates(s: &str) -> String {
     s.lines()
         .map(|l| match l.split_once("  Next run: ") {
-            Some((pre, rest)) => format!("{pre}  Next run: <date> ({}", rest.split_once('(').map_or("", |x| x.1)),
+            Some((pre, rest)) => format!(
+                "{pre}  Next run: <date> ({}",
+                rest.split_once('(').map_or("", |x| x.1)
+            ),
             None => l.to_string(),
         })
         .collect::<Vec<_>>()
@@ -69,8 +95,44 @@ fn mask_dates(s: &str) -> String {
 
 /// The same tour, directly on Redis and through the RPC server.
 fn tour(g: &[&str]) {
-    assert_eq!(ok(g, &["task-type", "add", "swh-test-ping", "swh.scheduler.tests.tasks.ping", "Ping", "-i", "1 day", "--min-interval", "12:00:00", "--max-interval", "P2D", "-f", "2", "--num-retries", "3", "--retry-delay", "2 hours"]), "OK\n");
-    assert_eq!(ok(g, &["task-type", "add", "load-git", "swh.loader.git.tasks.UpdateGitRepository", "Update a git repository"]), "OK\n");
+    assert_eq!(
+        ok(
+            g,
+            &[
+                "task-type",
+                "add",
+                "swh-test-ping",
+                "swh.scheduler.tests.tasks.ping",
+                "Ping",
+                "-i",
+                "1 day",
+                "--min-interval",
+                "12:00:00",
+                "--max-interval",
+                "P2D",
+                "-f",
+                "2",
+                "--num-retries",
+                "3",
+                "--retry-delay",
+                "2 hours"
+            ]
+        ),
+        "OK\n"
+    );
+    assert_eq!(
+        ok(
+            g,
+            &[
+                "task-type",
+                "add",
+                "load-git",
+                "swh.loader.git.tasks.UpdateGitRepository",
+                "Update a git repository"
+            ]
+        ),
+        "OK\n"
+    );
     assert_eq!(
         ok(g, &["task-type", "list"]),
         "Known task types:\nload-git:\n  Update a git repository\nswh-test-ping:\n  Ping\n"
@@ -80,46 +142,115 @@ fn tour(g: &[&str]) {
         "Known task types:\nswh-test-ping: swh.scheduler.tests.tasks.ping\n  Ping\n  interval: 1 day, 0:00:00 [12:00:00, 2 days, 0:00:00]\n  backoff_factor: 2.0\n  max_queue_length: 1000\n  num_retries: 3\n  retry_delay: 2:00:00\n\n"
     );
     assert_eq!(
-        ok(g, &["task-type", "list", "-v", "-n", "swh.loader.git.tasks.UpdateGitRepository"]),
+        ok(
+            g,
+            &[
+                "task-type",
+                "list",
+                "-v",
+                "-n",
+                "swh.loader.git.tasks.UpdateGitRepository"
+            ]
+        ),
         "Known task types:\nload-git: swh.loader.git.tasks.UpdateGitRepository\n  Update a git repository\n  interval: 90 days, 0:00:00 [None, None]\n  backoff_factor: 1.0\n  max_queue_length: 1000\n  num_retries: None\n  retry_delay: None\n\n"
     );
 
     let next = "2026-07-20T10:00:00+00:00";
-    let out = ok(g, &["task", "add", "swh-test-ping", "arg1", "42", "[1, two]", "key=value", "flag=true", "empty=", "-p", "oneshot", "-n", next]);
-    let id = out.lines().find_map(|l| l.strip_prefix("Task ")).unwrap().to_string();
+    let out = ok(
+        g,
+        &[
+            "task",
+            "add",
+            "swh-test-ping",
+            "arg1",
+            "42",
+            "[1, two]",
+            "key=value",
+            "flag=true",
+            "empty=",
+            "-p",
+            "oneshot",
+            "-n",
+            next,
+        ],
+    );
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Task "))
+        .unwrap()
+        .to_string();
     assert_eq!(
         mask_dates(&out),
-        format!("Created 1 tasks\n\nTask {id}\n  Next run: <date> (2026-07-20T10:00:00+00:00)\n  Interval: 1 day, 0:00:00\n  Type: swh-test-ping\n  Policy: oneshot\n  Args:\n    'arg1'\n    42\n    [1, 'two']\n  Keyword args:\n    empty: ''\n    flag: True\n    key: 'value'\n")
+        format!(
+            "Created 1 tasks\n\nTask {id}\n  Next run: <date> (2026-07-20T10:00:00+00:00)\n  Interval: 1 day, 0:00:00\n  Type: swh-test-ping\n  Policy: oneshot\n  Args:\n    'arg1'\n    42\n    [1, 'two']\n  Keyword args:\n    empty: ''\n    flag: True\n    key: 'value'\n"
+        )
     );
     // a task due today reads "today"
     let today = Utc::now().format("%Y-%m-%dT00:00:01+00:00").to_string();
-    let out = ok(g, &["task", "add", "load-git", "url=https://example.com/x.git", "-n", &today]);
+    let out = ok(
+        g,
+        &[
+            "task",
+            "add",
+            "load-git",
+            "url=https://example.com/x.git",
+            "-n",
+            &today,
+        ],
+    );
     assert!(out.contains("  Next run: today ("), "{out}");
-    let git_id = out.lines().find_map(|l| l.strip_prefix("Task ")).unwrap().to_string();
+    let git_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Task "))
+        .unwrap()
+        .to_string();
 
     let listed = ok(g, &["task", "list", "-i", &id]);
     assert_eq!(
         mask_dates(&listed),
-        format!("Found 1 tasks\n\nTask {id}\n  Next run: <date> (2026-07-20T10:00:00+00:00)\n  Interval: 1 day, 0:00:00\n  Type: swh-test-ping\n  Policy: oneshot\n  Status: next_run_not_scheduled\n  Priority: \n  Args:\n    'arg1'\n    42\n    [1, 'two']\n  Keyword args:\n    empty: ''\n    flag: True\n    key: 'value'\n")
+        format!(
+            "Found 1 tasks\n\nTask {id}\n  Next run: <date> (2026-07-20T10:00:00+00:00)\n  Interval: 1 day, 0:00:00\n  Type: swh-test-ping\n  Policy: oneshot\n  Status: next_run_not_scheduled\n  Priority: \n  Args:\n    'arg1'\n    42\n    [1, 'two']\n  Keyword args:\n    empty: ''\n    flag: True\n    key: 'value'\n"
+        )
     );
     assert!(ok(g, &["task", "list"]).starts_with("Found 2 tasks\n"));
-    assert!(ok(g, &["task", "list", "-t", "load-git", "-s", "disabled"]).starts_with("Found 0 tasks\n"));
+    assert!(
+        ok(g, &["task", "list", "-t", "load-git", "-s", "disabled"]).starts_with("Found 0 tasks\n")
+    );
     assert!(ok(g, &["task", "list", "-p", "oneshot", "-l", "5"]).starts_with("Found 1 tasks\n"));
 
     let pending = ok(g, &["task", "list-pending", "swh-test-ping", "load-git"]);
-    assert!(pending.starts_with("Found 1 swh-test-ping tasks\n\nTask "), "{pending}");
+    assert!(
+        pending.starts_with("Found 1 swh-test-ping tasks\n\nTask "),
+        "{pending}"
+    );
     assert!(pending.contains("Found 1 load-git tasks\n"), "{pending}");
-    assert!(ok(g, &["task", "list-pending", "load-git", "-b", "2020-01-01"]).starts_with("Found 0 load-git tasks\n"));
+    assert!(
+        ok(g, &["task", "list-pending", "load-git", "-b", "2020-01-01"])
+            .starts_with("Found 0 load-git tasks\n")
+    );
 
-    assert_eq!(ok(g, &["task", "disable", &git_id]), format!("Disable tasks [{git_id}]\n\n"));
+    assert_eq!(
+        ok(g, &["task", "disable", &git_id]),
+        format!("Disable tasks [{git_id}]\n\n")
+    );
     assert!(ok(g, &["task", "list", "-s", "disabled"]).contains(&format!("Task {git_id}\n")));
-    assert_eq!(ok(g, &["task", "respawn", &git_id, &id, "-n", "2026-07-21"]), format!("Respawn tasks [{git_id}, {id}]\n\n"));
+    assert_eq!(
+        ok(g, &["task", "respawn", &git_id, &id, "-n", "2026-07-21"]),
+        format!("Respawn tasks [{git_id}, {id}]\n\n")
+    );
     let respawned = ok(g, &["task", "list", "-i", &git_id]);
-    assert!(respawned.contains("(2026-07-21T00:00:00+00:00)") && respawned.contains("Status: next_run_not_scheduled"), "{respawned}");
+    assert!(
+        respawned.contains("(2026-07-21T00:00:00+00:00)")
+            && respawned.contains("Status: next_run_not_scheduled"),
+        "{respawned}"
+    );
 
     // the errors: one line, non-zero
     let (code, err) = fails(g, &["task", "add", "nope"]);
-    assert_eq!((code, err.as_str()), (1, "Error: Unknown task name nope.\n"));
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "Error: Unknown task name nope.\n")
+    );
     let (code, err) = fails(g, &["task-type", "add", "t", "x.y", "d", "-i", "soon"]);
     assert_eq!(code, 2);
     assert!(err.contains("invalid duration \"soon\""), "{err}");
@@ -143,16 +274,64 @@ fn runs_are_listed_with_their_times_and_metadata() {
     let server = RedisServer::start();
     let g = ["--redis-url".to_string(), server.url()];
     let g: Vec<&str> = g.iter().map(String::as_str).collect();
-    ok(&g, &["task-type", "add", "swh-test-ping", "x.ping", "Ping", "-i", "1 day"]);
-    let out = ok(&g, &["task", "add", "swh-test-ping", "-n", "2026-07-20T10:00:00+00:00"]);
-    let id: i64 = out.lines().find_map(|l| l.strip_prefix("Task ")).unwrap().parse().unwrap();
+    ok(
+        &g,
+        &[
+            "task-type",
+            "add",
+            "swh-test-ping",
+            "x.ping",
+            "Ping",
+            "-i",
+            "1 day",
+        ],
+    );
+    let out = ok(
+        &g,
+        &[
+            "task",
+            "add",
+            "swh-test-ping",
+            "-n",
+            "2026-07-20T10:00:00+00:00",
+        ],
+    );
+    let id: i64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Task "))
+        .unwrap()
+        .parse()
+        .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let store = server.store().await;
         let t0 = "2026-07-20T10:00:00Z".parse().unwrap();
-        store.schedule_task_run(id, "bid-1", None, Some(t0)).await.unwrap();
-        store.start_task_run("bid-1", Some(serde_json::json!({"worker": "w1@vm"}).as_object().unwrap().clone()), Some(t0 + TimeDelta::seconds(1))).await.unwrap();
-        store.end_task_run("bid-1", swh_scheduler::model::RunStatus::Eventful, None, Some(t0 + TimeDelta::seconds(2))).await.unwrap();
+        store
+            .schedule_task_run(id, "bid-1", None, Some(t0))
+            .await
+            .unwrap();
+        store
+            .start_task_run(
+                "bid-1",
+                Some(
+                    serde_json::json!({"worker": "w1@vm"})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+                Some(t0 + TimeDelta::seconds(1)),
+            )
+            .await
+            .unwrap();
+        store
+            .end_task_run(
+                "bid-1",
+                swh_scheduler::model::RunStatus::Eventful,
+                None,
+                Some(t0 + TimeDelta::seconds(2)),
+            )
+            .await
+            .unwrap();
     });
     let runs = ok(&g, &["task", "list", "-r"]);
     assert!(
@@ -168,13 +347,27 @@ fn csv_import_checks_every_line_first() {
     let server = RedisServer::start();
     let g = ["--redis-url".to_string(), server.url()];
     let g: Vec<&str> = g.iter().map(String::as_str).collect();
-    ok(&g, &["task-type", "add", "load-git", "swh.loader.git.tasks.UpdateGitRepository", "Git", "-i", "1 day"]);
+    ok(
+        &g,
+        &[
+            "task-type",
+            "add",
+            "load-git",
+            "swh.loader.git.tasks.UpdateGitRepository",
+            "Git",
+            "-i",
+            "1 day",
+        ],
+    );
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.csv");
     std::fs::write(&good, "load-git,[],\"{\"\"url\"\": \"\"https://a/1\"\"}\",2026-07-20T10:00:00+00:00\nswh.loader.git.tasks.UpdateGitRepository,\"[1]\",{},2026-07-20\n").unwrap();
     let out = ok(&g, &["task", "schedule", good.to_str().unwrap()]);
     assert!(out.starts_with("Created 2 tasks\n\nTask "), "{out}");
-    assert!(out.contains("    url: 'https://a/1'\n") && out.contains("(2026-07-20T00:00:00+00:00)"), "{out}");
+    assert!(
+        out.contains("    url: 'https://a/1'\n") && out.contains("(2026-07-20T00:00:00+00:00)"),
+        "{out}"
+    );
 
     // a bad line: named, and nothing created
     let bad = dir.path().join("bad.csv");
@@ -185,16 +378,40 @@ fn csv_import_checks_every_line_first() {
 
     // other columns and delimiter, from standard input
     let mut child = Command::new(BIN)
-        .args(["--redis-url", &server.url(), "task", "schedule", "-c", "type", "-c", "kwargs", "-c", "policy", "-d", ";", "-"])
+        .args([
+            "--redis-url",
+            &server.url(),
+            "task",
+            "schedule",
+            "-c",
+            "type",
+            "-c",
+            "kwargs",
+            "-c",
+            "policy",
+            "-d",
+            ";",
+            "-",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"load-git;{\"url\": \"https://b\"};oneshot\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"load-git;{\"url\": \"https://b\"};oneshot\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.starts_with("Created 1 tasks") && text.contains("Policy: oneshot"), "{text}");
+    assert!(
+        out.status.success()
+            && text.starts_with("Created 1 tasks")
+            && text.contains("Policy: oneshot"),
+        "{text}"
+    );
     let (_, err) = fails(&g, &["task", "schedule", "/no/such/file.csv"]);
     assert!(err.contains("/no/such/file.csv"), "{err}");
 }
@@ -203,9 +420,15 @@ fn csv_import_checks_every_line_first() {
 fn errors_name_what_is_wrong_in_one_line() {
     let (code, err) = fails(&["--redis-url", "redis://127.0.0.1:1/0"], &["task", "list"]);
     assert_eq!(code, 1);
-    assert!(err.starts_with("Error: cannot connect to Redis at redis://127.0.0.1:1/0"), "{err}");
+    assert!(
+        err.starts_with("Error: cannot connect to Redis at redis://127.0.0.1:1/0"),
+        "{err}"
+    );
     let (_, err) = fails(&["-u", "http://127.0.0.1:1/"], &["task-type", "list"]);
-    assert!(err.starts_with("Error: cannot reach the scheduler RPC server at http://127.0.0.1:1/"), "{err}");
+    assert!(
+        err.starts_with("Error: cannot reach the scheduler RPC server at http://127.0.0.1:1/"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.yml");
     std::fs::write(&cfg, "other: {}\n").unwrap();
@@ -221,11 +444,31 @@ fn the_configuration_file_names_the_backend() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.yml");
-    std::fs::write(&cfg, format!("scheduler:\n  cls: redis\n  url: {}\n  prefix: other\n", server.url())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "scheduler:\n  cls: redis\n  url: {}\n  prefix: other\n",
+            server.url()
+        ),
+    )
+    .unwrap();
     let c = cfg.to_str().unwrap();
-    assert_eq!(ok(&["-C", c], &["task-type", "add", "t", "x.y", "d"]), "OK\n");
+    assert_eq!(
+        ok(&["-C", c], &["task-type", "add", "t", "x.y", "d"]),
+        "OK\n"
+    );
     // the prefix from the file was used: the default prefix sees nothing
-    assert_eq!(ok(&["--redis-url", &server.url()], &["task-type", "list"]), "Known task types:\n");
-    let out = Command::new(BIN).args(["task-type", "list"]).env("SWH_CONFIG_FILENAME", c).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "Known task types:\nt:\n  d\n");
+    assert_eq!(
+        ok(&["--redis-url", &server.url()], &["task-type", "list"]),
+        "Known task types:\n"
+    );
+    let out = Command::new(BIN)
+        .args(["task-type", "list"])
+        .env("SWH_CONFIG_FILENAME", c)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Known task types:\nt:\n  d\n"
+    );
 }

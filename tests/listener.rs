@@ -336,7 +336,7 @@ async fn the_lost_sweep_settles_silent_runs_once_even_from_several_processes() {
     for _ in 0..4 {
         let s = server.store().await;
         handles.push(tokio::spawn(async move {
-            s.sweep_lost_runs(TYPE, Duration::from_secs(1))
+            s.sweep_lost_runs(TYPE, Duration::from_secs(1), false)
                 .await
                 .unwrap()
         }));
@@ -371,12 +371,48 @@ async fn the_lost_sweep_settles_silent_runs_once_even_from_several_processes() {
     assert_eq!(t[1].next_run, r1.ended.unwrap() + TimeDelta::hours(2));
     assert_eq!(r1.metadata["lost"], json!(true));
 
-    // the listener sweeps on its own too
+    // a scheduled run is not lost while its queue holds messages: it may be one of them
+    let made = store
+        .create_tasks(
+            &[{
+                let mut t = NewTask::new(TYPE, vec![json!("queued")], Default::default());
+                t.next_run = Some(Utc::now() - TimeDelta::seconds(10));
+                t
+            }],
+            Policy::Recurring,
+        )
+        .await
+        .unwrap();
+    Runner::new(store.clone(), RunnerConfig::default())
+        .pass()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        store
+            .sweep_lost_runs(TYPE, Duration::from_secs(1), true)
+            .await
+            .unwrap(),
+        1,
+        "the started run only"
+    );
+    assert_eq!(run_of(&store, tasks[0].id).await.status, RunStatus::Lost);
+    assert_eq!(
+        run_of(&store, made[0].id).await.status,
+        RunStatus::Scheduled
+    );
+
+    // the listener sweeps on its own; with the queue empty, the scheduled run is lost
+    let mut con = server.client();
+    let _: () = redis::cmd("DEL")
+        .arg("swh.loader.git.tasks.UpdateGitRepository")
+        .query(&mut con)
+        .unwrap();
     let mut c = config(&server);
     c.sweep_every = Duration::from_millis(200);
     c.lost_after = Duration::from_millis(500);
     let (handle, stats, stop) = spawn(&store, c);
-    wait_run(&store, tasks[0].id, "the started run lost", |r| {
+    wait_run(&store, made[0].id, "the queued run lost", |r| {
         r.status == RunStatus::Lost
     })
     .await;

@@ -276,6 +276,29 @@ async fn create_tasks_dedups_as_the_original() {
         a[..1]
     );
 
+    // a oneshot task moved to another next_run (respawned) is found at its new next_run, and
+    // deleting it leaves no dedup entry behind
+    let moved = t0() + Duration::days(9);
+    store
+        .set_status_tasks(
+            &[a[0].id],
+            TaskStatus::NextRunNotScheduled,
+            Some(moved),
+            false,
+        )
+        .await
+        .unwrap();
+    let mut at_new = task("swh-test-ping", 50, moved);
+    at_new.policy = Some(Policy::Oneshot);
+    assert_eq!(
+        store
+            .create_tasks(&[at_new], Policy::Recurring)
+            .await
+            .unwrap()[0]
+            .id,
+        a[0].id
+    );
+
     // once the task moves on (grabbed: next_run_scheduled), an identical input is a new task,
     // as in the original where status is part of the comparison
     store

@@ -24,6 +24,8 @@ local function apply_end_rules(tt, t, run_status, ended)
     end
     interval = math.floor(interval + 0.5)
     if tt.max_interval and interval > tt.max_interval then interval = tt.max_interval end
+    -- without a max_interval, a century at most (the longest interval a type may have)
+    if interval > 3155760000000000 then interval = 3155760000000000 end
     if tt.min_interval and interval < tt.min_interval then interval = tt.min_interval end
     t.interval = us_secs(interval)
     t.next_run = ended + interval

@@ -1,8 +1,9 @@
 -- Tasks. Task <seq> of a type is two fields of the hash "<base>:t:<floor(seq / TASK_BUCKET)>":
 -- its state in field f = seq % TASK_BUCKET and its arguments in field f + TASK_BUCKET. The part
--- every state change rewrites stays small, both stay under Redis' default
--- hash-max-listpack-value (64 bytes) for typical tasks, so the hash stays listpack-encoded
--- (some 80 bytes a task instead of 130), and one HMGET reads a whole task.
+-- every state change rewrites stays small; while both stay under Redis' default
+-- hash-max-listpack-value (64 bytes: arguments of up to about 60 bytes, such as a short URL),
+-- the hash stays listpack-encoded (some 80 bytes a task instead of 130; raising that setting
+-- keeps longer ones compact too); and one HMGET reads a whole task.
 --   field f: the state, as consecutive cmsgpack values:
 --       next_run (us), current_interval (seconds, nil if none), flags, retries_left, runs
 --     flags = status + 4 * policy + 8 * priority (0 none, 1 high, 2 normal, 3 low);

@@ -95,6 +95,10 @@ pub fn listener_config(
         .unwrap_or_else(|| store_url.to_string());
     let mut c = ListenerConfig::new(&broker);
     c.naming = file.celery.naming.clone();
+    c.broker_db = runner::broker_db(store_url, file.celery.broker_url.as_deref())?;
+    if let Some(p) = &file.celery.priority_queue_prefix {
+        c.priority_queue_prefix = p.clone();
+    }
     c.naming.db = crate::store::url_db(&broker);
     c.result_backend = args
         .result_backend

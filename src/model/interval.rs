@@ -149,7 +149,9 @@ fn parse_clock(s: &str) -> Option<f64> {
     if m >= 60 || !(0.0..60.0).contains(&sec) {
         return None;
     }
-    let v = (h * 3600 + m * 60) as f64 * US_PER_SEC as f64 + (sec * US_PER_SEC as f64).round();
+    // in floating point: hours past u64 range are refused by the caller's range check
+    let v = (h as f64 * 3600.0 + m as f64 * 60.0) * US_PER_SEC as f64
+        + (sec * US_PER_SEC as f64).round();
     Some(if neg { -v } else { v })
 }
 

@@ -103,6 +103,24 @@ impl RunStatus {
     }
 }
 
+/// The longest interval accepted: a century.
+pub const MAX_INTERVAL: Interval = Interval::from_days(36_525);
+/// The largest backoff factor accepted.
+pub const MAX_BACKOFF_FACTOR: f64 = 1000.0;
+
+/// Refuses times too far from 1970 for the store's microsecond counts to stay exact in Lua
+/// (whose numbers are doubles): about 1685 to 2255.
+pub fn check_time(field: &str, t: DateTime<Utc>) -> crate::Result<()> {
+    if to_micros(t).unsigned_abs() >= 1 << 53 {
+        return Err(crate::Error::invalid(
+            field,
+            t.to_rfc3339(),
+            "must be between the years 1700 and 2250",
+        ));
+    }
+    Ok(())
+}
+
 /// The default `max_queue_length` of a new task type (as the original's schema).
 pub const DEFAULT_MAX_QUEUE_LENGTH: i64 = 1000;
 
@@ -160,6 +178,9 @@ impl TaskType {
             if let Some(v) = value.filter(|v| v.is_negative()) {
                 return Err(crate::Error::invalid(field, v, "must not be negative"));
             }
+            if let Some(v) = value.filter(|v| *v > MAX_INTERVAL) {
+                return Err(crate::Error::invalid(field, v, "must not exceed a century"));
+            }
         }
         if let (Some(min), Some(max)) = (self.min_interval, self.max_interval)
             && min > max
@@ -171,12 +192,12 @@ impl TaskType {
             ));
         }
         if let Some(f) = self.backoff_factor
-            && !(f.is_finite() && f > 0.0)
+            && !(f.is_finite() && f > 0.0 && f <= MAX_BACKOFF_FACTOR)
         {
             return Err(crate::Error::invalid(
                 "backoff_factor",
                 f,
-                "must be a positive number",
+                format!("must be a positive number up to {MAX_BACKOFF_FACTOR}"),
             ));
         }
         for (field, value) in [

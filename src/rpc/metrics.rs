@@ -91,18 +91,10 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
             backend.clone(),
             format!("{}:{backend}", cfg.priority_queue_prefix),
         ] {
-            let mut pipe = redis::pipe();
-            if let Some(db) = cfg.broker_db {
-                pipe.cmd("SELECT").arg(db).ignore();
-            }
-            for k in cfg.naming.queue_keys(&queue) {
-                pipe.llen(k);
-            }
-            if cfg.broker_db.is_some() {
-                pipe.cmd("SELECT").arg(store.db()).ignore();
-            }
-            let lens: Vec<i64> = pipe.query_async(&mut con).await?;
-            queues.push((queue, lens.iter().sum()));
+            let n = store
+                .queue_waiting(&cfg.naming.queue_keys(&queue), cfg.broker_db)
+                .await?;
+            queues.push((queue, n));
         }
         figures.push(TypeFigures {
             name: tt.task_type.clone(),

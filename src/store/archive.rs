@@ -10,7 +10,10 @@ use super::scripts::{Call, ScriptName};
 use super::tasks::fingerprint;
 use super::{Store, array, as_bytes, as_int};
 use crate::error::{Error, Result};
-use crate::model::{ArchivableRun, ArchivePage, Policy, ids, to_micros};
+use crate::model::{ArchivableRun, ArchivePage, ids, to_micros};
+
+/// Finished tasks one archive_scan call reads at most.
+const ARCHIVE_SCAN_TASKS: usize = 2000;
 
 impl Store {
     /// Runs of finished tasks (oneshot tasks completed or disabled, recurring tasks disabled)
@@ -41,21 +44,22 @@ impl Store {
                 continue;
             }
             let mut from = if info.index == start_index {
-                start_seq
+                start_seq as i64
             } else {
                 0
             };
-            loop {
+            while from >= 0 && rows.len() <= limit {
                 let want = limit + 1 - rows.len();
                 let reply = Call::new(ScriptName::ArchiveScan, &[&info.keys.type_key])
                     .arg(from)
                     .arg(to_micros(after_ts))
                     .arg(to_micros(before_ts))
                     .arg(want)
+                    .arg(ARCHIVE_SCAN_TASKS)
                     .run(&mut con)
                     .await?;
                 let items = array(reply)?;
-                let more = items.first().and_then(as_int) == Some(1);
+                from = items.first().and_then(as_int).unwrap_or(-1);
                 let mut it = items.into_iter().skip(1);
                 while let Some(seq) = it.next() {
                     let seq = as_int(&seq).unwrap_or(0) as u64;
@@ -79,10 +83,6 @@ impl Store {
                     // ORDER BY started: runs never started come last
                     task_rows.sort_by_key(|r| (r.run.started.is_none(), r.run.started, r.run.id));
                     rows.extend(task_rows);
-                    from = seq + 1;
-                }
-                if rows.len() > limit || !more {
-                    break;
                 }
             }
             if rows.len() > limit {
@@ -99,6 +99,13 @@ impl Store {
 
     /// Deletes the given runs, then those of their tasks left without any run.
     pub async fn delete_archived_tasks(&self, items: &[(i64, i64)]) -> Result<()> {
+        for chunk in items.chunks(1000) {
+            self.delete_archived_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_archived_chunk(&self, items: &[(i64, i64)]) -> Result<()> {
         let task_ids: Vec<i64> = items.iter().map(|(t, _)| *t).collect();
         let tasks: HashMap<i64, _> = self
             .get_tasks(&task_ids)
@@ -119,13 +126,7 @@ impl Store {
                 continue;
             }
             let info = self.require_type(&task.task_type).await?;
-            let next_run = (task.policy == Policy::Oneshot).then(|| to_micros(task.next_run));
-            let fp = fingerprint(
-                &task.arguments.to_stored(),
-                task.policy,
-                task.priority,
-                next_run,
-            );
+            let fp = fingerprint(&task.arguments.to_stored(), task.policy, task.priority);
             let slot = match by_type.iter().position(|(i, _)| *i == tindex) {
                 Some(p) => p,
                 None => {

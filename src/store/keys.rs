@@ -6,8 +6,8 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:{T}:type` | hash | the type's fields, its index, counters `task_seq` and `run_seq` |
-//! | `P:{T}:t:<n>` | hash | tasks `128n..128n+127`, field = seq % 128, value = packed record |
-//! | `P:{T}:r:<n>` | hash | runs, likewise |
+//! | `P:{T}:t:<n>` | hash | tasks `64n..64n+63`: state in field `seq % 64`, arguments in field `seq % 64 + 64` |
+//! | `P:{T}:r:<n>` | hash | runs `128n..128n+127`, field = seq % 128 |
 //! | `P:{T}:ready`, `P:{T}:ready:prio` | zset | due-able tasks without / with a priority, by next_run |
 //! | `P:{T}:dedup` | hash | argument fingerprint -> task seqs, for `create_tasks` |
 //! | `P:{T}:inflight` | zset | runs still scheduled or started, by time of last change |

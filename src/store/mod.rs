@@ -129,6 +129,27 @@ impl Store {
         url_db(&self.inner.config.url)
     }
 
+    /// Messages waiting in a broker queue: the sum of the lengths of its list keys (see
+    /// `BrokerNaming::queue_keys`), in the broker's database when it is not the store's.
+    pub async fn queue_waiting(
+        &self,
+        queue_keys: &[String],
+        broker_db: Option<u32>,
+    ) -> Result<i64> {
+        let mut pipe = redis::pipe();
+        if let Some(db) = broker_db {
+            pipe.cmd("SELECT").arg(db).ignore();
+        }
+        for k in queue_keys {
+            pipe.llen(k);
+        }
+        if broker_db.is_some() {
+            pipe.cmd("SELECT").arg(self.db()).ignore();
+        }
+        let lens: Vec<i64> = pipe.query_async(&mut self.con().await?).await?;
+        Ok(lens.iter().sum())
+    }
+
     fn global(&self) -> &GlobalKeys {
         &self.inner.global
     }
@@ -143,12 +164,6 @@ pub fn url_db(url: &str) -> u32 {
     redis::IntoConnectionInfo::into_connection_info(url)
         .map(|i| i.redis_settings().db() as u32)
         .unwrap_or(0)
-}
-
-/// The Redis server's clock, in microseconds since the epoch.
-async fn server_now(con: &mut deadpool_redis::Connection) -> Result<i64> {
-    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(con).await?;
-    Ok(secs * 1_000_000 + micros)
 }
 
 /// Reads a script reply of (seq, state record, arguments record) triples as tasks.

@@ -87,6 +87,9 @@ impl Store {
             if r.backend_id.is_empty() {
                 return Err(Error::invalid("backend_id", "", "must not be empty"));
             }
+            if let Some(t) = r.scheduled {
+                crate::model::check_time("scheduled", t)?;
+            }
             let Some((info, seq)) = self.type_of_id(r.task).await? else {
                 return Err(Error::invalid("task", r.task, "no such task"));
             };
@@ -288,6 +291,11 @@ impl Store {
         events: &[RunEvent],
         want_runs: bool,
     ) -> Result<Vec<Option<RunOutcome>>> {
+        for e in events {
+            if let Some(t) = e.timestamp {
+                crate::model::check_time("timestamp", t)?;
+            }
+        }
         let mut con = self.con().await?;
         // per type: the (event index, run seq) of each of its events, and its call
         let mut groups = ByType::new();
@@ -321,8 +329,21 @@ impl Store {
         }
         let replies = run_pipelined(&mut con, &calls).await?;
         let mut out: Vec<Option<RunOutcome>> = vec![None; events.len()];
+        // a failing call (say, a damaged record) is logged and its events skipped, so that one
+        // bad type does not block the others; when every call fails, that is the error
+        let mut first_error = None;
+        let mut failed = 0;
+        let calls = groups.iter().count();
         for ((info, items), reply) in groups.iter().zip(replies) {
-            let values = array(reply?)?;
+            let values = match reply.and_then(array) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!("run events of task type {}: {e}", info.task_type.task_type);
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             for (&(i, seq), v) in items.iter().zip(values.chunks(2)) {
                 let found = as_int(&v[0]).unwrap_or(0);
                 if found == 0 || out[i].is_some() {
@@ -339,7 +360,10 @@ impl Store {
                 });
             }
         }
-        Ok(out)
+        match first_error {
+            Some(e) if failed == calls => Err(e),
+            _ => Ok(out),
+        }
     }
 
     /// The kept runs of those tasks, by run id, at most `limit`.
@@ -350,17 +374,21 @@ impl Store {
     ) -> Result<Vec<TaskRun>> {
         let groups = self.group_ids(task_ids).await?;
         let mut calls = Vec::new();
-        for (info, seqs) in &groups {
-            let mut call = Call::new(ScriptName::GetTaskRuns, &[&info.keys.type_key]);
-            for s in seqs {
-                call.arg(*s);
+        let mut infos = Vec::new();
+        for (info, all) in &groups {
+            for seqs in all.chunks(1000) {
+                let mut call = Call::new(ScriptName::GetTaskRuns, &[&info.keys.type_key]);
+                for s in seqs {
+                    call.arg(*s);
+                }
+                calls.push(call);
+                infos.push(info.clone());
             }
-            calls.push(call);
         }
         let mut con = self.con().await?;
         let mut out = Vec::new();
         let mut seen = HashMap::new();
-        for ((info, _), reply) in groups.iter().zip(run_pipelined(&mut con, &calls).await?) {
+        for (info, reply) in infos.iter().zip(run_pipelined(&mut con, &calls).await?) {
             for (seq, raw) in pairs(reply?)? {
                 let seq = as_int(&seq).unwrap_or(0) as u64;
                 let run = self.run_from_record(info, seq, RunRecord::decode(as_bytes(&raw))?);
@@ -380,28 +408,40 @@ impl Store {
 impl Store {
     /// Marks lost the runs of a type still scheduled or started whose last change is at least
     /// `older_than` old (by the Redis server's clock), applying the failure rules to their
-    /// tasks (see `lua/sweep_lost.lua`). Returns how many; safe to run from several processes.
+    /// tasks (see `lua/sweep_lost.lua`); with `keep_scheduled`, runs still scheduled are left
+    /// alone (their message may be waiting in the queue). Returns how many; safe to run from
+    /// several processes.
     pub async fn sweep_lost_runs(
         &self,
         task_type: &str,
         older_than: std::time::Duration,
+        keep_scheduled: bool,
     ) -> Result<usize> {
+        const PER_CALL: i64 = 1000;
         let Some(info) = self.type_info(task_type).await? else {
             return Ok(0);
         };
         let mut con = self.con().await?;
-        let mut total = 0;
+        let mut lost = 0;
+        // the runs left alone stay first in line: go on after them
+        let mut skip = 0;
         loop {
-            let n = Call::new(ScriptName::SweepLost, &[&info.keys.type_key])
-                .arg("")
-                .arg(older_than.as_micros() as i64)
-                .arg(1000)
-                .run(&mut con)
-                .await?;
-            let n = as_int(&n).unwrap_or(0) as usize;
-            total += n;
-            if n < 1000 {
-                return Ok(total);
+            let reply = array(
+                Call::new(ScriptName::SweepLost, &[&info.keys.type_key])
+                    .arg("")
+                    .arg(older_than.as_micros() as i64)
+                    .arg(PER_CALL)
+                    .arg(if keep_scheduled { "1" } else { "0" })
+                    .arg(skip)
+                    .run(&mut con)
+                    .await?,
+            )?;
+            let n = reply.first().and_then(as_int).unwrap_or(0);
+            let examined = reply.get(1).and_then(as_int).unwrap_or(0);
+            lost += n as usize;
+            skip += reply.get(2).and_then(as_int).unwrap_or(0);
+            if examined < PER_CALL {
+                return Ok(lost);
             }
         }
     }

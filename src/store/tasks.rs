@@ -11,21 +11,23 @@ use crate::model::{NewTask, Policy, Priority, Task, TaskSearch, TaskStatus, to_m
 
 /// Tasks per create_tasks script call: bounds how long one call holds Redis.
 const CREATE_CHUNK: usize = 2000;
-/// Buckets (of 128 tasks) one search call reads.
+/// Ready tasks one call peeks at or grabs.
+const READY_PAGE: usize = 10_000;
+/// Ids one get or set-status call handles.
+const IDS_PER_CALL: usize = 1000;
+/// Buckets (of 64 tasks) one search call reads.
 const SCAN_BUCKETS: usize = 64;
 
-/// The dedup fingerprint of a task: what the original compares besides type and status.
+/// The dedup fingerprint of a task: its arguments, policy and priority. The original also
+/// compares status and, for oneshot tasks, next_run; the script compares those on the stored
+/// record, as they change over a task's life and a fingerprint must not.
 pub fn fingerprint(
     arguments: &(String, String),
     policy: Policy,
     priority: Option<Priority>,
-    next_run_us: Option<i64>,
 ) -> [u8; 8] {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(&[policy.code(), priority.map_or(0, Priority::code)]);
-    if policy == Policy::Oneshot {
-        h.update(&next_run_us.unwrap_or(i64::MIN).to_be_bytes());
-    }
     h.update(arguments.0.as_bytes());
     h.update(&[0]);
     h.update(arguments.1.as_bytes());
@@ -55,16 +57,13 @@ impl Store {
             if let Some(r) = t.retries_left.filter(|r| *r < 0) {
                 return Err(Error::invalid("retries_left", r, "must not be negative"));
             }
+            if let Some(n) = t.next_run {
+                crate::model::check_time("next_run", n)?;
+            }
             groups.push(&info, i);
         }
         let mut resolved: Vec<Option<Task>> = vec![None; tasks.len()];
         let mut con = self.con().await?;
-        // "now" for tasks without next_run, from the server's clock, resolved here so that
-        // oneshot fingerprints (which include next_run) are those of the stored tasks
-        let now = match tasks.iter().any(|t| t.next_run.is_none()) {
-            true => Some(super::server_now(&mut con).await?),
-            false => None,
-        };
         for (info, indexes) in groups.iter() {
             for chunk in indexes.chunks(CREATE_CHUNK) {
                 let mut call = Call::new(ScriptName::CreateTasks, &[&info.keys.type_key]);
@@ -73,8 +72,8 @@ impl Store {
                     let t = &tasks[i];
                     let policy = t.policy.unwrap_or(policy);
                     let args = t.arguments.to_stored();
-                    let next_run = t.next_run.map(to_micros).or(now);
-                    call.arg(&fingerprint(&args, policy, t.priority, next_run)[..])
+                    let next_run = t.next_run.map(to_micros);
+                    call.arg(&fingerprint(&args, policy, t.priority)[..])
                         .arg(opt_arg(next_run))
                         .arg(t.status.code())
                         .arg(policy.code())
@@ -111,18 +110,23 @@ impl Store {
         next_run: Option<DateTime<Utc>>,
         except_completed_tasks: bool,
     ) -> Result<()> {
+        if let Some(n) = next_run {
+            crate::model::check_time("next_run", n)?;
+        }
         let mut con = self.con().await?;
         let mut calls = Vec::new();
-        for (info, seqs) in self.group_ids(task_ids).await? {
-            let mut call = Call::new(ScriptName::SetStatusTasks, &[&info.keys.type_key]);
-            call.arg("")
-                .arg(status.code())
-                .arg(opt_arg(next_run.map(to_micros)))
-                .arg(if except_completed_tasks { "1" } else { "0" });
-            for s in seqs {
-                call.arg(s);
+        for (info, all) in self.group_ids(task_ids).await? {
+            for seqs in all.chunks(IDS_PER_CALL) {
+                let mut call = Call::new(ScriptName::SetStatusTasks, &[&info.keys.type_key]);
+                call.arg("")
+                    .arg(status.code())
+                    .arg(opt_arg(next_run.map(to_micros)))
+                    .arg(if except_completed_tasks { "1" } else { "0" });
+                for s in seqs {
+                    call.arg(*s);
+                }
+                calls.push(call);
             }
-            calls.push(call);
         }
         for r in run_pipelined(&mut con, &calls).await? {
             r?;
@@ -140,16 +144,20 @@ impl Store {
     pub async fn get_tasks(&self, task_ids: &[i64]) -> Result<Vec<Task>> {
         let groups = self.group_ids(task_ids).await?;
         let mut calls = Vec::new();
-        for (info, seqs) in &groups {
-            let mut call = Call::new(ScriptName::GetTasks, &[&info.keys.type_key]);
-            for s in seqs {
-                call.arg(*s);
+        let mut infos = Vec::new();
+        for (info, all) in &groups {
+            for seqs in all.chunks(IDS_PER_CALL) {
+                let mut call = Call::new(ScriptName::GetTasks, &[&info.keys.type_key]);
+                for s in seqs {
+                    call.arg(*s);
+                }
+                calls.push(call);
+                infos.push(info.clone());
             }
-            calls.push(call);
         }
         let mut con = self.con().await?;
         let mut found = std::collections::HashMap::new();
-        for ((info, _), reply) in groups.iter().zip(run_pipelined(&mut con, &calls).await?) {
+        for (info, reply) in infos.iter().zip(run_pipelined(&mut con, &calls).await?) {
             for task in tasks_from(info, &array(reply?)?)? {
                 found.insert(task.id, task);
             }
@@ -278,12 +286,26 @@ impl Store {
             &info.keys.ready
         };
         let mut con = self.con().await?;
-        let reply = Call::new(ScriptName::ReadyTasks, &[&info.keys.type_key, ready])
-            .arg(opt_arg(timestamp.map(to_micros)))
-            .arg(opt_arg(num_tasks.map(|n| n as i64)))
-            .arg(if grab { "1" } else { "0" })
-            .run(&mut con)
-            .await?;
-        tasks_from(&info, &array(reply)?)
+        // pages of at most READY_PAGE, so that no call holds Redis long
+        let mut out = Vec::new();
+        loop {
+            let want = num_tasks.map_or(READY_PAGE, |n| (n - out.len()).min(READY_PAGE));
+            if want == 0 {
+                return Ok(out);
+            }
+            let reply = Call::new(ScriptName::ReadyTasks, &[&info.keys.type_key, ready])
+                .arg(opt_arg(timestamp.map(to_micros)))
+                .arg(want)
+                .arg(if grab { "1" } else { "0" })
+                .arg(if grab { 0 } else { out.len() })
+                .run(&mut con)
+                .await?;
+            let page = tasks_from(&info, &array(reply)?)?;
+            let last = page.len() < want;
+            out.extend(page);
+            if last {
+                return Ok(out);
+            }
+        }
     }
 }
