@@ -503,7 +503,7 @@ def main():
     except Exception:
         pass
 
-    # SIGTERM -> KeyboardInterrupt-like exit so that the finally clauses run.
+    # SIGTERM -> SystemExit, so that the finally clause below still cleans up.
     def on_term(signum, frame):
         raise SystemExit(128 + signum)
 
@@ -511,9 +511,8 @@ def main():
 
     dbname = f"swh_sched_bench_{os.getpid()}"
     server = None
-    db_created = False
     try:
-        db_created = True  # even a half-created database must be dropped
+        # inside the try: even a half-created database gets dropped
         dsn = create_database(args.pg, dbname)
         if args.backend == "postgresql":
             # 0.16 names the PostgreSQL backend "local" (later releases: "postgresql").
@@ -533,7 +532,7 @@ def main():
     finally:
         if server is not None:
             server.stop()
-        if db_created and not args.keep_db:
+        if not args.keep_db:
             drop_database(args.pg, dbname)
 
 
