@@ -97,7 +97,8 @@ local id_base = math.floor(first_id / 281474976710656) * 281474976710656
 
 local out = { 0, waiting }
 local msgs, scored = {}, {}
-local new_run = { status = RUN_SCHEDULED, scheduled = now, metadata = '{}' }
+local moved = 0 -- tasks next_run_not_scheduled -> next_run_scheduled, counted once at the end
+local run_bucket, run_key = -1, nil -- runs are consecutive: their hash changes every RUN_BUCKET
 for i = 1, n do
   local seq = member_seq(due[i])
   local skey, f = state_loc(base, seq)
@@ -106,12 +107,18 @@ for i = 1, n do
   if raw then
     local rseq = first_run + i
     local t = decode_task(raw)
-    count_status(t.status, TASK_SCHEDULED)
+    if t.status == TASK_NOT_SCHEDULED then moved = moved + 1 else count_status(t.status, TASK_SCHEDULED) end
     t.status = TASK_SCHEDULED
     for _, d in ipairs(attach_run(base, t, rseq, false, keep) or {}) do out[#out + 1] = d end
     redis.call('HSET', skey, f, encode_task(t))
-    new_run.task = seq
-    save_run(base, rseq, new_run)
+    local b = math.floor(rseq / RUN_BUCKET)
+    if b ~= run_bucket then
+      run_bucket, run_key = b, base .. ':r:' .. b
+    end
+    -- a new run's record (layout of includes/run.lua): task, status, scheduled, started,
+    -- ended, metadata, backend id (nil: derived)
+    redis.call('HSET', run_key, rseq % RUN_BUCKET,
+      cmsgpack.pack(seq, RUN_SCHEDULED, now, nil, nil, '{}', nil))
     scored[#scored + 1] = now
     scored[#scored + 1] = rseq
     local rid = run_id(tt, rseq)
@@ -125,6 +132,7 @@ for i = 1, n do
     out[1] = out[1] + 1
   end
 end
+count_status(TASK_NOT_SCHEDULED, TASK_SCHEDULED, moved)
 -- in chunks: unpack() is bounded by Lua's C stack
 in_broker(function()
   for i = 1, #msgs, 1000 do
