@@ -57,6 +57,12 @@ pub enum Measure {
         bytes_per_task: i64,
         bytes_per_run: i64,
     },
+    /// What a run the runner created and the listener ended keeps in Redis.
+    RunMemory {
+        phase: &'static str,
+        runs: usize,
+        bytes_per_run: i64,
+    },
 }
 
 impl Measure {
@@ -498,6 +504,7 @@ pub async fn run_events_phase(
             ..RunnerConfig::default()
         },
     );
+    let mem0 = used_memory(store).await?;
     runner.pass().await?;
     let runs = store.inflight_runs(BENCH_EVENTS_TYPE).await?;
 
@@ -591,9 +598,17 @@ pub async fn run_events_phase(
     report(&m);
     let _ = stop.send(());
     let _ = handle.await;
-    let _: () = redis::cmd("UNLINK")
+    let _: () = redis::cmd("DEL")
         .arg(BENCH_EVENTS_QUEUE)
         .query_async(&mut con)
         .await?;
+    // the tasks are back in their ready set: what remains is the runs (records, run-list
+    // entries), as they are kept once ended
+    let mem1 = used_memory(store).await?;
+    report(&Measure::RunMemory {
+        phase: "run_memory",
+        runs: runs.len(),
+        bytes_per_run: ((mem1 - mem0) as f64 / runs.len().max(1) as f64).round() as i64,
+    });
     Ok(m)
 }

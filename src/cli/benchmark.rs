@@ -138,6 +138,11 @@ fn print_measure(m: &Measure, json: bool) {
         } => {
             println!("{phase:<20} {tasks:>10} {seconds:>10.3} {per_s:>12}")
         }
+        Measure::RunMemory { bytes_per_run, .. } => {
+            println!(
+                "memory: {bytes_per_run} bytes per run the runner created and the listener ended"
+            )
+        }
         Measure::Memory {
             bytes_per_task,
             bytes_per_run,
