@@ -82,7 +82,8 @@ async fn a_stock_worker_runs_what_the_runner_sends() {
             wait_for(
                 90,
                 &format!("result of {}\n{}", run.backend_id, worker.log_text()),
-                || result(&server, &run.backend_id),
+                // the worker stores STARTED first (task_track_started), then the outcome
+                || result(&server, &run.backend_id).filter(|r| r["status"] != "STARTED"),
             )
         });
         assert_eq!(got["status"], json!("SUCCESS"), "{got}");
@@ -327,24 +328,42 @@ mod loop_closing {
             "swh.example.dumb",
             &["-c", "3"],
         );
-        let mut with_backend = ListenerConfig::new(&server.url());
-        with_backend.result_backend = Some(backend.clone());
-        let stop = services(&store, with_backend.clone());
-        // the listener sees the tasks start, then goes away while they run
+        // the listener, a process of its own, sees the tasks start and is killed (-9) while
+        // they run
+        let listener = |extra: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_swh-scheduler"))
+                .args([
+                    "--redis-url",
+                    &server.url(),
+                    "start-listener",
+                    "--sweep-every",
+                    "0",
+                ])
+                .args(extra)
+                .env("RUST_LOG", "warn")
+                .spawn()
+                .unwrap()
+        };
+        let mut first = listener(&[]);
+        Runner::new(store.clone(), RunnerConfig::default())
+            .pass()
+            .await
+            .unwrap();
         for t in &made {
             wait_runs(&store, t.id, "started", &worker, |r| {
                 r.first().is_some_and(|r| r.status == RunStatus::Started)
             })
             .await;
         }
-        stop.send(true).unwrap();
+        first.kill().unwrap();
+        first.wait().unwrap();
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(
             runs(&store, made[0].id).await[0].status == RunStatus::Started,
             "nobody listened"
         );
-        // back: the result backend settles them
-        let stop = services(&store, with_backend);
+        // restarted: the result backend settles them
+        let mut second = listener(&["--result-backend", &backend]);
         for t in &made {
             let r = wait_runs(&store, t.id, "settled", &worker, |r| {
                 r.first().is_some_and(|r| r.status.is_final())
@@ -352,7 +371,8 @@ mod loop_closing {
             .await;
             assert_eq!(r[0].status, RunStatus::Uneventful);
         }
-        stop.send(true).unwrap();
+        second.kill().unwrap();
+        second.wait().unwrap();
 
         // without a result backend, the lost sweep settles them
         let more = store
