@@ -628,6 +628,13 @@ fn read_task(i: usize, w: &Wire) -> R<NewTask> {
 struct FalsyIsNone(Args);
 
 impl FalsyIsNone {
+    /// A scalar or a list of them (the original's search filters), each read by `read`.
+    fn many<T>(&mut self, name: &str, read: impl Fn(&str, &Wire) -> R<T>) -> R<Vec<T>> {
+        self.opt(name).map_or(Ok(Vec::new()), |v| {
+            one_or_many(v).iter().map(|v| read(name, v)).collect()
+        })
+    }
+
     fn opt(&mut self, name: &str) -> Option<Wire> {
         self.0.opt(name).filter(|v| match v {
             Wire::Str(s) => !s.is_empty(),
@@ -739,44 +746,29 @@ pub async fn call(store: &Store, path: &str, body: Wire) -> R<Wire> {
         "task/search" => {
             // as the original, falsy filters ("" / [] / 0) are ignored
             let mut a = FalsyIsNone(a);
-            let mut s = TaskSearch::default();
-            if let Some(v) = a.opt("task_id") {
-                s.task_ids = one_or_many(v)
-                    .iter()
-                    .map(|v| int("task_id", v))
-                    .collect::<R<_>>()?;
-            }
-            if let Some(v) = a.opt("task_type") {
-                s.task_types = one_or_many(v)
-                    .iter()
-                    .map(|v| text("task_type", v))
-                    .collect::<R<_>>()?;
-            }
-            if let Some(v) = a.opt("status") {
-                s.statuses = one_or_many(v)
-                    .iter()
-                    .map(|v| parsed("status", v))
-                    .collect::<R<_>>()?;
-            }
-            if let Some(v) = a.opt("priority") {
-                s.priorities = one_or_many(v)
-                    .iter()
-                    .map(|v| parsed("priority", v))
-                    .collect::<R<_>>()?;
-            }
-            if let Some(v) = a.opt("policy") {
-                s.policies = vec![parsed("policy", &v)?];
-            }
-            s.before = a
-                .opt("before")
-                .map(|v| datetime("before", &v))
-                .transpose()?;
-            s.after = a.opt("after").map(|v| datetime("after", &v)).transpose()?;
-            s.limit = a
-                .opt("limit")
-                .map(|v| count("limit", &v))
-                .transpose()?
-                .filter(|l| *l > 0);
+            let s = TaskSearch {
+                task_ids: a.many("task_id", int)?,
+                task_types: a.many("task_type", text)?,
+                statuses: a.many("status", parsed)?,
+                priorities: a.many("priority", parsed)?,
+                // a scalar in the original
+                policies: a
+                    .opt("policy")
+                    .map(|v| parsed("policy", &v))
+                    .transpose()?
+                    .into_iter()
+                    .collect(),
+                before: a
+                    .opt("before")
+                    .map(|v| datetime("before", &v))
+                    .transpose()?,
+                after: a.opt("after").map(|v| datetime("after", &v)).transpose()?,
+                limit: a
+                    .opt("limit")
+                    .map(|v| count("limit", &v))
+                    .transpose()?
+                    .filter(|l| *l > 0),
+            };
             a.0.finish()?;
             list_of(&store.search_tasks(&s).await?, task_select_row)
         }

@@ -244,19 +244,13 @@ impl Store {
         metadata: Option<Map<String, Json>>,
         timestamp: Option<DateTime<Utc>>,
     ) -> Result<Option<TaskRun>> {
-        let event = RunEvent {
+        self.apply_one(RunEvent {
             backend_id: backend_id.to_string(),
             end_status: None,
             metadata,
             timestamp,
-        };
-        Ok(self
-            .apply_run_events(&[event], true)
-            .await?
-            .into_iter()
-            .next()
-            .flatten()
-            .and_then(|o| o.run))
+        })
+        .await
     }
 
     /// Ends every run with that backend id with `status`, applying the end-of-run rules to its
@@ -268,19 +262,18 @@ impl Store {
         metadata: Option<Map<String, Json>>,
         timestamp: Option<DateTime<Utc>>,
     ) -> Result<Option<TaskRun>> {
-        let event = RunEvent {
+        self.apply_one(RunEvent {
             backend_id: backend_id.to_string(),
             end_status: Some(status),
             metadata,
             timestamp,
-        };
-        Ok(self
-            .apply_run_events(&[event], true)
-            .await?
-            .into_iter()
-            .next()
-            .flatten()
-            .and_then(|o| o.run))
+        })
+        .await
+    }
+
+    async fn apply_one(&self, event: RunEvent) -> Result<Option<TaskRun>> {
+        let outcome = self.apply_run_events(&[event], true).await?.pop().flatten();
+        Ok(outcome.and_then(|o| o.run))
     }
 
     /// Applies starts and ends in order, one script call per type, all in one round trip.
