@@ -1,7 +1,8 @@
 -- Starts and ends runs of one type, in order, applying the end-of-run rules to their tasks
 -- (see includes/end_rules.lua). Used by start_task_run, end_task_run and the listener's batches.
--- Ending is idempotent: a run that has ended is left as it is, and so is one that a late
--- start event would move back from an end status.
+-- Ending is idempotent: a run that has ended keeps its status and end. A start event that
+-- arrives after the end (Celery publishes a worker's task-result event at once but batches
+-- task-started with other events) only fills in the start time and worker, if missing.
 -- KEYS[1] <prefix>:{<type>}:type
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2] '1' to return run records
@@ -37,7 +38,13 @@ for o = 3, #ARGV, 6 do
   local found = 0
   if r then
     found = 1
-    if not run_ended(r.status) then
+    if run_ended(r.status) and ARGV[o] == 's' and r.started == nil then
+      found = 2
+      RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
+      r.started = time_or(ARGV[o + 4], now)
+      r.metadata = merge_metadata(r.metadata, ARGV[o + 3])
+      raw = save_run(base, seq, r)
+    elseif not run_ended(r.status) then
       found = 2
       local ts = time_or(ARGV[o + 4], now)
       r.metadata = merge_metadata(r.metadata, ARGV[o + 3])

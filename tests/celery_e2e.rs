@@ -236,7 +236,11 @@ mod loop_closing {
         );
         let stop = services(&store, ListenerConfig::new(&server.url()));
 
-        let ended = |r: &[TaskRun]| r.first().is_some_and(|r| r.status.is_final());
+        // final, and started: task-started may come after task-result (see update_runs.lua)
+        let ended = |r: &[TaskRun]| {
+            r.first()
+                .is_some_and(|r| r.status.is_final() && r.started.is_some())
+        };
         let eventful = wait_runs(&store, made[0].id, "eventful run", &worker, ended).await;
         let uneventful = wait_runs(&store, made[1].id, "uneventful run", &worker, ended).await;
         let oneshot = wait_runs(&store, made[2].id, "oneshot run", &worker, ended).await;
@@ -272,7 +276,7 @@ mod loop_closing {
 
         // the failing task: retried after retry_delay (1 s), then back to its interval
         let failed = wait_runs(&store, made[3].id, "a retry that fails too", &worker, |r| {
-            r.len() == 2 && r[1].status.is_final()
+            r.len() == 2 && r.iter().all(|r| r.status.is_final() && r.started.is_some())
         })
         .await;
         assert!(

@@ -348,13 +348,32 @@ async fn ending_twice_changes_nothing() {
         after_first,
         "the task too"
     );
-    // a late start does not move an ended run back
+    // a late start does not move an ended run back, but fills in when it started (Celery may
+    // publish task-started after task-result)
+    let late = t0() - Duration::seconds(5);
+    let worker = json!({"worker": "w1@vm"}).as_object().unwrap().clone();
     let third = store
-        .start_task_run("b", None, None)
+        .start_task_run("b", Some(worker), Some(late))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(third, first);
+    assert_eq!(
+        (third.status, third.ended, third.started),
+        (first.status, first.ended, Some(late))
+    );
+    assert_eq!(third.metadata["worker"], json!("w1@vm"));
+    assert_eq!(
+        store.get_tasks(&[task.id]).await.unwrap(),
+        after_first,
+        "the task is untouched"
+    );
+    // once started, a second start changes nothing
+    let fourth = store
+        .start_task_run("b", None, Some(t0()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fourth, third);
 }
 
 #[tokio::test]

@@ -296,6 +296,43 @@ async fn garbage_and_unknown_ids_are_skipped() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_start_that_arrives_after_the_end_fills_in_the_start() {
+    // a worker publishes task-result at once and task-started in a later task.multi batch
+    let server = RedisServer::start();
+    let (store, tasks, runs) = setup(&server, 1).await;
+    let (handle, _, stop) = spawn(&store, config(&server));
+    tokio::task::block_in_place(|| wait_subscribed(&server));
+    let started = Utc::now() - TimeDelta::seconds(2);
+    let ended = started + TimeDelta::seconds(1);
+    let result = json!({"hostname": "w1@vm", "uuid": runs[0].backend_id, "result": {"status": "eventful"}, "timestamp": ts(ended), "type": "task-result"});
+    publish(&server, "/0.celeryev/task.result", &envelope(&result));
+    wait_run(&store, tasks[0].id, "ended", |r| {
+        r.status == RunStatus::Eventful
+    })
+    .await;
+    publish(
+        &server,
+        "/0.celeryev/task.multi",
+        &envelope(&batch(&runs[0], started, ended, "{'status': 'eventful'}")),
+    );
+    let run = wait_run(&store, tasks[0].id, "the start filled in", |r| {
+        r.started.is_some()
+    })
+    .await;
+    assert_eq!(
+        run.started.unwrap().timestamp_micros(),
+        started.timestamp_micros()
+    );
+    assert_eq!(
+        (run.status, run.ended.unwrap().timestamp_micros()),
+        (RunStatus::Eventful, ended.timestamp_micros())
+    );
+    assert_eq!(run.metadata["worker"], json!("w1@vm"));
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn failures_retry_and_record_the_error() {
     let server = RedisServer::start();
     let (store, tasks, runs) = setup(&server, 1).await;

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{Duration as TimeDelta, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use swh_scheduler::celery::BrokerNaming;
 use swh_scheduler::celery::message::{TaskMessage, validate};
 use swh_scheduler::model::{Interval, NewTask, Policy, Priority, RunStatus, TaskStatus, TaskType};
@@ -410,5 +410,4 @@ async fn start_runner_stops_cleanly_on_sigterm_and_names_unknown_types() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown task type \"nope\""), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    let _ = Map::<String, Value>::new();
 }

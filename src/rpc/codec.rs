@@ -2,7 +2,6 @@
 //! extension and `{b"swhtype", b"d"}` tagged maps, and JSON with `{"swhtype", "d"}` tagged
 //! maps (see `shared/reference/swh-rpc-wire.md`).
 
-use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::Value as Json;
 
@@ -586,11 +585,6 @@ pub fn base85_decode(s: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(&v.to_be_bytes()[..chunk.len() - 1]);
     }
     Some(out)
-}
-
-#[allow(dead_code)]
-fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 #[cfg(test)]
