@@ -8,7 +8,6 @@
 //! as a ratio to the reference measured beside it. Figures go to stdout as a Markdown table
 //! and to `target/bench-results.json`.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,10 @@ use swh_scheduler::bench::{self, BenchOptions, Measure};
 use swh_scheduler::rpc::{RpcClient, RpcConfig};
 use swh_scheduler::scheduler::Scheduler;
 use swh_scheduler::store::{Store, StoreConfig};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::RedisServer;
 
 struct Args {
     tasks: usize,
@@ -54,67 +57,9 @@ fn args() -> Args {
     a
 }
 
-/// A redis-server child; its data directory lives (and is removed) with it.
-struct Redis(
-    std::process::Child,
-    u16,
-    #[allow(dead_code)] tempfile::TempDir,
-);
-
-impl Redis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let url = format!("redis://127.0.0.1:{port}/0");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while redis::Client::open(url.as_str())
-            .and_then(|c| c.get_connection())
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis(child, port, dir)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.1)
-    }
-
-    fn flush(&self) {
-        let mut con = redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Empties the server between phases, so each starts from the same state.
+fn flush(redis: &RedisServer) {
+    let _: () = redis::cmd("FLUSHALL").query(&mut redis.client()).unwrap();
 }
 
 fn rate(results: &[Value], section: &str, phase: &str) -> Option<f64> {
@@ -130,7 +75,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let mut results: Vec<Value> = Vec::new();
     let mut record = |section: &str, m: &Measure| {
         let mut v = serde_json::to_value(m).unwrap();
@@ -154,21 +99,21 @@ fn main() {
         })
         .await
         .unwrap();
-        redis.flush();
+        flush(&redis);
         let store = Store::connect(StoreConfig::new(&redis.url()))
             .await
             .unwrap();
         bench::run_dispatch_phase(&store, &opts(a.tasks), |m| record("redis", m))
             .await
             .unwrap();
-        redis.flush();
+        flush(&redis);
         let store = Store::connect(StoreConfig::new(&redis.url()))
             .await
             .unwrap();
         bench::run_events_phase(&store, &opts(a.tasks), |m| record("redis", m))
             .await
             .unwrap();
-        redis.flush();
+        flush(&redis);
 
         // through the RPC server, in this process
         let store = Store::connect(StoreConfig::new(&redis.url()))
@@ -193,7 +138,7 @@ fn main() {
             .unwrap();
         let _ = stop.send(());
         let _ = server.await;
-        redis.flush();
+        flush(&redis);
     });
 
     // CSV import with the CLI
