@@ -9,12 +9,13 @@
 //! and to `target/bench-results.json`.
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use swh_scheduler::bench::{self, BenchOptions, Measure};
+use swh_scheduler::api::SchedulerApi;
+use swh_scheduler::cli::benchmark::{self as bench, BenchOptions, Measure};
 use swh_scheduler::rpc::{RpcClient, RpcConfig};
-use swh_scheduler::scheduler::Scheduler;
 use swh_scheduler::store::{Store, StoreConfig};
 
 #[path = "../tests/common/mod.rs"]
@@ -94,9 +95,12 @@ fn main() {
         let store = Store::connect(StoreConfig::new(&redis.url()))
             .await
             .unwrap();
-        bench::run_api_phases(&Scheduler::Redis(store.clone()), &opts(a.tasks), |m| {
-            record("redis", m)
-        })
+        bench::run_api_phases(
+            &(Arc::new(store.clone()) as Arc<dyn SchedulerApi>),
+            Some(&store),
+            &opts(a.tasks),
+            |m| record("redis", m),
+        )
         .await
         .unwrap();
         flush(&redis);
@@ -130,10 +134,10 @@ fn main() {
                 stopped.await.ok();
             },
         ));
-        let rpc = Scheduler::Remote(RpcClient::new(&url).unwrap());
+        let rpc: Arc<dyn SchedulerApi> = Arc::new(RpcClient::new(&url).unwrap());
         let mut o = opts(a.rpc_tasks);
         o.concurrency = 16;
-        bench::run_api_phases(&rpc, &o, |m| record("rpc", m))
+        bench::run_api_phases(&rpc, None, &o, |m| record("rpc", m))
             .await
             .unwrap();
         let _ = stop.send(());

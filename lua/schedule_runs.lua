@@ -4,7 +4,8 @@
 -- KEYS[1] <prefix>:{<type>}:type
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2] runs to keep per task
--- ARGV[3..] 4 values per run: task seq, backend_id ('' to derive one from the run id),
+-- ARGV[3] the type's index the task seqs were taken from (see load_type)
+-- ARGV[4..] 4 values per run: task seq, backend_id ('' to derive one from the run id),
 --   scheduled (us or ''), metadata (JSON object text)
 -- Returns seq, record pairs of the new runs, then the foreign backend ids of deleted runs.
 -- Raises SWH_UNKNOWN_TASK <seq> before writing anything if a task does not exist.
@@ -14,14 +15,14 @@
 --@include run
 --@include type
 local tk = KEYS[1]
-local tt = load_type(tk)
+local tt = load_type(tk, ARGV[3])
 local base = type_base(tk)
 local now = time_or(ARGV[1], nil) or server_now_us()
 local keep = tonumber(ARGV[2])
-local n = (#ARGV - 2) / 4
+local n = (#ARGV - 3) / 4
 local tasks = {}
 for i = 1, n do
-  local seq = tonumber(ARGV[3 + (i - 1) * 4])
+  local seq = tonumber(ARGV[4 + (i - 1) * 4])
   if not tasks[seq] then
     tasks[seq] = load_task(base, seq)
     if not tasks[seq] then
@@ -32,7 +33,7 @@ end
 local last = redis.call('HINCRBY', tk, 'run_seq', n)
 local out, dropped = {}, {}
 for i = 1, n do
-  local o = 3 + (i - 1) * 4
+  local o = 4 + (i - 1) * 4
   local task_seq = tonumber(ARGV[o])
   local seq = last - n + i
   local r = {

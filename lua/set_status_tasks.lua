@@ -6,14 +6,15 @@
 -- ARGV[3] next_run in us, or '' to leave it
 -- ARGV[4] '1' to leave alone the tasks that are completed or whose next_run is not before now
 --         (except_completed_tasks)
--- ARGV[5..] task seqs
+-- ARGV[5] the type's index the seqs were taken from (see load_type)
+-- ARGV[6..] task seqs
 -- Returns the number of tasks changed.
 --@include codes
 --@include time
 --@include task
 --@include type
 local tk = KEYS[1]
-load_type(tk)
+load_type(tk, ARGV[5])
 local base = type_base(tk)
 local now = time_or(ARGV[1], nil)
 local status = tonumber(ARGV[2])
@@ -21,7 +22,7 @@ local next_run = opt_num(ARGV[3])
 local except_completed = ARGV[4] == '1'
 if except_completed and now == nil then now = server_now_us() end
 local changed = 0
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   local seq = tonumber(ARGV[i])
   local t = load_task(base, seq)
   if t and not (except_completed and (t.status == TASK_COMPLETED or t.next_run >= now)) then

@@ -4,7 +4,7 @@
 //!
 //! Roles, one module each: [`store`] (Redis and its Lua scripts), and the domain in [`model`].
 
-pub mod bench;
+pub mod api;
 pub mod celery;
 pub mod cli;
 pub mod config;
@@ -14,7 +14,6 @@ pub mod model;
 pub mod private_redis;
 pub mod rpc;
 pub mod runner;
-pub mod scheduler;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use chrono::{Duration as TimeDelta, Utc};
 use serde_json::json;
+use swh_scheduler::api::SchedulerApi;
 use swh_scheduler::model::{Interval, NewTask, Policy, RunStatus, TaskType};
 use swh_scheduler::rpc::{RpcClient, RpcConfig, codec, serve_on};
 use swh_scheduler::store::Store;
@@ -397,4 +398,156 @@ async fn site_map_and_metrics() {
         1.0
     );
     stop.send(()).unwrap();
+}
+
+/// An `rpc-serve` process on a free port, killed when dropped.
+struct RpcServe {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RpcServe {
+    fn start(redis: &RedisServer) -> Self {
+        let port = common::free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_swh-scheduler"))
+            .args([
+                "--redis-url",
+                &redis.url(),
+                "rpc-serve",
+                "--host",
+                "127.0.0.1",
+            ])
+            .args(["--port", &port.to_string()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        common::wait_for(30, "rpc-serve listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        RpcServe {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+        }
+    }
+}
+
+impl Drop for RpcServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn flushdb(redis: &RedisServer) {
+    let _: () = redis::cmd("FLUSHDB").query(&mut redis.client()).unwrap();
+}
+
+/// The sequence a new user tried: a type created through the Python client, the data flushed
+/// under the running server, the type created again, then a task of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_type_created_again_after_flushdb_is_written_and_usable() {
+    let redis = RedisServer::start();
+    let server = RpcServe::start(&redis);
+    let venv = tokio::task::spawn_blocking(swh016_venv).await.unwrap();
+    let python = |code: &str| {
+        let out = Command::new(venv.join("bin/python"))
+            .args(["-c", code, &server.url])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{code}\n{text}");
+        text
+    };
+    let create_type = "import sys\nfrom swh.scheduler.api.client import RemoteScheduler\n\
+        s = RemoteScheduler(url=sys.argv[1])\n\
+        s.create_task_type({'type': 'load-git', 'description': 'git', \
+        'backend_name': 'swh.loader.git.tasks.UpdateGitRepository', \
+        'default_interval': __import__('datetime').timedelta(days=64)})\n\
+        print(s.get_task_type('load-git')['type'])";
+    assert!(python(create_type).contains("load-git"));
+    flushdb(&redis);
+    assert!(python(create_type).contains("load-git"));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut redis.client())
+        .unwrap();
+    assert!(
+        keys.iter().any(|k| k.contains("{load-git}")),
+        "the type is written again: {keys:?}"
+    );
+    let created = python(
+        "import sys\nfrom swh.scheduler.api.client import RemoteScheduler\n\
+         s = RemoteScheduler(url=sys.argv[1])\n\
+         t = s.create_tasks([{'type': 'load-git', 'arguments': {'args': [], \
+         'kwargs': {'url': 'https://example.com/a.git'}}}])\n\
+         print('created', t[0]['id'], t[0]['type'])",
+    );
+    assert!(
+        created.contains("created") && created.contains("load-git"),
+        "{created}"
+    );
+}
+
+/// Two servers on one Redis: the data is replaced under the one that cached it, with the type
+/// indexes swapped; its writes by task id must land on the right type.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_whose_cache_is_stale_never_writes_with_it() {
+    let redis = RedisServer::start();
+    let (a, b) = (RpcServe::start(&redis), RpcServe::start(&redis));
+    let (a, b) = (
+        RpcClient::new(&a.url).unwrap(),
+        RpcClient::new(&b.url).unwrap(),
+    );
+    let ty = |name: &str| {
+        let mut t = TaskType::new(name, "x.y", name);
+        t.default_interval = Some(Interval::from_days(1));
+        t
+    };
+    let task = |name: &str, n: i64| NewTask::new(name, vec![json!(n)], Default::default());
+    a.create_task_type(&ty("first")).await.unwrap();
+    a.create_task_type(&ty("second")).await.unwrap();
+    // b caches both types and their indexes
+    let old = b
+        .create_tasks(&[task("first", 1), task("second", 1)], Policy::Recurring)
+        .await
+        .unwrap();
+    assert_eq!(old.len(), 2);
+
+    flushdb(&redis);
+    // recreated in the other order: "second" now has the index "first" had
+    a.create_task_type(&ty("second")).await.unwrap();
+    a.create_task_type(&ty("first")).await.unwrap();
+    let made = a
+        .create_tasks(&[task("second", 7), task("first", 7)], Policy::Recurring)
+        .await
+        .unwrap();
+    let (second, first) = (made[0].id, made[1].id);
+
+    // b disables "second"'s task by id; its stale cache maps that id to "first"
+    b.disable_tasks(&[second]).await.unwrap();
+    let now = a.get_tasks(&[second, first]).await.unwrap();
+    assert_eq!(now[0].task_type, "second");
+    assert_eq!(now[0].status, swh_scheduler::model::TaskStatus::Disabled);
+    assert_eq!(
+        now[1].status,
+        swh_scheduler::model::TaskStatus::NextRunNotScheduled,
+        "the other type's task is untouched"
+    );
+    // and b reads and writes the new data from then on
+    let from_b = b.get_tasks(&[second]).await.unwrap();
+    assert_eq!(from_b, vec![now[0].clone()]);
+    let more = b
+        .create_tasks(&[task("first", 8)], Policy::Recurring)
+        .await
+        .unwrap();
+    assert_eq!(more[0].task_type, "first");
+    let runs = b
+        .schedule_task_run(more[0].id, "bid-1", None, None)
+        .await
+        .unwrap();
+    assert_eq!(runs.task, more[0].id);
 }

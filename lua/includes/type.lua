@@ -1,10 +1,15 @@
 -- Reads the fields of a task type that scripts need; raises SWH_UNKNOWN_TYPE if the type does not
--- exist. Scripts call it before their first write: Redis does not roll a script back.
-local function load_type(type_key)
+-- exist, or if `expected_index` (optional: the index the caller numbered its ids with) is not the
+-- type's index any more (the data was replaced under a caller's cache: FLUSHDB, a restore, a
+-- failover). Scripts call it before their first write: Redis does not roll a script back.
+local function load_type(type_key, expected_index)
   local v = redis.call('HMGET', type_key, 'index', 'default_interval', 'min_interval',
     'max_interval', 'backoff_factor', 'num_retries', 'retry_delay', 'backend_name',
     'max_queue_length')
   if not v[1] then
+    error(redis.error_reply('SWH_UNKNOWN_TYPE ' .. string.match(type_key, '{(.-)}')))
+  end
+  if expected_index and expected_index ~= '' and tonumber(v[1]) ~= tonumber(expected_index) then
     error(redis.error_reply('SWH_UNKNOWN_TYPE ' .. string.match(type_key, '{(.-)}')))
   end
   return {

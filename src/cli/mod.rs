@@ -1,6 +1,7 @@
 //! The command line: the original's `swh scheduler` commands, plus `serve` and `benchmark`.
 
-mod benchmark;
+#[doc(hidden)]
+pub mod benchmark;
 pub mod format;
 mod serve;
 mod services;
@@ -8,13 +9,14 @@ mod task;
 mod task_type;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::api::SchedulerApi;
 use crate::config::{self, Backend, FileConfig};
 use crate::error::{Error, Result};
 use crate::rpc::RpcClient;
-use crate::scheduler::Scheduler;
 use crate::store::{Store, StoreConfig};
 
 /// A Redis-native Software Heritage scheduler: task types, recurring and one-shot tasks, sent
@@ -111,10 +113,10 @@ impl GlobalOptions {
     }
 
     /// The scheduler API, on Redis or through the RPC server, as configured.
-    pub async fn scheduler(&self) -> Result<Scheduler> {
+    pub async fn scheduler(&self) -> Result<Arc<dyn SchedulerApi>> {
         match self.backend()? {
-            Backend::Remote { url } => Ok(Scheduler::Remote(RpcClient::new(&url)?)),
-            Backend::Redis { .. } => Ok(Scheduler::Redis(self.store().await?)),
+            Backend::Remote { url } => Ok(Arc::new(RpcClient::new(&url)?)),
+            Backend::Redis { .. } => Ok(Arc::new(self.store().await?)),
         }
     }
 }

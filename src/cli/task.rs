@@ -3,14 +3,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::Subcommand;
 use serde_json::{Map, Value};
 
+use crate::api::SchedulerApi;
 use crate::error::{Error, Result};
 use crate::model::{NewTask, Policy, Priority, TaskSearch, TaskStatus};
-use crate::scheduler::Scheduler;
 
 use super::GlobalOptions;
 use super::format::{run_block, task_block};
@@ -297,7 +298,7 @@ const LIST_AT_MOST: usize = 1000;
 /// creates nothing), then to create the tasks in batches, streaming (memory stays flat).
 /// Standard input is spooled to a temporary file for the second reading.
 async fn schedule(
-    sched: &Scheduler,
+    sched: &Arc<dyn SchedulerApi>,
     columns: &[String],
     delimiter: char,
     file: &std::path::Path,

@@ -15,8 +15,9 @@ use axum::routing::{get, post};
 use tracing::info;
 
 use super::codec::{self, Wire};
-use super::methods::{self, CallError};
+use super::error::CallError;
 use super::metrics::{self, MetricsConfig};
+use crate::api::{self, SchedulerApi};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -47,13 +48,21 @@ impl Default for RpcConfig {
 
 #[derive(Clone)]
 struct AppState {
-    store: Store,
+    api: Arc<dyn SchedulerApi>,
+    /// The store behind `api`, when it is one: `/metrics` reads the broker queues through it.
+    store: Option<Store>,
     metrics: Arc<MetricsConfig>,
 }
 
-/// The server's routes.
+/// The server's routes, serving the API of a store.
 pub fn router(store: Store, config: &RpcConfig) -> Router {
+    router_for(Arc::new(store.clone()), Some(store), config)
+}
+
+/// The server's routes, serving any implementation of the API; `/metrics` needs `store`.
+pub fn router_for(api: Arc<dyn SchedulerApi>, store: Option<Store>, config: &RpcConfig) -> Router {
     let state = AppState {
+        api,
         store,
         metrics: Arc::new(config.metrics.clone()),
     };
@@ -122,12 +131,11 @@ async fn index() -> impl IntoResponse {
 
 async fn site_map(headers: HeaderMap) -> Response {
     let links = Wire::Array(
-        methods::PATHS
-            .iter()
+        api::site_map()
             .map(|(path, doc)| {
                 Wire::map([
                     ("rule", Wire::Str(format!("/{path}"))),
-                    ("description", Wire::str(*doc)),
+                    ("description", Wire::str(doc)),
                 ])
             })
             .collect(),
@@ -136,7 +144,14 @@ async fn site_map(headers: HeaderMap) -> Response {
 }
 
 async fn metrics_page(State(state): State<AppState>) -> Response {
-    match metrics::render(&state.store, &state.metrics).await {
+    let Some(store) = &state.store else {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are served by a server on a Redis store\n",
+        )
+            .into_response();
+    };
+    match metrics::render(store, &state.metrics).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -173,7 +188,7 @@ async fn rpc(
         Ok(a) => a,
         Err(e) => return error_response(&CallError::bad(format!("/{path}: {e}"))),
     };
-    match methods::call(&state.store, &path, args).await {
+    match api::call(state.api.as_ref(), &path, args).await {
         Ok(v) => encode(&v, wants_msgpack(&headers), StatusCode::OK),
         Err(e) => {
             if e.status >= 500 {

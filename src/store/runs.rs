@@ -81,7 +81,13 @@ impl Store {
         self.schedule_runs(runs).await.map(drop)
     }
 
+    /// [`Store::schedule_runs_once`], again with fresh task types if the cached ones are stale.
     async fn schedule_runs(&self, runs: &[NewTaskRun]) -> Result<Vec<TaskRun>> {
+        self.fresh_types_on_retry(|| self.schedule_runs_once(runs))
+            .await
+    }
+
+    async fn schedule_runs_once(&self, runs: &[NewTaskRun]) -> Result<Vec<TaskRun>> {
         let mut groups = ByType::new();
         for (i, r) in runs.iter().enumerate() {
             if r.backend_id.is_empty() {
@@ -110,9 +116,9 @@ impl Store {
         let mut out: Vec<Option<TaskRun>> = vec![None; runs.len()];
         let mut index_add = Vec::new();
         let mut index_remove = Vec::new();
-        for (info, items) in &groups {
+        for (k, (info, items)) in groups.iter().enumerate() {
             let mut call = Call::new(ScriptName::ScheduleRuns, &[&info.keys.type_key]);
-            call.arg("").arg(self.keep_runs());
+            call.arg("").arg(self.keep_runs()).arg(info.index);
             for &(i, seq) in items {
                 let r = &runs[i];
                 call.arg(seq)
@@ -123,7 +129,17 @@ impl Store {
                         m => m,
                     });
             }
-            let reply = array(call.run(&mut con).await?)?;
+            let reply = match call.run(&mut con).await {
+                // a stale type after other types' runs were written: no retry, which would
+                // record those runs twice, and an error that says what was written
+                Err(Error::UnknownTaskType(t)) if k > 0 => {
+                    return Err(Error::Other(format!(
+                        "task type {t:?} was replaced in Redis during this call; the runs of \
+                         the types before it were recorded, its runs and those after were not"
+                    )));
+                }
+                other => array(other?)?,
+            };
             let (made, dropped) = reply.split_at(items.len() * 2);
             for (&(i, _), pair) in items.iter().zip(made.chunks(2)) {
                 let seq = as_int(&pair[0]).unwrap_or(0) as u64;

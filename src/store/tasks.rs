@@ -39,6 +39,11 @@ impl Store {
     /// returns the tasks the inputs resolve to, without repeats. `policy` applies to inputs
     /// that have none. The whole batch is checked before anything is written.
     pub async fn create_tasks(&self, tasks: &[NewTask], policy: Policy) -> Result<Vec<Task>> {
+        self.fresh_types_on_retry(|| self.create_tasks_once(tasks, policy))
+            .await
+    }
+
+    async fn create_tasks_once(&self, tasks: &[NewTask], policy: Policy) -> Result<Vec<Task>> {
         // Check everything first, so that a rejected batch writes nothing.
         let mut groups = ByType::new();
         for (i, t) in tasks.iter().enumerate() {
@@ -110,6 +115,19 @@ impl Store {
         next_run: Option<DateTime<Utc>>,
         except_completed_tasks: bool,
     ) -> Result<()> {
+        self.fresh_types_on_retry(|| {
+            self.set_status_tasks_once(task_ids, status, next_run, except_completed_tasks)
+        })
+        .await
+    }
+
+    async fn set_status_tasks_once(
+        &self,
+        task_ids: &[i64],
+        status: TaskStatus,
+        next_run: Option<DateTime<Utc>>,
+        except_completed_tasks: bool,
+    ) -> Result<()> {
         if let Some(n) = next_run {
             crate::model::check_time("next_run", n)?;
         }
@@ -121,7 +139,8 @@ impl Store {
                 call.arg("")
                     .arg(status.code())
                     .arg(opt_arg(next_run.map(to_micros)))
-                    .arg(if except_completed_tasks { "1" } else { "0" });
+                    .arg(if except_completed_tasks { "1" } else { "0" })
+                    .arg(info.index);
                 for s in seqs {
                     call.arg(*s);
                 }
@@ -269,6 +288,20 @@ impl Store {
     }
 
     async fn ready_tasks(
+        &self,
+        task_type: &str,
+        timestamp: Option<DateTime<Utc>>,
+        num_tasks: Option<usize>,
+        with_priority: bool,
+        grab: bool,
+    ) -> Result<Vec<Task>> {
+        self.fresh_types_on_retry(|| {
+            self.ready_tasks_once(task_type, timestamp, num_tasks, with_priority, grab)
+        })
+        .await
+    }
+
+    async fn ready_tasks_once(
         &self,
         task_type: &str,
         timestamp: Option<DateTime<Utc>>,

@@ -12,12 +12,11 @@ use crate::error::{Error, Result};
 use crate::model::{Interval, TaskType, ids, validate_type_name};
 
 impl Store {
-    /// Creates a task type; does nothing if it exists (the original's insert-or-ignore).
+    /// Creates a task type; does nothing if it exists (the original's insert-or-ignore). It
+    /// always reaches Redis: the cache may hold a type whose data went away (FLUSHDB, a restore
+    /// from an older backup, a failover to a replica that had not received it).
     pub async fn create_task_type(&self, task_type: &TaskType) -> Result<()> {
         task_type.validate()?;
-        if self.cached_type(&task_type.task_type).is_some() {
-            return Ok(());
-        }
         let mut con = self.con().await?;
         let g = self.global();
         let index = Call::new(ScriptName::RegisterType, &[&g.types, &g.type_names])
@@ -33,7 +32,31 @@ impl Store {
             call.arg(field).arg(value);
         }
         call.run(&mut con).await?;
+        self.forget_types();
         Ok(())
+    }
+
+    /// Empties the task-type cache: the next lookups read Redis.
+    pub fn forget_types(&self) {
+        let mut cache = self.inner.types.write().unwrap_or_else(|e| e.into_inner());
+        cache.by_index.clear();
+        cache.by_name.clear();
+    }
+
+    /// Runs `op`; if a script found that a cached type is gone or was replaced
+    /// (`UnknownTaskType`), empties the cache and runs it once more on what Redis has.
+    pub(super) async fn fresh_types_on_retry<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        match op().await {
+            Err(Error::UnknownTaskType(_)) => {
+                self.forget_types();
+                op().await
+            }
+            other => other,
+        }
     }
 
     /// The task type of that name, if it exists.

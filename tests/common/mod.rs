@@ -1,6 +1,8 @@
 //! Test harness: a private `redis-server` per test, on a free port, with its own data dir.
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

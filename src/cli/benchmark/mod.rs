@@ -1,9 +1,20 @@
-//! `swh-scheduler benchmark`.
+//! `swh-scheduler benchmark`: the command, and its driver (also run by `benches/scheduler.rs`).
 
-use crate::bench::{self, BenchOptions, Measure};
+mod api;
+mod dispatch;
+mod events;
+mod phases;
+
+use std::sync::Arc;
+
+pub use api::run_api_phases;
+pub use dispatch::{BENCH_DISPATCH_QUEUE, BENCH_DISPATCH_TYPE, run_dispatch_phase};
+pub use events::{BENCH_EVENTS_TYPE, run_events_phase};
+pub use phases::*;
+
+use crate::api::SchedulerApi;
 use crate::error::{Error, Result};
 use crate::rpc::RpcClient;
-use crate::scheduler::Scheduler;
 use crate::store::Store;
 
 use super::GlobalOptions;
@@ -27,7 +38,7 @@ pub struct BenchmarkArgs {
     pub keep: bool,
     /// Run only these phases (create, grab, schedule, start, end, memory: the store block;
     /// dispatch; events)
-    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(bench::PHASES))]
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PHASES))]
     pub phases: Vec<String>,
 }
 
@@ -56,9 +67,9 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
     };
     if let Some(url) = &global.url {
         // through the RPC server: the API phases only (dispatch and events need Redis)
-        let sched = Scheduler::Remote(RpcClient::new(url)?);
+        let sched: Arc<dyn SchedulerApi> = Arc::new(RpcClient::new(url)?);
         header(&format!("RPC server {url}"));
-        return bench::run_api_phases(&sched, &opts, |m| print_measure(m, json))
+        return run_api_phases(&sched, None, &opts, |m| print_measure(m, json))
             .await
             .map(drop);
     }
@@ -89,12 +100,12 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
     let api_block = ["create", "grab", "schedule", "memory", "start", "end"];
     let mut result = Ok(Vec::new());
     if api_block.iter().any(|p| opts.wants(p)) {
-        let sched = Scheduler::Redis(store.clone());
-        result = bench::run_api_phases(&sched, &opts, |m| print_measure(m, json)).await;
+        let sched: Arc<dyn SchedulerApi> = Arc::new(store.clone());
+        result = run_api_phases(&sched, Some(&store), &opts, |m| print_measure(m, json)).await;
     }
     if result.is_ok() && opts.wants("dispatch") {
         let mut reference = None;
-        result = bench::run_dispatch_phase(&store, &opts, |m| {
+        result = run_dispatch_phase(&store, &opts, |m| {
             print_measure(m, json);
             if let Measure::Rate { per_s, .. } = m {
                 reference = match reference {
@@ -114,12 +125,12 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         .await;
     }
     if result.is_ok() && opts.wants("events") {
-        result = bench::run_events_phase(&store, &opts, |m| print_measure(m, json))
+        result = run_events_phase(&store, &opts, |m| print_measure(m, json))
             .await
             .map(|m| vec![m]);
     }
     if !args.keep {
-        bench::delete_prefix(&store).await?;
+        delete_prefix(&store).await?;
     }
     result.map(drop)
 }

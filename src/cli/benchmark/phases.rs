@@ -1,0 +1,174 @@
+//! The benchmark's driver: a capacity tool, like redis-benchmark. It creates recurring tasks
+//! shaped like the original simulator's, grabs them, schedules, starts and ends one run each,
+//! and reports each phase's rate and the memory a task and a run take in Redis. The phases are
+//! in `api.rs`, `dispatch.rs` and `events.rs` beside this file.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{Duration, Utc};
+use serde::Serialize;
+use serde_json::{Map, json};
+
+use crate::error::Result;
+use crate::model::{Interval, NewTask, TaskType};
+use crate::store::Store;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub tasks: usize,
+    /// Tasks (or runs) per call.
+    pub batch: usize,
+    /// Calls in flight at once.
+    pub concurrency: usize,
+    /// Phases to run (all when empty): store phases (`create` ... `end`, `memory`),
+    /// `dispatch` and `events`.
+    pub phases: Vec<String>,
+}
+
+impl BenchOptions {
+    pub fn wants(&self, phase: &str) -> bool {
+        self.phases.is_empty() || self.phases.iter().any(|p| p == phase)
+    }
+}
+
+/// Every phase, in the order they run.
+pub const PHASES: &[&str] = &[
+    "create", "grab", "schedule", "memory", "start", "end", "dispatch", "events",
+];
+
+/// One line of the report.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Measure {
+    Rate {
+        phase: String,
+        tasks: usize,
+        seconds: f64,
+        per_s: u64,
+    },
+    Memory {
+        phase: &'static str,
+        tasks: usize,
+        bytes_per_task: i64,
+        bytes_per_run: i64,
+    },
+    /// What a run the runner created and the listener ended keeps in Redis.
+    RunMemory {
+        phase: &'static str,
+        runs: usize,
+        bytes_per_run: i64,
+    },
+}
+
+impl Measure {
+    pub(super) fn rate(phase: &str, tasks: usize, seconds: f64) -> Self {
+        let seconds = (seconds * 1e4).round() / 1e4;
+        Measure::Rate {
+            phase: phase.to_string(),
+            tasks,
+            seconds,
+            per_s: (tasks as f64 / seconds.max(1e-9)).round() as u64,
+        }
+    }
+}
+
+/// The benchmark's task type: the original simulator's git loader.
+pub const BENCH_TYPE: &str = "load-bench-git";
+
+pub fn bench_type() -> TaskType {
+    let mut t = TaskType::new(
+        BENCH_TYPE,
+        "swh.loader.git.tasks.UpdateGitRepository",
+        "benchmark",
+    );
+    t.default_interval = Some(Interval::from_days(64));
+    t.min_interval = Some(Interval::from_secs(12 * 3600));
+    t.max_interval = Some(Interval::from_days(64));
+    t.backoff_factor = Some(2.0);
+    t.num_retries = Some(7);
+    t.retry_delay = Some(Interval::from_secs(2 * 3600));
+    t.max_queue_length = None;
+    t
+}
+
+/// The i-th benchmark task: due a day ago, kwargs `{"url": "https://example.com/NNNNNN.git"}`.
+pub fn bench_task(i: usize) -> NewTask {
+    let mut kwargs = Map::new();
+    kwargs.insert(
+        "url".into(),
+        json!(format!("https://example.com/{i:06}.git")),
+    );
+    let mut t = NewTask::new(BENCH_TYPE, vec![], kwargs);
+    t.next_run = Some(Utc::now() - Duration::days(1));
+    t
+}
+
+/// Runs `jobs` (numbered 0..n) with `concurrency` workers, each taking the next number.
+pub(super) async fn in_parallel<F, Fut>(n: usize, concurrency: usize, job: F) -> Result<()>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let job = Arc::new(job);
+    let mut handles: Vec<tokio::task::JoinHandle<Result<()>>> = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (next, job) = (next.clone(), job.clone());
+        handles.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok(());
+                }
+                job(i).await?;
+            }
+        }));
+    }
+    for h in handles {
+        h.await.map_err(|e| crate::Error::Other(e.to_string()))??;
+    }
+    Ok(())
+}
+
+/// Bytes Redis uses now (`INFO memory` used_memory).
+pub async fn used_memory(store: &Store) -> Result<i64> {
+    let mut con = store.con().await?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut con)
+        .await?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Deletes every key under the store's prefix (the benchmark's own prefix).
+pub async fn delete_prefix(store: &Store) -> Result<()> {
+    let mut con = store.con().await?;
+    let pattern = format!("{}:*", store.config().prefix);
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(&mut con)
+            .await?;
+        if !keys.is_empty() {
+            let _: () = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async(&mut con)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}

@@ -1,0 +1,811 @@
+//! The cases of the shared API suite, each a function of `&dyn SchedulerApi` (the original's
+//! `TestScheduler`): `tests/api.rs` runs them against the store and through the RPC server.
+
+use std::collections::HashSet;
+
+use chrono::{Duration, Utc};
+use futures_util::future::BoxFuture;
+use serde_json::{Map, json};
+use swh_scheduler::api::SchedulerApi;
+use swh_scheduler::model::{
+    Interval, NewTaskRun, Policy, Priority, RunStatus, TaskSearch, TaskStatus,
+};
+
+use crate::common::fixtures::{fixture_types, git_type, kwargs, t0, task};
+
+/// A case of the suite.
+pub type Case = for<'a> fn(&'a dyn SchedulerApi) -> BoxFuture<'a, ()>;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        /// Every case, by name.
+        pub const CASES: &[(&str, Case)] = &[$((stringify!($name), |api| Box::pin($name(api)))),*];
+    };
+}
+
+cases![
+    task_types_are_created_once_and_read_back,
+    calls_naming_what_is_unknown_fail_as_the_callers_mistake,
+    create_tasks_applies_the_originals_defaults,
+    create_tasks_dedups_as_the_original,
+    peek_and_grab_serve_due_tasks_oldest_first,
+    set_status_moves_tasks_in_and_out_of_the_ready_set,
+    search_tasks_filters_like_the_original,
+    runs_are_scheduled_started_ended_and_listed,
+    archival_lists_finished_tasks_runs_and_deletes_them,
+];
+
+pub async fn create_tasks_applies_the_originals_defaults(store: &dyn SchedulerApi) {
+    fixture_types(store).await;
+    let mut explicit = task("load-test-git", 2, t0());
+    explicit.retries_left = Some(2);
+    let mut oneshot = task("swh-test-ping", 3, t0());
+    oneshot.policy = Some(Policy::Oneshot);
+    let mut prio = task("swh-test-ping", 4, t0());
+    prio.priority = Some(Priority::High);
+    let mut now = task("swh-test-ping", 5, t0());
+    now.next_run = None;
+    let before = Utc::now();
+    let created = store
+        .create_tasks(
+            &[task("load-test-git", 1, t0()), explicit, oneshot, prio, now],
+            Policy::Recurring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 5);
+    let git = &created[0];
+    assert_eq!(git.current_interval, Some(Interval::from_days(64)));
+    assert_eq!(git.retries_left, 7, "num_retries of the type");
+    assert_eq!(git.status, TaskStatus::NextRunNotScheduled);
+    assert_eq!(git.policy, Policy::Recurring);
+    assert_eq!(git.next_run, t0());
+    assert_eq!(git.arguments.args, vec![json!(1)]);
+    assert_eq!(
+        git.arguments.kwargs,
+        kwargs(json!({"url": "https://example.com/1.git"}))
+    );
+    assert_eq!(created[1].retries_left, 2, "given retries_left wins");
+    assert_eq!(created[2].policy, Policy::Oneshot);
+    assert_eq!(
+        created[2].current_interval,
+        Some(Interval::from_days(1)),
+        "forced even for oneshot"
+    );
+    assert_eq!(created[2].retries_left, 0, "no num_retries: 0");
+    assert_eq!(created[3].priority, Some(Priority::High));
+    assert!(
+        created[4].next_run >= before - Duration::seconds(5),
+        "next_run defaults to now"
+    );
+    // ids name their type
+    assert_ne!(created[0].id >> 40, created[2].id >> 40);
+    assert_eq!(
+        store
+            .get_tasks(&created.iter().map(|t| t.id).collect::<Vec<_>>())
+            .await
+            .unwrap(),
+        created
+    );
+
+    // the policy argument only fills in missing policies
+    let made = store
+        .create_tasks(&[task("swh-test-ping", 9, t0())], Policy::Oneshot)
+        .await
+        .unwrap();
+    assert_eq!(made[0].policy, Policy::Oneshot);
+}
+
+pub async fn create_tasks_dedups_as_the_original(store: &dyn SchedulerApi) {
+    fixture_types(store).await;
+    let first = store
+        .create_tasks(&[task("load-test-git", 1, t0())], Policy::Recurring)
+        .await
+        .unwrap();
+
+    // same type, args, policy, priority, status, next_run: the same task comes back
+    let again = store
+        .create_tasks(&[task("load-test-git", 1, t0())], Policy::Recurring)
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+
+    // a recurring duplicate with another next_run is neither inserted nor returned
+    let later = store
+        .create_tasks(
+            &[task("load-test-git", 1, t0() + Duration::days(1))],
+            Policy::Recurring,
+        )
+        .await
+        .unwrap();
+    assert!(later.is_empty());
+
+    // duplicates inside one batch give one task, returned once
+    let batch = store
+        .create_tasks(
+            &[
+                task("load-test-git", 7, t0()),
+                task("load-test-git", 7, t0()),
+            ],
+            Policy::Recurring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 1);
+
+    // another priority, status or type is another task
+    let mut prio = task("load-test-git", 1, t0());
+    prio.priority = Some(Priority::Low);
+    let mut disabled = task("load-test-git", 1, t0());
+    disabled.status = TaskStatus::Disabled;
+    let other_type = task("swh-test-ping", 1, t0());
+    let made = store
+        .create_tasks(&[prio, disabled, other_type], Policy::Recurring)
+        .await
+        .unwrap();
+    let ids: HashSet<i64> = made
+        .iter()
+        .map(|t| t.id)
+        .chain([first[0].id, batch[0].id])
+        .collect();
+    assert_eq!(ids.len(), 5);
+
+    // oneshot tasks also compare next_run
+    let mut one = task("swh-test-ping", 50, t0());
+    one.policy = Some(Policy::Oneshot);
+    let mut one_later = one.clone();
+    one_later.next_run = Some(t0() + Duration::hours(1));
+    let a = store
+        .create_tasks(&[one.clone(), one_later], Policy::Recurring)
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!(
+        store.create_tasks(&[one], Policy::Recurring).await.unwrap(),
+        a[..1]
+    );
+
+    // a oneshot task moved to another next_run (respawned) is found at its new next_run, and
+    // deleting it leaves no dedup entry behind
+    let moved = t0() + Duration::days(9);
+    store
+        .set_status_tasks(
+            &[a[0].id],
+            TaskStatus::NextRunNotScheduled,
+            Some(moved),
+            false,
+        )
+        .await
+        .unwrap();
+    let mut at_new = task("swh-test-ping", 50, moved);
+    at_new.policy = Some(Policy::Oneshot);
+    assert_eq!(
+        store
+            .create_tasks(&[at_new], Policy::Recurring)
+            .await
+            .unwrap()[0]
+            .id,
+        a[0].id
+    );
+
+    // once the task moves on (grabbed: next_run_scheduled), an identical input is a new task,
+    // as in the original where status is part of the comparison
+    store
+        .grab_ready_tasks("load-test-git", Some(t0()), None)
+        .await
+        .unwrap();
+    let fresh = store
+        .create_tasks(&[task("load-test-git", 1, t0())], Policy::Recurring)
+        .await
+        .unwrap();
+    assert_eq!(fresh.len(), 1);
+    assert_ne!(fresh[0].id, first[0].id);
+    // ... and dedup then finds the new one
+    let again = store
+        .create_tasks(&[task("load-test-git", 1, t0())], Policy::Recurring)
+        .await
+        .unwrap();
+    assert_eq!(again, fresh);
+}
+
+pub async fn peek_and_grab_serve_due_tasks_oldest_first(store: &dyn SchedulerApi) {
+    fixture_types(store).await;
+    // ids 1..=6; next_runs t0+2h, t0+1h, t0, t0, t0+3h, t0-1h
+    let offsets = [2, 1, 0, 0, 3, -1];
+    let inputs: Vec<_> = offsets
+        .iter()
+        .enumerate()
+        .map(|(i, h)| task("load-test-git", i as i64, t0() + Duration::hours(*h)))
+        .collect();
+    let made = store
+        .create_tasks(&inputs, Policy::Recurring)
+        .await
+        .unwrap();
+    let mut prio = task("load-test-git", 100, t0() - Duration::hours(5));
+    prio.priority = Some(Priority::Normal);
+    let prio = store
+        .create_tasks(&[prio], Policy::Recurring)
+        .await
+        .unwrap();
+
+    let ids = |v: Vec<swh_scheduler::model::Task>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let want = |idx: &[usize]| idx.iter().map(|&i| made[i].id).collect::<Vec<_>>();
+    // inclusive bound, by next_run then id, no priority tasks
+    let peek = ids(store
+        .peek_ready_tasks("load-test-git", Some(t0() + Duration::hours(1)), None)
+        .await
+        .unwrap());
+    assert_eq!(peek, want(&[5, 2, 3, 1]));
+    let peek = ids(store
+        .peek_ready_tasks("load-test-git", Some(t0() + Duration::hours(9)), Some(2))
+        .await
+        .unwrap());
+    assert_eq!(peek, want(&[5, 2]));
+    assert!(
+        store
+            .peek_ready_tasks("load-test-git", Some(t0() - Duration::hours(2)), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .peek_ready_tasks("no-such-type", None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // peeking twice gives the same
+    assert_eq!(
+        ids(store
+            .peek_ready_tasks("load-test-git", Some(t0()), None)
+            .await
+            .unwrap()),
+        want(&[5, 2, 3])
+    );
+
+    let grabbed = store
+        .grab_ready_tasks("load-test-git", Some(t0()), Some(2))
+        .await
+        .unwrap();
+    assert!(
+        grabbed
+            .iter()
+            .all(|t| t.status == TaskStatus::NextRunScheduled)
+    );
+    assert_eq!(ids(grabbed), want(&[5, 2]));
+    assert_eq!(
+        ids(store
+            .grab_ready_tasks("load-test-git", Some(t0()), None)
+            .await
+            .unwrap()),
+        want(&[3])
+    );
+    let stored = store.get_tasks(&want(&[5, 2, 3])).await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|t| t.status == TaskStatus::NextRunScheduled)
+    );
+
+    // priority tasks only through the priority calls
+    let p = ids(store
+        .peek_ready_priority_tasks("load-test-git", Some(t0()), None)
+        .await
+        .unwrap());
+    assert_eq!(p, vec![prio[0].id]);
+    let p = store
+        .grab_ready_priority_tasks("load-test-git", None, Some(10))
+        .await
+        .unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].status, TaskStatus::NextRunScheduled);
+    assert!(
+        store
+            .peek_ready_priority_tasks("load-test-git", None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn set_status_moves_tasks_in_and_out_of_the_ready_set(store: &dyn SchedulerApi) {
+    fixture_types(store).await;
+    let made = store
+        .create_tasks(
+            &[
+                task("load-test-git", 1, t0()),
+                task("load-test-git", 2, t0()),
+            ],
+            Policy::Recurring,
+        )
+        .await
+        .unwrap();
+    let (a, b) = (made[0].id, made[1].id);
+    store.disable_tasks(&[a, 12345]).await.unwrap(); // unknown ids are skipped
+    let ready = store
+        .peek_ready_tasks("load-test-git", Some(t0()), None)
+        .await
+        .unwrap();
+    assert_eq!(ready.iter().map(|t| t.id).collect::<Vec<_>>(), vec![b]);
+    assert_eq!(
+        store.get_tasks(&[a]).await.unwrap()[0].status,
+        TaskStatus::Disabled
+    );
+
+    let later = t0() + Duration::days(3);
+    store
+        .set_status_tasks(&[a], TaskStatus::NextRunNotScheduled, Some(later), false)
+        .await
+        .unwrap();
+    let got = &store.get_tasks(&[a]).await.unwrap()[0];
+    assert_eq!(
+        (got.status, got.next_run),
+        (TaskStatus::NextRunNotScheduled, later)
+    );
+    assert!(
+        store
+            .peek_ready_tasks("load-test-git", Some(t0()), None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.id != a)
+    );
+    assert_eq!(
+        store
+            .peek_ready_tasks("load-test-git", Some(later), None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    store
+        .set_status_tasks(&[], TaskStatus::Disabled, None, false)
+        .await
+        .unwrap();
+
+    // except_completed_tasks: only tasks not completed and with next_run in the past
+    let mut one = task("swh-test-ping", 1, t0());
+    one.policy = Some(Policy::Oneshot);
+    let future = task("swh-test-ping", 2, Utc::now() + Duration::days(1));
+    let past = task("swh-test-ping", 3, t0());
+    let m = store
+        .create_tasks(&[one, future, past], Policy::Recurring)
+        .await
+        .unwrap();
+    store
+        .set_status_tasks(&[m[0].id], TaskStatus::Completed, None, false)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = m.iter().map(|t| t.id).collect();
+    store
+        .set_status_tasks(&ids, TaskStatus::NextRunScheduled, None, true)
+        .await
+        .unwrap();
+    let st: Vec<TaskStatus> = store
+        .get_tasks(&ids)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.status)
+        .collect();
+    assert_eq!(
+        st,
+        [
+            TaskStatus::Completed,
+            TaskStatus::NextRunNotScheduled,
+            TaskStatus::NextRunScheduled
+        ]
+    );
+}
+
+pub async fn search_tasks_filters_like_the_original(store: &dyn SchedulerApi) {
+    fixture_types(store).await;
+    let mut inputs: Vec<_> = (0..300)
+        .map(|i| task("load-test-git", i, t0() + Duration::hours(i)))
+        .collect();
+    let mut p = task("swh-test-ping", 1, t0());
+    p.priority = Some(Priority::High);
+    let mut o = task("swh-test-ping", 2, t0());
+    o.policy = Some(Policy::Oneshot);
+    inputs.push(p);
+    inputs.push(o);
+    let made = store
+        .create_tasks(&inputs, Policy::Recurring)
+        .await
+        .unwrap();
+    store
+        .disable_tasks(&[made[5].id, made[250].id])
+        .await
+        .unwrap();
+
+    let all = store.search_tasks(&TaskSearch::default()).await.unwrap();
+    assert_eq!(all.len(), 302);
+    let s = |f: TaskSearch| async move {
+        store
+            .search_tasks(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        s(TaskSearch {
+            statuses: vec![TaskStatus::Disabled],
+            ..Default::default()
+        })
+        .await,
+        vec![made[5].id, made[250].id]
+    );
+    assert_eq!(
+        s(TaskSearch {
+            task_types: vec!["swh-test-ping".into()],
+            ..Default::default()
+        })
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        s(TaskSearch {
+            priorities: vec![Priority::High],
+            ..Default::default()
+        })
+        .await,
+        vec![made[300].id]
+    );
+    assert_eq!(
+        s(TaskSearch {
+            policies: vec![Policy::Oneshot],
+            ..Default::default()
+        })
+        .await,
+        vec![made[301].id]
+    );
+    let window = TaskSearch {
+        task_types: vec!["load-test-git".into()],
+        after: Some(t0() + Duration::hours(10)),
+        before: Some(t0() + Duration::hours(12)),
+        ..Default::default()
+    };
+    assert_eq!(s(window).await, vec![made[10].id, made[11].id, made[12].id]);
+    assert_eq!(
+        s(TaskSearch {
+            limit: Some(130),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        130
+    );
+    assert_eq!(
+        s(TaskSearch {
+            task_ids: vec![made[3].id, made[301].id],
+            task_types: vec!["swh-test-ping".into()],
+            ..Default::default()
+        })
+        .await,
+        vec![made[301].id]
+    );
+    assert!(
+        s(TaskSearch {
+            task_types: vec!["nope".into()],
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+}
+
+pub async fn runs_are_scheduled_started_ended_and_listed(store: &dyn SchedulerApi) {
+    fixture_types(store).await;
+    let made = store
+        .create_tasks(
+            &[
+                task("load-test-git", 1, t0()),
+                task("load-test-git", 2, t0()),
+            ],
+            Policy::Recurring,
+        )
+        .await
+        .unwrap();
+    let (a, b) = (made[0].id, made[1].id);
+    let run = store
+        .schedule_task_run(a, "bid-1", Some(kwargs(json!({"k": 1}))), Some(t0()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (run.task, run.backend_id.as_str(), run.status, run.scheduled),
+        (a, "bid-1", RunStatus::Scheduled, Some(t0()))
+    );
+    assert_eq!(run.metadata, kwargs(json!({"k": 1})));
+    assert_eq!(
+        store.get_tasks(&[a]).await.unwrap()[0].status,
+        TaskStatus::NextRunNotScheduled,
+        "task untouched"
+    );
+
+    store
+        .mass_schedule_task_runs(&[
+            NewTaskRun {
+                task: b,
+                backend_id: "bid-2".into(),
+                scheduled: Some(t0()),
+                metadata: Map::new(),
+            },
+            NewTaskRun {
+                task: a,
+                backend_id: "bid-3".into(),
+                scheduled: None,
+                metadata: Map::new(),
+            },
+        ])
+        .await
+        .unwrap();
+
+    let started = store
+        .start_task_run(
+            "bid-1",
+            Some(kwargs(json!({"worker": "w1@vm"}))),
+            Some(t0() + Duration::minutes(1)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(started.status, RunStatus::Started);
+    assert_eq!(started.started, Some(t0() + Duration::minutes(1)));
+    assert_eq!(
+        started.metadata,
+        kwargs(json!({"k": 1, "worker": "w1@vm"})),
+        "shallow merge"
+    );
+
+    let ended = store
+        .end_task_run(
+            "bid-1",
+            RunStatus::Eventful,
+            Some(kwargs(json!({"k": 2}))),
+            Some(t0() + Duration::minutes(2)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.status, RunStatus::Eventful);
+    assert_eq!(ended.ended, Some(t0() + Duration::minutes(2)));
+    assert_eq!(ended.metadata, kwargs(json!({"k": 2, "worker": "w1@vm"})));
+
+    assert_eq!(
+        store.start_task_run("nope", None, None).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .end_task_run("nope", RunStatus::Failed, None, None)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let runs = store.get_task_runs(&[a, b], None).await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .map(|r| r.backend_id.as_str())
+            .collect::<Vec<_>>(),
+        ["bid-1", "bid-2", "bid-3"]
+    );
+    assert_eq!(
+        store.get_task_runs(&[a, b], Some(2)).await.unwrap().len(),
+        2
+    );
+    assert!(store.get_task_runs(&[], None).await.unwrap().is_empty());
+
+    // one backend id on two runs: both start, the first is returned
+    store
+        .schedule_task_run(b, "shared", None, None)
+        .await
+        .unwrap();
+    store
+        .schedule_task_run(a, "shared", None, None)
+        .await
+        .unwrap();
+    store
+        .start_task_run("shared", None, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let shared: Vec<_> = store
+        .get_task_runs(&[a, b], None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.backend_id == "shared")
+        .collect();
+    assert_eq!(shared.len(), 2);
+    assert!(shared.iter().all(|r| r.status == RunStatus::Started));
+}
+
+pub async fn archival_lists_finished_tasks_runs_and_deletes_them(store: &dyn SchedulerApi) {
+    fixture_types(store).await;
+    let mut inputs = Vec::new();
+    for i in 0..4 {
+        let mut t = task("swh-test-ping", i, t0());
+        t.policy = Some(Policy::Oneshot);
+        inputs.push(t);
+    }
+    inputs.push(task("swh-test-ping", 10, t0())); // recurring
+    let made = store
+        .create_tasks(&inputs, Policy::Recurring)
+        .await
+        .unwrap();
+    for (i, t) in made.iter().enumerate() {
+        let bid = format!("b{i}");
+        store
+            .schedule_task_run(t.id, &bid, None, Some(t0() + Duration::minutes(i as i64)))
+            .await
+            .unwrap();
+        store
+            .start_task_run(&bid, None, Some(t0() + Duration::minutes(i as i64)))
+            .await
+            .unwrap();
+        store
+            .end_task_run(
+                &bid,
+                RunStatus::Eventful,
+                None,
+                Some(t0() + Duration::hours(1)),
+            )
+            .await
+            .unwrap();
+    }
+    // task 3 ran twice; its second run is outside the window
+    store
+        .schedule_task_run(made[3].id, "late", None, Some(t0() + Duration::days(5)))
+        .await
+        .unwrap();
+    store.disable_tasks(&[made[4].id]).await.unwrap();
+
+    let after = t0() - Duration::hours(1);
+    let before = t0() + Duration::hours(2);
+    let page = store
+        .filter_task_to_archive(after, before, 3, None)
+        .await
+        .unwrap();
+    let got: Vec<(i64, String)> = page
+        .rows
+        .iter()
+        .map(|r| (r.task.id, r.run.backend_id.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (made[0].id, "b0".into()),
+            (made[1].id, "b1".into()),
+            (made[2].id, "b2".into())
+        ]
+    );
+    assert_eq!(page.next_page_token, Some(made[3].id.to_string()));
+    let page2 = store
+        .filter_task_to_archive(after, before, 3, page.next_page_token.as_deref())
+        .await
+        .unwrap();
+    let got: Vec<(i64, String)> = page2
+        .rows
+        .iter()
+        .map(|r| (r.task.id, r.run.backend_id.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(made[3].id, "b3".into()), (made[4].id, "b4".into())]
+    );
+    assert_eq!(page2.next_page_token, None);
+    assert_eq!(page2.rows[1].task.status, TaskStatus::Disabled);
+
+    // delete: tasks whose runs are all gone go too
+    let items: Vec<(i64, i64)> = page
+        .rows
+        .iter()
+        .chain(&page2.rows)
+        .map(|r| (r.task.id, r.run.id))
+        .collect();
+    store.delete_archived_tasks(&items).await.unwrap();
+    let left: Vec<i64> = store
+        .get_tasks(&made.iter().map(|t| t.id).collect::<Vec<_>>())
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(left, vec![made[3].id], "task 3 keeps its late run");
+    assert!(
+        store
+            .filter_task_to_archive(after, before, 10, None)
+            .await
+            .unwrap()
+            .rows
+            .is_empty()
+    );
+    // a deleted oneshot task's arguments can be created again
+    let mut again = task("swh-test-ping", 0, t0());
+    again.policy = Some(Policy::Oneshot);
+    let re = store
+        .create_tasks(&[again], Policy::Recurring)
+        .await
+        .unwrap();
+    assert_ne!(re[0].id, made[0].id);
+}
+
+pub async fn task_types_are_created_once_and_read_back(store: &dyn SchedulerApi) {
+    assert_eq!(store.get_task_type("load-test-git").await.unwrap(), None);
+    assert!(store.get_task_types().await.unwrap().is_empty());
+    fixture_types(store).await;
+    assert_eq!(
+        store.get_task_type("load-test-git").await.unwrap(),
+        Some(git_type())
+    );
+
+    // insert-or-ignore: a second create with other fields changes nothing
+    let mut other = git_type();
+    other.description = "changed".into();
+    store.create_task_type(&other).await.unwrap();
+    assert_eq!(
+        store.get_task_type("load-test-git").await.unwrap(),
+        Some(git_type())
+    );
+
+    let names: Vec<String> = store
+        .get_task_types()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.task_type)
+        .collect();
+    assert_eq!(names, ["swh-test-ping", "load-test-git"]);
+    let ping = store.get_task_type("swh-test-ping").await.unwrap().unwrap();
+    assert_eq!(ping.max_queue_length, Some(1000), "the original's default");
+    assert_eq!(ping.retry_delay, None);
+    assert_eq!(store.get_task_type("no-such-type").await.unwrap(), None);
+}
+
+pub async fn calls_naming_what_is_unknown_fail_as_the_callers_mistake(store: &dyn SchedulerApi) {
+    fixture_types(store).await;
+    let e = store
+        .create_tasks(
+            &[task("load-test-git", 1, t0()), task("nope", 1, t0())],
+            Policy::Recurring,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.is_caller_error(), "{e}");
+    assert!(e.to_string().contains("unknown task type \"nope\""), "{e}");
+    assert!(
+        store
+            .search_tasks(&TaskSearch::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a rejected batch writes nothing"
+    );
+    let mut bad = git_type();
+    bad.task_type = "has space".into();
+    let e = store.create_task_type(&bad).await.unwrap_err();
+    assert!(
+        e.is_caller_error() && e.to_string().contains("has space"),
+        "{e}"
+    );
+    let e = store
+        .schedule_task_run(12345, "b", None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.is_caller_error() && e.to_string().contains("12345"),
+        "{e}"
+    );
+    assert!(
+        store
+            .start_task_run("no-such-run", None, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
