@@ -1,4 +1,4 @@
--- The runner's one step for one task type (DESIGN.md section 4): counts what waits in the
+-- The runner's one step for one task type (see src/runner.rs): counts what waits in the
 -- broker queue, takes up to that many free slots of due tasks, oldest first, creates their runs
 -- (status scheduled), marks them next_run_scheduled and LPUSHes one Celery protocol-v2 message
 -- each. All in one script, so any number of runners can run at once without sending a task

@@ -64,6 +64,38 @@ pub struct SchedulerSection {
     pub keep_runs: Option<usize>,
 }
 
+/// The workers' broker as the roles see it: its URL, its database when it is not the store's,
+/// how kombu names its keys, and the priority queues' prefix. Built in one place,
+/// [`CelerySection::broker`], for the runner, the listener and `/metrics`.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub url: String,
+    /// The broker's database when it is not the store's (see [`crate::runner::broker_db`]).
+    pub db: Option<u32>,
+    /// kombu's naming, with the broker URL's database.
+    pub naming: BrokerNaming,
+    /// Queue-name prefix of tasks with a priority, when configured.
+    pub priority_queue_prefix: Option<String>,
+}
+
+impl CelerySection {
+    /// The broker for a store at `store_url`: the configured one, or the store's Redis.
+    pub fn broker(&self, store_url: &str) -> Result<Broker> {
+        let url = self
+            .broker_url
+            .clone()
+            .unwrap_or_else(|| store_url.to_string());
+        let mut naming = self.naming.clone();
+        naming.db = crate::store::url_db(&url);
+        Ok(Broker {
+            db: crate::runner::broker_db(store_url, self.broker_url.as_deref())?,
+            url,
+            naming,
+            priority_queue_prefix: self.priority_queue_prefix.clone(),
+        })
+    }
+}
+
 impl FileConfig {
     /// Reads and parses a configuration file, saying which file is wrong and why.
     pub fn load(path: &Path) -> Result<Self> {

@@ -2,7 +2,16 @@
 //! task types, recurring and one-shot tasks and their runs in Redis, hands due tasks to
 //! unmodified Celery workers, follows what they report and reschedules with backoff.
 //!
-//! Roles, one module each: [`store`] (Redis and its Lua scripts), and the domain in [`model`].
+//! Roles, one module each:
+//! - [`api`]: the scheduler API declared once (the trait, the endpoint table);
+//! - [`store`]: the API on Redis, every change one Lua script in `lua/`;
+//! - [`runner`]: sends due tasks to the Celery broker, atomically;
+//! - [`listener`]: records runs from Celery's events, reschedules, marks lost runs;
+//! - [`rpc`]: the HTTP RPC server and client, wire-compatible with the original;
+//! - [`cli`]: the `swh-scheduler` command line (with `serve` and `benchmark`).
+//!
+//! Beside them: the domain in [`model`] (no I/O), Celery's protocol in [`celery`], the
+//! configuration file in [`config`], and [`private_redis`] for `serve` without a Redis.
 
 pub mod api;
 pub mod celery;

@@ -1,4 +1,4 @@
-//! Table-driven tests of the end-of-run rules (DESIGN.md section 5; the original has none for
+//! Table-driven tests of the end-of-run rules (README, "Differences"; the original has none for
 //! the arithmetic). Each case: a task type, a task, how its run ends; then the task's status,
 //! interval, next_run (relative to the run's end) and retries_left.
 

@@ -27,40 +27,6 @@ fn dump(server: &RedisServer) -> Vec<(String, Vec<u8>)> {
 }
 
 #[tokio::test]
-async fn task_types_are_created_once_and_read_back() {
-    let server = RedisServer::start();
-    let store = server.store().await;
-    assert_eq!(store.get_task_type("load-test-git").await.unwrap(), None);
-    fixture_types(&store).await;
-    assert_eq!(
-        store.get_task_type("load-test-git").await.unwrap(),
-        Some(git_type())
-    );
-
-    // insert-or-ignore: a second create with other fields changes nothing
-    let mut other = git_type();
-    other.description = "changed".into();
-    store.create_task_type(&other).await.unwrap();
-    let fresh = server.store().await; // no cache
-    assert_eq!(
-        fresh.get_task_type("load-test-git").await.unwrap(),
-        Some(git_type())
-    );
-
-    let names: Vec<String> = fresh
-        .get_task_types()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.task_type)
-        .collect();
-    assert_eq!(names, ["swh-test-ping", "load-test-git"]);
-    let ping = fresh.get_task_type("swh-test-ping").await.unwrap().unwrap();
-    assert_eq!(ping.max_queue_length, Some(1000), "the original's default");
-    assert_eq!(ping.retry_delay, None);
-}
-
-#[tokio::test]
 async fn bad_task_types_are_rejected_naming_field_and_value() {
     let server = RedisServer::start();
     let store = server.store().await;

@@ -1,4 +1,5 @@
--- The end-of-run rules (DESIGN.md section 5): what a run's final status does to its task.
+-- The end-of-run rules: what a run's final status does to its task (README, "Differences":
+-- eventful divides the interval, uneventful multiplies it).
 -- Backoff as the design intends: an eventful run divides the interval by backoff_factor, an
 -- uneventful one multiplies it, clamped to [min_interval, max_interval] (max applied first, as
 -- the original's greatest(min, least(max, x))); a missing factor is 1, a missing bound no bound.

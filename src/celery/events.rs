@@ -1,5 +1,5 @@
-//! Celery events as they arrive on the Redis event channels (protocol reference §5), and what
-//! each means for a task run (the original listener's rules, reference §5.1).
+//! Celery events as they arrive on the Redis event channels (Celery's event protocol), and what
+//! each means for a task run (the original listener's rules, `swh.scheduler.celery_backend.listener`).
 
 use base64::Engine;
 use chrono::{DateTime, Utc};

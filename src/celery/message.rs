@@ -1,5 +1,5 @@
 //! Celery task messages (protocol v2) as we send them, and the check that a message cannot
-//! crash, poison or lose on a worker (protocol reference §2.4-2.6).
+//! crash, poison or lose on a worker (Celery's message protocol 2 on kombu's Redis transport).
 //!
 //! `lua/dispatch.lua` builds the same envelope in Lua; a test checks that both agree.
 
@@ -33,7 +33,7 @@ impl TaskMessage<'_> {
         )
     }
 
-    /// The envelope as Celery writes it (§2.6), with a plain-JSON body (no `body_encoding`),
+    /// The envelope as Celery writes it (protocol 2), with a plain-JSON body (no `body_encoding`),
     /// which workers accept and which Lua can build without base64. The delivery tag is the
     /// task id: unique, since every run has its own.
     pub fn envelope(&self) -> Value {
@@ -60,7 +60,7 @@ impl TaskMessage<'_> {
     }
 }
 
-/// Checks an envelope against what a worker needs (§2.4-2.5): `content-type`, a string body
+/// Checks an envelope against what a worker needs (the poison and crash cases in tests/fixtures/celery): `content-type`, a string body
 /// that decodes to exactly `[args (array), kwargs (object), embed]`, `headers.task`,
 /// `headers.id`, `properties.delivery_tag` and `properties.delivery_info` with `exchange` and
 /// `routing_key`. Returns what is wrong.

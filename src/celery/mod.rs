@@ -1,5 +1,5 @@
-//! Celery's Redis protocol, as unmodified Celery 5 workers speak it (see
-//! `shared/reference/celery-redis-protocol.md`): how kombu names keys and channels, the task
+//! Celery's Redis protocol, as unmodified Celery 5 workers speak it (captured messages and events
+//! are in `tests/fixtures/celery`): how kombu names keys and channels, the task
 //! messages we send and the events we receive.
 
 mod broker;

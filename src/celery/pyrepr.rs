@@ -1,5 +1,5 @@
 //! Reading the Python `repr()` of a task's return value, which is what Celery puts in the
-//! `result` field of a `task-succeeded` event (protocol reference §5.4).
+//! `result` field of a `task-succeeded` event (Python's `repr` of the task's return value).
 
 use serde_json::{Map, Value};
 

@@ -36,6 +36,9 @@ pub struct GlobalOptions {
     /// Configuration file (YAML: a `scheduler:` section with `cls` and `url`, see README)
     #[arg(short = 'C', long, env = "SWH_CONFIG_FILENAME", global = true)]
     pub config_file: Option<PathBuf>,
+    /// The configuration file once read (it is read at most once per process).
+    #[arg(skip)]
+    file: std::sync::OnceLock<FileConfig>,
     /// URL of a scheduler RPC server to work through, instead of Redis
     #[arg(short = 'u', long, global = true)]
     pub url: Option<String>,
@@ -69,8 +72,17 @@ pub enum Command {
 }
 
 impl GlobalOptions {
-    /// The configuration file named by `-C` or `SWH_CONFIG_FILENAME`, or an empty one.
-    pub fn file_config(&self) -> Result<FileConfig> {
+    /// The configuration file named by `-C` or `SWH_CONFIG_FILENAME`, or an empty one; read
+    /// once, then shared by every role that needs it.
+    pub fn file_config(&self) -> Result<&FileConfig> {
+        if let Some(c) = self.file.get() {
+            return Ok(c);
+        }
+        let c = self.read_file_config()?;
+        Ok(self.file.get_or_init(|| c))
+    }
+
+    fn read_file_config(&self) -> Result<FileConfig> {
         match &self.config_file {
             Some(p) => {
                 let c = FileConfig::load(p)?;
@@ -91,16 +103,16 @@ impl GlobalOptions {
         Ok(config::resolve_backend(
             self.url.as_deref(),
             self.redis_url.as_deref(),
-            &self.file_config()?,
+            self.file_config()?,
         ))
     }
 
     /// The store settings for a Redis backend.
     pub fn store_config(&self) -> Result<StoreConfig> {
         let file = self.file_config()?;
-        match config::resolve_backend(None, self.redis_url.as_deref(), &file) {
+        match config::resolve_backend(None, self.redis_url.as_deref(), file) {
             Backend::Redis { url, .. } => {
-                Ok(config::store_config(&url, self.prefix.as_deref(), &file))
+                Ok(config::store_config(&url, self.prefix.as_deref(), file))
             }
             Backend::Remote { url } => Err(Error::Other(format!(
                 "this command needs Redis, but the configuration names the RPC server {url}"

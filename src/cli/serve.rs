@@ -78,7 +78,7 @@ pub async fn run(global: &GlobalOptions, args: ServeArgs) -> Result<()> {
 
 async fn serve(global: &GlobalOptions, args: &ServeArgs, redis_url: &str) -> Result<()> {
     let file = global.file_config()?;
-    let mut store_config = crate::config::store_config(redis_url, global.prefix.as_deref(), &file);
+    let mut store_config = crate::config::store_config(redis_url, global.prefix.as_deref(), file);
     store_config.url = redis_url.to_string();
     let store = Store::connect(store_config).await?;
 

@@ -36,20 +36,17 @@ pub fn runner_config(
     store_url: &str,
     args: &StartRunnerArgs,
 ) -> Result<RunnerConfig> {
-    let file = global.file_config()?;
+    let broker = global.file_config()?.celery.broker(store_url)?;
     let mut c = RunnerConfig {
         period: Duration::from_secs_f64(args.period.max(0.0)),
         task_types: args.task_types.clone(),
         task_type_patterns: args.task_type_patterns.clone(),
         with_priority: args.with_priority && !args.without_priority,
-        naming: file.celery.naming.clone(),
-        broker_db: runner::broker_db(store_url, file.celery.broker_url.as_deref())?,
+        naming: broker.naming,
+        broker_db: broker.db,
         ..RunnerConfig::default()
     };
-    c.naming.db = c
-        .broker_db
-        .unwrap_or_else(|| crate::store::url_db(store_url));
-    if let Some(p) = file.celery.priority_queue_prefix {
+    if let Some(p) = broker.priority_queue_prefix {
         c.priority_queue_prefix = p;
     }
     Ok(c)
@@ -88,18 +85,13 @@ pub fn listener_config(
     args: &StartListenerArgs,
 ) -> Result<ListenerConfig> {
     let file = global.file_config()?;
-    let broker = file
-        .celery
-        .broker_url
-        .clone()
-        .unwrap_or_else(|| store_url.to_string());
-    let mut c = ListenerConfig::new(&broker);
-    c.naming = file.celery.naming.clone();
-    c.broker_db = runner::broker_db(store_url, file.celery.broker_url.as_deref())?;
-    if let Some(p) = &file.celery.priority_queue_prefix {
-        c.priority_queue_prefix = p.clone();
+    let broker = file.celery.broker(store_url)?;
+    let mut c = ListenerConfig::new(&broker.url);
+    c.naming = broker.naming;
+    c.broker_db = broker.db;
+    if let Some(p) = broker.priority_queue_prefix {
+        c.priority_queue_prefix = p;
     }
-    c.naming.db = crate::store::url_db(&broker);
     c.result_backend = args
         .result_backend
         .clone()
@@ -157,13 +149,13 @@ pub fn rpc_config(
     store_url: &str,
     args: &RpcServeArgs,
 ) -> Result<RpcConfig> {
-    let file = global.file_config()?;
+    let broker = global.file_config()?.celery.broker(store_url)?;
     let mut metrics = MetricsConfig {
-        naming: file.celery.naming.clone(),
-        broker_db: runner::broker_db(store_url, file.celery.broker_url.as_deref())?,
+        naming: broker.naming,
+        broker_db: broker.db,
         ..MetricsConfig::default()
     };
-    if let Some(p) = file.celery.priority_queue_prefix {
+    if let Some(p) = broker.priority_queue_prefix {
         metrics.priority_queue_prefix = p;
     }
     Ok(RpcConfig {

@@ -1,6 +1,6 @@
 //! The original's RPC encodings (`swh.core.api.serializers`): msgpack with the Timestamp
 //! extension and `{b"swhtype", b"d"}` tagged maps, and JSON with `{"swhtype", "d"}` tagged
-//! maps (see `shared/reference/swh-rpc-wire.md`).
+//! maps, as `swh.core.api.serializers` 0.16 writes and reads them.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::Value as Json;
@@ -23,6 +23,9 @@ pub enum Wire {
     DateTime(DateTime<Utc>),
     TimeDelta(Interval),
     Uuid(String),
+    /// Another tagged value the server writes (`paged_result`, `scheduler_model`): its kind
+    /// and payload. Decoding yields the payload alone.
+    Tagged(&'static str, Box<Wire>),
 }
 
 /// Why a body could not be read.
@@ -83,6 +86,7 @@ impl Wire {
             Wire::DateTime(_) => "datetime",
             Wire::TimeDelta(_) => "timedelta",
             Wire::Uuid(_) => "UUID",
+            Wire::Tagged(kind, _) => kind,
         }
     }
 }
@@ -344,6 +348,7 @@ fn write_mp(out: &mut Vec<u8>, w: &Wire) {
         }
         Wire::TimeDelta(i) => write_tagged_mp(out, "timedelta", &timedelta_payload(*i)),
         Wire::Uuid(u) => write_tagged_mp(out, "uuid", &Wire::Str(u.clone())),
+        Wire::Tagged(kind, d) => write_tagged_mp(out, kind, d),
     }
 }
 
@@ -531,6 +536,7 @@ fn write_json(out: &mut String, w: &Wire) {
         Wire::DateTime(t) => write_tagged_json(out, "datetime", &Wire::Str(python_isoformat(t))),
         Wire::TimeDelta(i) => write_tagged_json(out, "timedelta", &timedelta_payload(*i)),
         Wire::Uuid(u) => write_tagged_json(out, "uuid", &Wire::Str(u.clone())),
+        Wire::Tagged(kind, d) => write_tagged_json(out, kind, d),
     }
 }
 
