@@ -29,6 +29,9 @@ pub enum Error {
         kind: String,
         message: String,
     },
+    /// The caller's copy of a record is older than the stored one (the original's `StaleData`).
+    #[error("Stale data; {0}")]
+    StaleData(String),
     #[error("unreadable record {key}: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("{0}")]
@@ -51,6 +54,7 @@ impl Error {
             self,
             Error::InvalidArgument { .. }
                 | Error::UnknownTaskType(_)
+                | Error::StaleData(_)
                 | Error::Remote {
                     status: 400..=499,
                     ..

@@ -258,9 +258,9 @@ async fn malformed_bodies_get_clear_400s() {
             "task_runs[0].task",
         ),
         (
-            "lister/get",
+            "origins/record",
             "application/json",
-            js(json!({"name": "x"})),
+            js(json!({"listed_origins": []})),
             "origin-visit scheduler",
         ),
     ];
@@ -550,4 +550,49 @@ async fn a_server_whose_cache_is_stale_never_writes_with_it() {
         .await
         .unwrap();
     assert_eq!(runs.task, more[0].id);
+}
+
+/// swh.lister's first calls, through the original's unmodified client: the `Lister` model
+/// travels as a `scheduler_model`, and a stale update raises the client's `StaleData`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_original_client_gets_creates_and_updates_listers() {
+    let redis = RedisServer::start();
+    let server = RpcServe::start(&redis);
+    let venv = tokio::task::spawn_blocking(swh016_venv).await.unwrap();
+    let code = r#"
+import sys
+from swh.scheduler.api.client import RemoteScheduler
+from swh.scheduler.exc import StaleData
+from swh.scheduler.model import Lister
+s = RemoteScheduler(url=sys.argv[1])
+assert s.get_lister("github") is None
+lister = s.get_or_create_lister(name="github")
+assert isinstance(lister, Lister), type(lister)
+assert lister.instance_name == "" and lister.current_state == {}, lister
+assert s.get_or_create_lister(name="github") == lister
+lister.current_state = {"last_page": 42}
+saved = s.update_lister(lister)
+assert saved.updated > lister.updated and saved.current_state == {"last_page": 42}, saved
+try:
+    s.update_lister(lister)
+    raise SystemExit("a stale update went through")
+except StaleData as e:
+    print("stale:", e)
+assert s.get_listers() == [saved], s.get_listers()
+print("OK listers", saved.id)
+"#;
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", code, &server.url])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("OK listers"),
+        "{text}"
+    );
+    assert!(text.contains("stale:"), "{text}");
 }

@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 
 use crate::error::Result;
 use crate::model::{
-    ArchivePage, NewTask, NewTaskRun, Policy, RunStatus, Task, TaskRun, TaskSearch, TaskStatus,
-    TaskType,
+    ArchivePage, Lister, NewTask, NewTaskRun, Policy, RunStatus, Task, TaskRun, TaskSearch,
+    TaskStatus, TaskType,
 };
 use crate::rpc::RpcClient;
 use crate::rpc::args::{ArgCodec, Args, Flag, Limit, Param, Plain, ResultCodec};
@@ -106,27 +106,21 @@ endpoints! {
     "task/delete_archived" => fn delete_archived_tasks(task_ids: &[(i64, i64)]) -> ();
     /// Search task run for a task id
     "task_run/get" => fn get_task_runs(task_ids: &[i64] [OneOrMany], limit: Option<usize> [Limit]) -> Vec<TaskRun>;
+    /// Retrieve information about all listers from the database.
+    "listers/get" => fn get_listers() -> Vec<Lister>;
+    /// Retrieve information about the given instance of the lister from the database.
+    "lister/get" => fn get_lister(name: &str, instance_name: Option<&str>) -> Option<Lister>;
+    /// Retrieve information about the given instance of the lister from the database, or create the entry if it did not exist.
+    "lister/get_or_create" => fn get_or_create_lister(name: &str, instance_name: Option<&str>) -> Lister;
+    /// Update the state for the given lister instance in the database.
+    ///
+    /// Fails with `StaleData` if the lister was updated since the caller read it.
+    "lister/update" => fn update_lister(lister: &Lister) -> Lister;
 }
 
 /// Paths of the original that this scheduler does not serve yet, with their docstring summary:
 /// listed by `/site-map`, answered with a clear error.
 pub const NOT_SERVED: &[(&str, &str)] = &[
-    (
-        "listers/get",
-        "Retrieve information about all listers from the database.",
-    ),
-    (
-        "lister/get",
-        "Retrieve information about the given instance of the lister from the database.",
-    ),
-    (
-        "lister/get_or_create",
-        "Retrieve information about the given instance of the lister from the database, or create the entry if it did not exist.",
-    ),
-    (
-        "lister/update",
-        "Update the state for the given lister instance in the database.",
-    ),
     (
         "origins/record",
         "Record a set of origins that a lister has listed.",
@@ -165,8 +159,8 @@ pub fn site_map() -> impl Iterator<Item = (&'static str, &'static str)> {
 fn not_served(path: &str) -> CallError {
     if NOT_SERVED.iter().any(|(p, _)| *p == path) {
         CallError::bad(format!(
-            "{path}: the origin-visit scheduler (listers, listed origins, visit stats, metrics) \
-             is not implemented by this scheduler"
+            "{path}: this part of the origin-visit scheduler (listed origins, visit stats, \
+             metrics) is not implemented yet by this scheduler"
         ))
     } else {
         CallError::not_found(path)

@@ -3,8 +3,10 @@
 
 pub mod ids;
 mod interval;
+mod lister;
 
 pub use interval::{Interval, ParseIntervalError};
+pub use lister::{Lister, MAX_LISTER_NAME, validate_lister_name};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};

@@ -62,6 +62,12 @@ impl CallError {
 
 impl From<Error> for CallError {
     fn from(e: Error) -> Self {
+        if let Error::StaleData(_) = e {
+            return CallError {
+                kind: "StaleData",
+                ..CallError::bad(e.to_string())
+            };
+        }
         if e.is_caller_error() {
             CallError::bad(e.to_string())
         } else {

@@ -11,8 +11,8 @@ use super::args::{
 use super::codec::Wire;
 use super::error::{CallError, R};
 use crate::model::{
-    ArchivableRun, ArchivePage, NewTask, NewTaskRun, Task, TaskArguments, TaskRun, TaskSearch,
-    TaskType,
+    ArchivableRun, ArchivePage, Lister, NewTask, NewTaskRun, Task, TaskArguments, TaskRun,
+    TaskSearch, TaskType,
 };
 
 by_ref!(TaskType, TaskSearch);
@@ -224,17 +224,23 @@ impl ToWire for TaskRun {
 
 impl FromWire for TaskRun {
     fn from_wire(name: &str, row: &Wire) -> R<Self> {
-        Ok(TaskRun {
-            id: req_field(row, name, "id")?,
-            task: req_field(row, name, "task")?,
-            backend_id: req_field(row, name, "backend_id")?,
-            scheduled: opt_field(row, name, "scheduled")?,
-            started: opt_field(row, name, "started")?,
-            ended: opt_field(row, name, "ended")?,
-            metadata: opt_field(row, name, "metadata")?.unwrap_or_default(),
-            status: req_field(row, name, "status")?,
-        })
+        let task = req_field(row, name, "task")?;
+        read_run(row, name, ["id", "status"], task)
     }
+}
+
+/// A run's fields in a row, whose id and status keys are `keys`.
+fn read_run(row: &Wire, name: &str, keys: [&str; 2], task: i64) -> R<TaskRun> {
+    Ok(TaskRun {
+        id: req_field(row, name, keys[0])?,
+        task,
+        backend_id: req_field(row, name, "backend_id")?,
+        scheduled: opt_field(row, name, "scheduled")?,
+        started: opt_field(row, name, "started")?,
+        ended: opt_field(row, name, "ended")?,
+        metadata: opt_field(row, name, "metadata")?.unwrap_or_default(),
+        status: req_field(row, name, keys[1])?,
+    })
 }
 
 /// A run to schedule, as `task_run/schedule` takes it; `scheduled` is sent as now when unset.
@@ -352,16 +358,7 @@ impl FromWire for ArchivableRun {
                 retries_left: 0,
                 priority: None,
             },
-            run: TaskRun {
-                id: req_field(row, name, "task_run_id")?,
-                task: id,
-                backend_id: req_field(row, name, "backend_id")?,
-                scheduled: opt_field(row, name, "scheduled")?,
-                started: opt_field(row, name, "started")?,
-                ended: opt_field(row, name, "ended")?,
-                metadata: opt_field(row, name, "metadata")?.unwrap_or_default(),
-                status: req_field(row, name, "task_run_status")?,
-            },
+            run: read_run(row, name, ["task_run_id", "task_run_status"], id)?,
         })
     }
 }
@@ -493,5 +490,62 @@ impl<'a> ArgCodec<&'a [i64], Vec<i64>> for OneOrMany {
 
     fn write(value: &&'a [i64], name: &str, out: &mut Vec<(Wire, Wire)>) {
         put(value, name, out)
+    }
+}
+
+by_ref!(Lister);
+
+/// An origin-visit model object as the original sends it: a `scheduler_model` with the attrs
+/// fields in order, then `__type__`.
+fn scheduler_model<const N: usize>(class: &str, fields: [(&str, Wire); N]) -> Wire {
+    let mut m: Vec<(Wire, Wire)> = fields.into_iter().map(|(k, v)| (Wire::str(k), v)).collect();
+    m.push((Wire::str("__type__"), Wire::str(class)));
+    Wire::Tagged("scheduler_model", Box::new(Wire::Map(m)))
+}
+
+/// A UUID, as the tagged `uuid` the original sends or as text.
+fn uuid(field: &str, w: &Wire) -> R<String> {
+    let s = match w {
+        Wire::Uuid(s) | Wire::Str(s) => s,
+        other => return Err(bad_type(field, other, "a UUID")),
+    };
+    uuid::Uuid::parse_str(s)
+        .map(|u| u.to_string())
+        .map_err(|_| CallError::bad(format!("invalid {field}: {s:?} is not a UUID")))
+}
+
+impl ToWire for Lister {
+    fn to_wire(&self) -> Wire {
+        scheduler_model(
+            "Lister",
+            [
+                ("name", Wire::str(self.name.clone())),
+                ("instance_name", Wire::str(self.instance_name.clone())),
+                ("id", self.id.clone().map_or(Wire::Nil, Wire::Uuid)),
+                ("current_state", self.current_state.to_wire()),
+                ("created", opt(&self.created)),
+                ("updated", opt(&self.updated)),
+            ],
+        )
+    }
+}
+
+impl FromWire for Lister {
+    fn from_wire(name: &str, w: &Wire) -> R<Self> {
+        if !matches!(w, Wire::Map(_)) {
+            return Err(bad_type(name, w, "a Lister"));
+        }
+        Ok(Lister {
+            name: req_field(w, name, "name")?,
+            instance_name: opt_field(w, name, "instance_name")?.unwrap_or_default(),
+            id: w
+                .get("id")
+                .filter(|v| !v.is_nil())
+                .map(|v| uuid(&format!("{name}.id"), v))
+                .transpose()?,
+            current_state: opt_field(w, name, "current_state")?.unwrap_or_default(),
+            created: opt_field(w, name, "created")?,
+            updated: opt_field(w, name, "updated")?,
+        })
     }
 }

@@ -1,4 +1,5 @@
-//! The Redis key layout (DESIGN.md section 2).
+//! The Redis key layout: every key of a task type carries the hash tag `{<type>}`, so that each
+//! script touches one Cluster slot (README, "Design").
 //!
 //! Every key of a task type carries the hash tag `{<type>}`, so all of a type's keys are in one
 //! Cluster slot and every script touches one slot. Keys of type `T` under prefix `P`:
@@ -42,6 +43,12 @@ pub struct GlobalKeys {
     pub types: String,
     pub type_names: String,
     pub backend_ids: String,
+    /// Hash `<name>\n<instance_name>` -> lister id.
+    pub lister_ids: String,
+    /// List of lister ids, in creation order.
+    pub listers: String,
+    /// Prefix of the hashes of listers: `<prefix><id>`.
+    pub lister: String,
 }
 
 impl GlobalKeys {
@@ -50,6 +57,9 @@ impl GlobalKeys {
             types: format!("{prefix}:{{global}}:types"),
             type_names: format!("{prefix}:{{global}}:type_names"),
             backend_ids: format!("{prefix}:{{global}}:backend_ids"),
+            lister_ids: format!("{prefix}:{{global}}:lister_ids"),
+            listers: format!("{prefix}:{{global}}:listers"),
+            lister: format!("{prefix}:{{global}}:lister:"),
         }
     }
 }

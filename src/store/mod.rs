@@ -1,12 +1,13 @@
 //! The task store: task types, tasks and runs in Redis, every change one Lua script.
 //!
 //! The methods are the original's `SchedulerInterface` (same names, arguments, defaults and
-//! semantics, see `shared/reference/swh-scheduler.md` section 2); times left out are taken
-//! from the Redis server's clock.
+//! semantics; [`crate::api`] lists them); times left out are taken from the Redis server's
+//! clock.
 
 mod archive;
 mod dispatch;
 pub mod keys;
+mod listers;
 pub mod records;
 mod runs;
 pub mod scripts;

@@ -48,6 +48,8 @@ pub enum ScriptName {
     Dispatch,
     SweepLost,
     InflightRuns,
+    ListerGetOrCreate,
+    ListerUpdate,
 }
 
 const SCRIPTS: &[(&str, &str)] = lua_files!(
@@ -67,11 +69,13 @@ const SCRIPTS: &[(&str, &str)] = lua_files!(
     "dispatch",
     "sweep_lost",
     "inflight_runs",
+    "lister_get_or_create",
+    "lister_update",
 );
 
 impl ScriptName {
     #[cfg(test)]
-    const ALL: [ScriptName; 16] = [
+    const ALL: [ScriptName; 18] = [
         ScriptName::RegisterType,
         ScriptName::CreateTaskType,
         ScriptName::CreateTasks,
@@ -88,6 +92,8 @@ impl ScriptName {
         ScriptName::Dispatch,
         ScriptName::SweepLost,
         ScriptName::InflightRuns,
+        ScriptName::ListerGetOrCreate,
+        ScriptName::ListerUpdate,
     ];
 
     fn index(self) -> usize {
@@ -258,6 +264,12 @@ fn script_error(e: RedisError) -> Error {
                 "task type {:?} has no default_interval, so its tasks can only be oneshot",
                 detail()
             ),
+        ),
+        Some("SWH_STALE_DATA") => Error::StaleData(detail()),
+        Some("SWH_LISTER_EXISTS") => Error::invalid(
+            "lister.name",
+            detail(),
+            "another lister has this name and instance name",
         ),
         Some("SWH_UNKNOWN_TASK") => Error::invalid("task", detail(), "no such task"),
         Some("SWH_TOO_MANY_TYPES") => {

@@ -24,6 +24,7 @@ macro_rules! cases {
 }
 
 cases![
+    listers_are_created_once_and_updated_by_compare_and_set,
     task_types_are_created_once_and_read_back,
     calls_naming_what_is_unknown_fail_as_the_callers_mistake,
     create_tasks_applies_the_originals_defaults,
@@ -808,4 +809,76 @@ pub async fn calls_naming_what_is_unknown_fail_as_the_callers_mistake(store: &dy
             .unwrap()
             .is_none()
     );
+}
+
+/// The original's `test_get_or_create_lister`, `test_update_lister`, `test_get_listers`.
+pub async fn listers_are_created_once_and_updated_by_compare_and_set(store: &dyn SchedulerApi) {
+    assert!(store.get_listers().await.unwrap().is_empty());
+    assert_eq!(store.get_lister("github", None).await.unwrap(), None);
+    let a = store.get_or_create_lister("github", None).await.unwrap();
+    assert_eq!((a.name.as_str(), a.instance_name.as_str()), ("github", ""));
+    assert!(a.id.is_some() && a.created.is_some() && a.updated.is_some());
+    assert_eq!(a.created, a.updated);
+    assert!(a.current_state.is_empty());
+    // a second call finds it; an empty instance name is the same lister
+    assert_eq!(
+        store
+            .get_or_create_lister("github", Some(""))
+            .await
+            .unwrap(),
+        a
+    );
+    assert_eq!(
+        store.get_lister("github", None).await.unwrap(),
+        Some(a.clone())
+    );
+    let b = store
+        .get_or_create_lister("gitlab", Some("inria"))
+        .await
+        .unwrap();
+    assert_ne!(a.id, b.id);
+    assert_eq!(store.get_lister("gitlab", None).await.unwrap(), None);
+    assert_eq!(
+        store.get_listers().await.unwrap(),
+        vec![a.clone(), b.clone()],
+        "creation order"
+    );
+
+    let mut changed = a.clone();
+    changed.current_state = kwargs(json!({"last_page": 42, "nested": {"l": [1, 2.5, null]}}));
+    let saved = store.update_lister(&changed).await.unwrap();
+    assert!(saved.updated > a.updated, "updated strictly increases");
+    assert_eq!(saved.current_state, changed.current_state);
+    assert_eq!(
+        store.get_lister("github", None).await.unwrap(),
+        Some(saved.clone())
+    );
+    // the stale copy is refused, and nothing changes
+    let e = store.update_lister(&changed).await.unwrap_err();
+    assert!(e.to_string().contains("Stale data"), "{e}");
+    assert!(e.is_caller_error(), "{e}");
+    assert_eq!(
+        store.get_lister("github", None).await.unwrap(),
+        Some(saved.clone())
+    );
+    // an unknown lister is stale data too
+    let mut ghost = saved.clone();
+    ghost.id = Some("00000000-0000-4000-8000-000000000000".into());
+    assert!(
+        store
+            .update_lister(&ghost)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("Stale data")
+    );
+    // updating again from the saved copy works
+    let again = store.update_lister(&saved).await.unwrap();
+    assert!(again.updated > saved.updated);
+    // bad names are refused, naming the field
+    let e = store
+        .get_or_create_lister(&"x".repeat(1000), None)
+        .await
+        .unwrap_err();
+    assert!(e.is_caller_error() && e.to_string().contains("name"), "{e}");
 }

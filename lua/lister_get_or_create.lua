@@ -1,0 +1,19 @@
+-- Finds the lister (name, instance_name), or creates it: the original's get_or_create_lister
+-- (insert on conflict do nothing, then select). Lister records are few and global.
+-- KEYS[1] <prefix>:{global}:lister_ids          hash "<name>\n<instance_name>" -> id
+-- KEYS[2] <prefix>:{global}:listers             list of ids, in creation order
+-- KEYS[3] <prefix>:{global}:lister:<ARGV[3]>    the new lister's hash, if it is created
+-- ARGV[1] name
+-- ARGV[2] instance_name ('' for none)
+-- ARGV[3] the id to give a new lister (a UUID the caller made)
+-- Returns the lister's id (an existing one's hash is read by the caller).
+local key = ARGV[1] .. '\n' .. ARGV[2]
+local id = redis.call('HGET', KEYS[1], key)
+if id then return id end
+local t = redis.call('TIME')
+local now = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
+redis.call('HSET', KEYS[1], key, ARGV[3])
+redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[3], 'name', ARGV[1], 'instance_name', ARGV[2], 'created', now,
+  'updated', now, 'current_state', '{}')
+return ARGV[3]
