@@ -3,6 +3,8 @@
 -- KEYS[1] <prefix>:{global}:lister_ids          hash "<name>\n<instance_name>" -> id
 -- KEYS[2] <prefix>:{global}:listers             list of ids, in creation order
 -- KEYS[3] <prefix>:{global}:lister:<ARGV[3]>    the new lister's hash, if it is created
+-- KEYS[4] <prefix>:{global}:lister_idx          hash index -> id, and seq: the last index
+--         (listings name their lister by this small index)
 -- ARGV[1] name
 -- ARGV[2] instance_name ('' for none)
 -- ARGV[3] the id to give a new lister (a UUID the caller made)
@@ -14,6 +16,8 @@ local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
 redis.call('HSET', KEYS[1], key, ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[3])
+local idx = redis.call('HINCRBY', KEYS[4], 'seq', 1)
+redis.call('HSET', KEYS[4], idx, ARGV[3])
 redis.call('HSET', KEYS[3], 'name', ARGV[1], 'instance_name', ARGV[2], 'created', now,
-  'updated', now, 'current_state', '{}')
+  'updated', now, 'current_state', '{}', 'idx', idx)
 return ARGV[3]

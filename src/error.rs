@@ -29,6 +29,9 @@ pub enum Error {
         kind: String,
         message: String,
     },
+    /// A `grab_next_visits` policy that does not exist (the original's `UnknownPolicy`).
+    #[error("Unknown scheduling policy {0}")]
+    UnknownPolicy(String),
     /// The caller's copy of a record is older than the stored one (the original's `StaleData`).
     #[error("Stale data; {0}")]
     StaleData(String),
@@ -55,6 +58,7 @@ impl Error {
             Error::InvalidArgument { .. }
                 | Error::UnknownTaskType(_)
                 | Error::StaleData(_)
+                | Error::UnknownPolicy(_)
                 | Error::Remote {
                     status: 400..=499,
                     ..

@@ -62,6 +62,10 @@ async fn the_original_python_client_works_unmodified() {
         assert!(stdout.contains("tasks[0].arguments.args"), "{stdout}");
         assert!(stdout.contains("exploded"), "{stdout}");
         assert!(
+            stdout.contains("Unknown scheduling policy nope"),
+            "{stdout}"
+        );
+        assert!(
             stdout.contains("naive") || stdout.contains("tzinfo"),
             "{stdout}"
         );
@@ -258,10 +262,16 @@ async fn malformed_bodies_get_clear_400s() {
             "task_runs[0].task",
         ),
         (
-            "origins/record",
+            "origins/grab_next",
             "application/json",
-            js(json!({"listed_origins": []})),
-            "origin-visit scheduler",
+            js(json!({"visit_type": "git", "count": 1, "policy": "nope"})),
+            "Unknown scheduling policy nope",
+        ),
+        (
+            "origins/get",
+            "application/json",
+            js(json!({"page_token": ["not-a-uuid", "https://a"]})),
+            "page_token[0]",
         ),
     ];
     for (path, ct, body, want) in cases {
@@ -595,4 +605,36 @@ print("OK listers", saved.id)
         "{text}"
     );
     assert!(text.contains("stale:"), "{text}");
+}
+
+/// The original's own test class (swh.scheduler 0.16.0's `TestScheduler`, unmodified, from the
+/// installed package) through its client against `rpc-serve`: the 33 origin-visit items and
+/// the task items. One item is left out, on a documented difference (README, "Differences"):
+/// a run scheduled by `mass_schedule_task_runs` without metadata reads back `{}`, not None.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_originals_test_class_passes_through_its_client() {
+    let redis = RedisServer::start();
+    let server = RpcServe::start(&redis);
+    let venv = tokio::task::spawn_blocking(swh016_venv).await.unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
+    let out = Command::new(venv.join("bin/python"))
+        .current_dir(dir)
+        .env("SWH_SCHEDULER_URL", &server.url)
+        .env("SWH_SCHEDULER_REDIS", format!("127.0.0.1:{}", redis.port))
+        .env("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        .args(["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf"])
+        .arg("test_original_scheduler.py")
+        .args([
+            "--deselect",
+            "test_original_scheduler.py::TestScheduler::test_get_task_runs_with_scheduled",
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("49 passed"), "{text}");
 }

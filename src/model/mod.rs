@@ -4,9 +4,14 @@
 pub mod ids;
 mod interval;
 mod lister;
+mod origins;
 
 pub use interval::{Interval, ParseIntervalError};
 pub use lister::{Lister, MAX_LISTER_NAME, validate_lister_name};
+pub use origins::{
+    GrabOptions, ListedOrigin, ListedOriginPage, MAX_BATCH, MAX_EXTRA_LOADER_ARGUMENTS, MAX_URL,
+    OriginVisitStats, SchedulerMetrics, VisitPolicy, validate_origin_text,
+};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};

@@ -244,10 +244,11 @@ pub fn req_field<T: FromWire>(dict: &Wire, name: &str, k: &str) -> R<T> {
     T::from_wire(&format!("{name}.{k}"), field(dict, name, k)?)
 }
 
+/// Text; a UUID (the original's `lister_id`) reads as its text.
 impl FromWire for String {
     fn from_wire(field: &str, w: &Wire) -> R<Self> {
         match w {
-            Wire::Str(s) => Ok(s.clone()),
+            Wire::Str(s) | Wire::Uuid(s) => Ok(s.clone()),
             other => Err(bad_type(field, other, "a string")),
         }
     }
@@ -523,6 +524,7 @@ by_value!(
     Option<DateTime<Utc>>,
     Option<usize>,
     Option<Map<String, Value>>,
+    Option<(String, String)>,
     Policy,
     TaskStatus,
     RunStatus

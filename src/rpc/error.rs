@@ -62,9 +62,15 @@ impl CallError {
 
 impl From<Error> for CallError {
     fn from(e: Error) -> Self {
-        if let Error::StaleData(_) = e {
+        // the original's exception classes, which its client raises by name
+        let kind = match e {
+            Error::StaleData(_) => Some("StaleData"),
+            Error::UnknownPolicy(_) => Some("UnknownPolicy"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
             return CallError {
-                kind: "StaleData",
+                kind,
                 ..CallError::bad(e.to_string())
             };
         }

@@ -11,7 +11,8 @@ use super::args::{
 use super::codec::Wire;
 use super::error::{CallError, R};
 use crate::model::{
-    ArchivableRun, ArchivePage, Lister, NewTask, NewTaskRun, Task, TaskArguments, TaskRun,
+    ArchivableRun, ArchivePage, GrabOptions, Interval, ListedOrigin, ListedOriginPage, Lister,
+    NewTask, NewTaskRun, OriginVisitStats, SchedulerMetrics, Task, TaskArguments, TaskRun,
     TaskSearch, TaskType,
 };
 
@@ -547,5 +548,289 @@ impl FromWire for Lister {
             created: opt_field(w, name, "created")?,
             updated: opt_field(w, name, "updated")?,
         })
+    }
+}
+
+by_ref!(GrabOptions);
+
+fn opt_uuid(name: &str, w: &Wire, k: &str) -> R<Option<String>> {
+    w.get(k)
+        .filter(|v| !v.is_nil())
+        .map(|v| uuid(&format!("{name}.{k}"), v))
+        .transpose()
+}
+
+impl ToWire for ListedOrigin {
+    fn to_wire(&self) -> Wire {
+        scheduler_model(
+            "ListedOrigin",
+            [
+                ("lister_id", Wire::Uuid(self.lister_id.clone())),
+                ("url", Wire::str(self.url.clone())),
+                ("visit_type", Wire::str(self.visit_type.clone())),
+                (
+                    "extra_loader_arguments",
+                    self.extra_loader_arguments.to_wire(),
+                ),
+                ("last_update", opt(&self.last_update)),
+                ("enabled", Wire::Bool(self.enabled)),
+                ("first_seen", opt(&self.first_seen)),
+                ("last_seen", opt(&self.last_seen)),
+            ],
+        )
+    }
+}
+
+impl FromWire for ListedOrigin {
+    fn from_wire(name: &str, w: &Wire) -> R<Self> {
+        if !matches!(w, Wire::Map(_)) {
+            return Err(bad_type(name, w, "a ListedOrigin"));
+        }
+        Ok(ListedOrigin {
+            lister_id: opt_uuid(name, w, "lister_id")?
+                .ok_or_else(|| CallError::bad(format!("{name}: missing \"lister_id\"")))?,
+            url: req_field(w, name, "url")?,
+            visit_type: req_field(w, name, "visit_type")?,
+            extra_loader_arguments: opt_field(w, name, "extra_loader_arguments")?
+                .unwrap_or_default(),
+            last_update: opt_field(w, name, "last_update")?,
+            enabled: opt_field(w, name, "enabled")?.unwrap_or(true),
+            first_seen: opt_field(w, name, "first_seen")?,
+            last_seen: opt_field(w, name, "last_seen")?,
+        })
+    }
+}
+
+fn bytes_field(name: &str, w: &Wire, k: &str) -> R<Option<Vec<u8>>> {
+    match w.get(k) {
+        None | Some(Wire::Nil) => Ok(None),
+        Some(Wire::Bytes(b)) => Ok(Some(b.clone())),
+        Some(other) => Err(bad_type(&format!("{name}.{k}"), other, "bytes")),
+    }
+}
+
+impl ToWire for OriginVisitStats {
+    fn to_wire(&self) -> Wire {
+        scheduler_model(
+            "OriginVisitStats",
+            [
+                ("url", Wire::str(self.url.clone())),
+                ("visit_type", Wire::str(self.visit_type.clone())),
+                ("last_eventful", opt(&self.last_eventful)),
+                ("last_uneventful", opt(&self.last_uneventful)),
+                ("last_failed", opt(&self.last_failed)),
+                ("last_notfound", opt(&self.last_notfound)),
+                ("last_scheduled", opt(&self.last_scheduled)),
+                (
+                    "last_snapshot",
+                    self.last_snapshot.clone().map_or(Wire::Nil, Wire::Bytes),
+                ),
+            ],
+        )
+    }
+}
+
+impl FromWire for OriginVisitStats {
+    fn from_wire(name: &str, w: &Wire) -> R<Self> {
+        if !matches!(w, Wire::Map(_)) {
+            return Err(bad_type(name, w, "an OriginVisitStats"));
+        }
+        Ok(OriginVisitStats {
+            url: req_field(w, name, "url")?,
+            visit_type: req_field(w, name, "visit_type")?,
+            last_eventful: opt_field(w, name, "last_eventful")?,
+            last_uneventful: opt_field(w, name, "last_uneventful")?,
+            last_failed: opt_field(w, name, "last_failed")?,
+            last_notfound: opt_field(w, name, "last_notfound")?,
+            last_scheduled: opt_field(w, name, "last_scheduled")?,
+            last_snapshot: bytes_field(name, w, "last_snapshot")?,
+        })
+    }
+}
+
+impl ToWire for SchedulerMetrics {
+    fn to_wire(&self) -> Wire {
+        scheduler_model(
+            "SchedulerMetrics",
+            [
+                ("lister_id", Wire::Uuid(self.lister_id.clone())),
+                ("visit_type", Wire::str(self.visit_type.clone())),
+                ("last_update", Wire::DateTime(self.last_update)),
+                ("origins_known", self.origins_known.to_wire()),
+                ("origins_enabled", self.origins_enabled.to_wire()),
+                (
+                    "origins_never_visited",
+                    self.origins_never_visited.to_wire(),
+                ),
+                (
+                    "origins_with_pending_changes",
+                    self.origins_with_pending_changes.to_wire(),
+                ),
+            ],
+        )
+    }
+}
+
+impl FromWire for SchedulerMetrics {
+    fn from_wire(name: &str, w: &Wire) -> R<Self> {
+        Ok(SchedulerMetrics {
+            lister_id: opt_uuid(name, w, "lister_id")?
+                .ok_or_else(|| CallError::bad(format!("{name}: missing \"lister_id\"")))?,
+            visit_type: req_field(w, name, "visit_type")?,
+            last_update: req_field(w, name, "last_update")?,
+            origins_known: opt_field(w, name, "origins_known")?.unwrap_or(0),
+            origins_enabled: opt_field(w, name, "origins_enabled")?.unwrap_or(0),
+            origins_never_visited: opt_field(w, name, "origins_never_visited")?.unwrap_or(0),
+            origins_with_pending_changes: opt_field(w, name, "origins_with_pending_changes")?
+                .unwrap_or(0),
+        })
+    }
+}
+
+/// A `(url, visit_type)` pair of `origin_visit_stats_get`, a 2-list on the wire.
+impl ToWire for (String, String) {
+    fn to_wire(&self) -> Wire {
+        Wire::Array(vec![Wire::str(self.0.clone()), Wire::str(self.1.clone())])
+    }
+}
+
+impl FromWire for (String, String) {
+    fn from_wire(name: &str, w: &Wire) -> R<Self> {
+        match w {
+            Wire::Array(a) if a.len() == 2 => Ok((
+                String::from_wire(&format!("{name}[0]"), &a[0])?,
+                String::from_wire(&format!("{name}[1]"), &a[1])?,
+            )),
+            other => Err(bad_type(name, other, "a pair [url, visit_type]")),
+        }
+    }
+}
+
+/// A page of listings: the original's `paged_result`, whose token is `[lister_id, url]`.
+impl ToWire for ListedOriginPage {
+    fn to_wire(&self) -> Wire {
+        Wire::Tagged(
+            "paged_result",
+            Box::new(Wire::map([
+                ("results", self.results.to_wire()),
+                (
+                    "next_page_token",
+                    self.next_page_token.as_ref().map_or(Wire::Nil, |(l, u)| {
+                        Wire::Array(vec![Wire::str(l.clone()), Wire::str(u.clone())])
+                    }),
+                ),
+            ])),
+        )
+    }
+}
+
+impl FromWire for ListedOriginPage {
+    fn from_wire(name: &str, w: &Wire) -> R<Self> {
+        let token = match w.get("next_page_token") {
+            None | Some(Wire::Nil) => None,
+            Some(t) => Some(page_position(&format!("{name}.next_page_token"), t)?),
+        };
+        Ok(ListedOriginPage {
+            results: opt_field(w, name, "results")?.unwrap_or_default(),
+            next_page_token: token,
+        })
+    }
+}
+
+/// A page token of `get_listed_origins`: `[lister_id, url]`.
+fn page_position(field: &str, w: &Wire) -> R<(String, String)> {
+    match w {
+        Wire::Array(a) if a.len() == 2 => Ok((
+            uuid(&format!("{field}[0]"), &a[0])?,
+            String::from_wire(&format!("{field}[1]"), &a[1])?,
+        )),
+        other => Err(bad_type(field, other, "a page token [lister_id, url]")),
+    }
+}
+
+/// `get_listed_origins`' page token argument.
+pub struct PagePosition;
+
+impl ArgCodec<Option<(String, String)>, Option<(String, String)>> for PagePosition {
+    fn read(
+        args: &mut Args,
+        name: &str,
+        _: Option<Option<(String, String)>>,
+    ) -> R<Option<(String, String)>> {
+        args.opt(name).map(|w| page_position(name, &w)).transpose()
+    }
+
+    fn write(value: &Option<(String, String)>, name: &str, out: &mut Vec<(Wire, Wire)>) {
+        if let Some(t) = value {
+            out.push((Wire::str(name), t.to_wire()));
+        }
+    }
+}
+
+/// `grab_next_visits`' keyword arguments past the policy: the original's `timestamp`, and
+/// those later versions added (each applied only when sent).
+pub struct GrabKwargs;
+
+fn cooldown(args: &mut Args, name: &str) -> R<Option<chrono::Duration>> {
+    args.opt(name)
+        .map(|w| {
+            let i = Interval::from_wire(name, &w)?;
+            Ok(chrono::Duration::microseconds(i.as_micros()))
+        })
+        .transpose()
+}
+
+impl<'a> ArgCodec<&'a GrabOptions, GrabOptions> for GrabKwargs {
+    fn read(args: &mut Args, _: &str, _: Option<GrabOptions>) -> R<GrabOptions> {
+        let opt_text =
+            |args: &mut Args, k: &str| args.opt(k).map(|w| String::from_wire(k, &w)).transpose();
+        // later clients send `enabled=True` (the default); disabled origins are not indexed
+        if let Some(w) = args.opt("enabled")
+            && !bool::from_wire("enabled", &w)?
+        {
+            return Err(CallError::bad(
+                "invalid enabled False: this scheduler grabs enabled origins only",
+            ));
+        }
+        Ok(GrabOptions {
+            timestamp: args
+                .opt("timestamp")
+                .map(|w| DateTime::from_wire("timestamp", &w))
+                .transpose()?,
+            scheduled_cooldown: cooldown(args, "scheduled_cooldown")?,
+            failed_cooldown: cooldown(args, "failed_cooldown")?,
+            not_found_cooldown: cooldown(args, "not_found_cooldown")?,
+            absolute_cooldown: cooldown(args, "absolute_cooldown")?,
+            lister_uuid: args
+                .opt("lister_uuid")
+                .map(|w| uuid("lister_uuid", &w))
+                .transpose()?,
+            lister_name: opt_text(args, "lister_name")?,
+            lister_instance_name: opt_text(args, "lister_instance_name")?,
+            dry_run: args
+                .opt("dry_run")
+                .map(|w| bool::from_wire("dry_run", &w))
+                .transpose()?
+                .unwrap_or(false),
+        })
+    }
+
+    fn write(o: &&'a GrabOptions, _: &str, out: &mut Vec<(Wire, Wire)>) {
+        // only what is set, so that a 0.16 server accepts the call
+        let td = |d: Option<chrono::Duration>| {
+            d.and_then(|d| d.num_microseconds())
+                .map(Interval::from_micros)
+        };
+        put(&o.timestamp, "timestamp", out);
+        put(&td(o.scheduled_cooldown), "scheduled_cooldown", out);
+        put(&td(o.failed_cooldown), "failed_cooldown", out);
+        put(&td(o.not_found_cooldown), "not_found_cooldown", out);
+        put(&td(o.absolute_cooldown), "absolute_cooldown", out);
+        put(&o.lister_uuid, "lister_uuid", out);
+        put(&o.lister_name, "lister_name", out);
+        put(&o.lister_instance_name, "lister_instance_name", out);
+        if o.dry_run {
+            put(&true, "dry_run", out);
+        }
     }
 }

@@ -49,6 +49,33 @@ pub struct GlobalKeys {
     pub listers: String,
     /// Prefix of the hashes of listers: `<prefix><id>`.
     pub lister: String,
+    /// Hash lister index -> lister id (and `seq`, the last index given).
+    pub lister_idx: String,
+    /// Set of the visit types that have listings or stats.
+    pub visit_types: String,
+    /// Prefix of the sets of the visit types of each lister: `<prefix><lister index>`.
+    pub lister_visit_types: String,
+    /// Hash `<lister id>|<visit type>` -> the metrics `update_metrics` last computed.
+    pub metrics: String,
+}
+
+/// The keys of one visit type of the origin-visit scheduler, all with the hash tag
+/// `{vt:<visit_type>}`; `meta` is the one scripts receive, the others share its base (see
+/// `lua/includes/origin.lua`).
+#[derive(Clone, Debug)]
+pub struct VisitTypeKeys {
+    pub meta: String,
+    pub metrics: String,
+}
+
+impl VisitTypeKeys {
+    pub fn new(prefix: &str, visit_type: &str) -> Self {
+        let base = format!("{prefix}:{{vt:{visit_type}}}");
+        VisitTypeKeys {
+            meta: format!("{base}:meta"),
+            metrics: format!("{base}:m"),
+        }
+    }
 }
 
 impl GlobalKeys {
@@ -60,6 +87,10 @@ impl GlobalKeys {
             lister_ids: format!("{prefix}:{{global}}:lister_ids"),
             listers: format!("{prefix}:{{global}}:listers"),
             lister: format!("{prefix}:{{global}}:lister:"),
+            lister_idx: format!("{prefix}:{{global}}:lister_idx"),
+            visit_types: format!("{prefix}:{{global}}:visit_types"),
+            lister_visit_types: format!("{prefix}:{{global}}:lister_visit_types:"),
+            metrics: format!("{prefix}:{{global}}:metrics"),
         }
     }
 }

@@ -60,7 +60,7 @@ impl Store {
         let mut con = self.con().await?;
         let id = Call::new(
             ScriptName::ListerGetOrCreate,
-            &[&g.lister_ids, &g.listers, &new_key],
+            &[&g.lister_ids, &g.listers, &new_key, &g.lister_idx],
         )
         .arg(name)
         .arg(instance_name)

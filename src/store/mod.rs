@@ -8,6 +8,7 @@ mod archive;
 mod dispatch;
 pub mod keys;
 mod listers;
+mod origins;
 pub mod records;
 mod runs;
 pub mod scripts;

@@ -27,6 +27,7 @@ const INCLUDES: &[(&str, &str)] = lua_files!(
     "includes/type",
     "includes/end_rules",
     "includes/end_run",
+    "includes/origin",
 );
 
 /// The scripts, by name (their file name in `lua/`).
@@ -50,6 +51,11 @@ pub enum ScriptName {
     InflightRuns,
     ListerGetOrCreate,
     ListerUpdate,
+    RecordOrigins,
+    VisitStatsUpsert,
+    VisitStatsGet,
+    ListedOrigins,
+    GrabNextVisits,
 }
 
 const SCRIPTS: &[(&str, &str)] = lua_files!(
@@ -71,11 +77,16 @@ const SCRIPTS: &[(&str, &str)] = lua_files!(
     "inflight_runs",
     "lister_get_or_create",
     "lister_update",
+    "record_origins",
+    "visit_stats_upsert",
+    "visit_stats_get",
+    "listed_origins",
+    "grab_next_visits",
 );
 
 impl ScriptName {
     #[cfg(test)]
-    const ALL: [ScriptName; 18] = [
+    const ALL: [ScriptName; 23] = [
         ScriptName::RegisterType,
         ScriptName::CreateTaskType,
         ScriptName::CreateTasks,
@@ -94,6 +105,11 @@ impl ScriptName {
         ScriptName::InflightRuns,
         ScriptName::ListerGetOrCreate,
         ScriptName::ListerUpdate,
+        ScriptName::RecordOrigins,
+        ScriptName::VisitStatsUpsert,
+        ScriptName::VisitStatsGet,
+        ScriptName::ListedOrigins,
+        ScriptName::GrabNextVisits,
     ];
 
     fn index(self) -> usize {

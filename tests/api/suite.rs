@@ -3,12 +3,13 @@
 
 use std::collections::HashSet;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, json};
 use swh_scheduler::api::SchedulerApi;
 use swh_scheduler::model::{
-    Interval, NewTaskRun, Policy, Priority, RunStatus, TaskSearch, TaskStatus,
+    GrabOptions, Interval, ListedOrigin, Lister, NewTaskRun, OriginVisitStats, Policy, Priority,
+    RunStatus, TaskSearch, TaskStatus,
 };
 
 use crate::common::fixtures::{fixture_types, git_type, kwargs, t0, task};
@@ -24,6 +25,13 @@ macro_rules! cases {
 }
 
 cases![
+    listed_origins_are_recorded_by_upsert,
+    listed_origins_are_paged_by_lister_then_url,
+    grab_next_visits_follows_the_three_policies,
+    grab_next_visits_takes_later_versions_options,
+    concurrent_grabs_never_return_an_origin_twice,
+    visit_stats_are_coalesced,
+    metrics_count_as_the_original,
     listers_are_created_once_and_updated_by_compare_and_set,
     task_types_are_created_once_and_read_back,
     calls_naming_what_is_unknown_fail_as_the_callers_mistake,
@@ -881,4 +889,622 @@ pub async fn listers_are_created_once_and_updated_by_compare_and_set(store: &dyn
         .await
         .unwrap_err();
     assert!(e.is_caller_error() && e.to_string().contains("name"), "{e}");
+}
+
+// ---- the origin-visit half (the original's TestScheduler items, and what 0.16 got wrong) ----
+
+fn june(us: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2020, 6, 15, 16, 0, 0).unwrap() + Duration::microseconds(us)
+}
+
+fn jan(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(secs)
+}
+
+/// The original's `listed_origins_by_type` fixture: `n` origins of each visit type.
+fn listed(lister: &Lister, visit_type: &str, n: usize, j: i64) -> Vec<ListedOrigin> {
+    (0..n)
+        .map(|i| {
+            let mut o = ListedOrigin::new(
+                lister.id.as_deref().unwrap(),
+                &format!("https://{visit_type}.example.com/{i:04}"),
+                visit_type,
+            );
+            o.last_update = Some(june(j * 1000 + i as i64));
+            o
+        })
+        .collect()
+}
+
+fn stats(url: &str, visit_type: &str) -> OriginVisitStats {
+    OriginVisitStats {
+        url: url.into(),
+        visit_type: visit_type.into(),
+        ..Default::default()
+    }
+}
+
+fn urls(v: &[ListedOrigin]) -> Vec<&str> {
+    v.iter().map(|o| o.url.as_str()).collect()
+}
+
+pub async fn listed_origins_are_recorded_by_upsert(store: &dyn SchedulerApi) {
+    let lister = store.get_or_create_lister("github", None).await.unwrap();
+    let origins = listed(&lister, "git", 200, 0);
+    let first = store.record_listed_origins(&origins[..100]).await.unwrap();
+    assert_eq!(urls(&first), urls(&origins[..100]));
+    assert!(
+        first
+            .iter()
+            .all(|o| o.first_seen == o.last_seen && o.first_seen.is_some())
+    );
+    let all = store.record_listed_origins(&origins).await.unwrap();
+    assert_eq!(all.len(), 200);
+    let firsts: HashSet<_> = all.iter().map(|o| o.first_seen).collect();
+    let lasts: HashSet<_> = all.iter().map(|o| o.last_seen).collect();
+    assert_eq!(
+        (firsts.len(), lasts.len()),
+        (2, 1),
+        "first_seen on insert only"
+    );
+    assert_eq!(all[0].last_update, origins[0].last_update);
+
+    // duplicates in one batch are merged, the last winning (0.16: a 500)
+    let mut a = origins[0].clone();
+    a.extra_loader_arguments = kwargs(json!({"branch": "a"}));
+    let mut b = a.clone();
+    b.extra_loader_arguments = kwargs(json!({"branch": "b"}));
+    b.enabled = false;
+    let got = store.record_listed_origins(&[a, b]).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].extra_loader_arguments,
+        kwargs(json!({"branch": "b"}))
+    );
+    assert!(!got[0].enabled);
+
+    // a bad batch is refused whole, naming the field
+    let mut bad = listed(&lister, "git", 3, 7);
+    bad[2].url = format!("https://example.com/{}", "x".repeat(100_000));
+    let e = store.record_listed_origins(&bad).await.unwrap_err();
+    assert!(
+        e.is_caller_error() && e.to_string().contains("listed_origins[2].url"),
+        "{e}"
+    );
+    let mut bad = listed(&lister, "hg", 3, 7);
+    bad[1].lister_id = "00000000-0000-4000-8000-000000000000".into();
+    let e = store.record_listed_origins(&bad).await.unwrap_err();
+    assert!(e.to_string().contains("listed_origins[1].lister_id"), "{e}");
+    let page = store
+        .get_listed_origins(None, None, 1000, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.results.len(),
+        200,
+        "nothing of the refused batches was written"
+    );
+}
+
+pub async fn listed_origins_are_paged_by_lister_then_url(store: &dyn SchedulerApi) {
+    let lister = store.get_or_create_lister("github", None).await.unwrap();
+    let id = lister.id.clone().unwrap();
+    let origins = listed(&lister, "git", 20, 0);
+    store.record_listed_origins(&origins).await.unwrap();
+    for o in &origins[..3] {
+        let p = store
+            .get_listed_origins(Some(&id), Some(&o.url), 1000, None)
+            .await
+            .unwrap();
+        assert_eq!(p.next_page_token, None);
+        assert_eq!(urls(&p.results), [o.url.as_str()]);
+    }
+    // (num_origins, limit, calls): the original's parametrized cases; a full last page is
+    // followed by an empty one, as in the original
+    for (limit, calls) in [(6, 4), (42, 1), (20, 2)] {
+        let (mut seen, mut token, mut n) = (Vec::new(), None, 0);
+        loop {
+            n += 1;
+            let p = store
+                .get_listed_origins(Some(&id), None, limit, token)
+                .await
+                .unwrap();
+            seen.extend(p.results);
+            token = p.next_page_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        assert_eq!(n, calls, "limit {limit}");
+        assert_eq!(urls(&seen), urls(&origins));
+    }
+    // two visit types of one url are never split by a page boundary (0.16 skipped one)
+    let svn = listed(&lister, "svn", 20, 1)
+        .into_iter()
+        .zip(&origins)
+        .map(|(mut o, g)| {
+            o.url = g.url.clone();
+            o
+        })
+        .collect::<Vec<_>>();
+    store.record_listed_origins(&svn).await.unwrap();
+    let (mut seen, mut token) = (Vec::new(), None);
+    loop {
+        let p = store
+            .get_listed_origins(Some(&id), None, 5, token)
+            .await
+            .unwrap();
+        assert!(!p.results.is_empty() || p.next_page_token.is_none());
+        seen.extend(p.results);
+        token = p.next_page_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 40, "every (url, visit type) once");
+    let all = store
+        .get_listed_origins(None, None, 1000, None)
+        .await
+        .unwrap();
+    assert_eq!(all.results.len(), 40);
+    assert_eq!(all.next_page_token, None);
+    // an unknown lister has nothing
+    let none = store
+        .get_listed_origins(Some("00000000-0000-4000-8000-000000000000"), None, 10, None)
+        .await
+        .unwrap();
+    assert!(none.results.is_empty());
+}
+
+/// The original's `_check_grab_next_visit`: exactly `expected`, in order; marked scheduled;
+/// not again at once; all again a week later.
+async fn check_grab(store: &dyn SchedulerApi, policy: &str, expected: &[ListedOrigin]) {
+    let before = Utc::now();
+    let opts = GrabOptions::default();
+    let got = store
+        .grab_next_visits("git", expected.len() + 1, policy, &opts)
+        .await
+        .unwrap();
+    let after = Utc::now();
+    assert_eq!(urls(&got), urls(expected), "{policy}");
+    assert_eq!(got, expected, "{policy}: the stored rows");
+    let ids: Vec<_> = expected
+        .iter()
+        .map(|o| (o.url.clone(), o.visit_type.clone()))
+        .collect();
+    let st = store.origin_visit_stats_get(&ids).await.unwrap();
+    assert_eq!(st.len(), expected.len());
+    for s in &st {
+        let t = s.last_scheduled.unwrap();
+        assert!(before - Duration::seconds(1) <= t && t <= after + Duration::seconds(1));
+    }
+    let again = store
+        .grab_next_visits("git", expected.len() + 1, policy, &opts)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{policy}: already scheduled");
+    let week = GrabOptions {
+        timestamp: Some(after + Duration::days(7) + Duration::seconds(1)),
+        ..Default::default()
+    };
+    let mut later = store
+        .grab_next_visits("git", expected.len() + 1, policy, &week)
+        .await
+        .unwrap();
+    later.sort_by(|a, b| a.url.cmp(&b.url));
+    let mut want = expected.to_vec();
+    want.sort_by(|a, b| a.url.cmp(&b.url));
+    assert_eq!(
+        urls(&later),
+        urls(&want),
+        "{policy}: eligible again a week later"
+    );
+}
+
+pub async fn grab_next_visits_follows_the_three_policies(store: &dyn SchedulerApi) {
+    let lister = store.get_or_create_lister("github", None).await.unwrap();
+    let e = store
+        .grab_next_visits("git", 5, "non_existing_policy", &GrabOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("non_existing_policy") && e.is_caller_error(),
+        "{e}"
+    );
+
+    // oldest_scheduled_first: never scheduled first, then the oldest last_scheduled
+    let origins = store
+        .record_listed_origins(&listed(&lister, "git", 100, 0))
+        .await
+        .unwrap();
+    let sched: Vec<_> = origins[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, o)| OriginVisitStats {
+            last_scheduled: Some(jan(-(i as i64))),
+            ..stats(&o.url, "git")
+        })
+        .collect();
+    store.origin_visit_stats_upsert(&sched).await.unwrap();
+    let mut expected = vec![origins[0].clone()];
+    expected.extend(origins[1..].iter().rev().cloned());
+    check_grab(store, "oldest_scheduled_first", &expected).await;
+
+    // never_visited_oldest_update_first, on fresh origins
+    let fresh: Vec<_> = listed(&lister, "git", 100, 0)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut o)| {
+            o.url = format!("https://nv.example.com/{i:04}");
+            o.last_update = Some(jan(-(i as i64)));
+            o
+        })
+        .collect();
+    let fresh = store.record_listed_origins(&fresh).await.unwrap();
+    let mut expected = fresh.clone();
+    expected.sort_by_key(|o| o.last_update);
+    check_grab(store, "never_visited_oldest_update_first", &expected).await;
+
+    // already_visited_order_by_lag: half visited at the middle date
+    let lag: Vec<_> = listed(&lister, "git", 100, 0)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut o)| {
+            o.url = format!("https://lag.example.com/{i:04}");
+            o.last_update = Some(jan(-(i as i64)));
+            o
+        })
+        .collect();
+    let lag = store.record_listed_origins(&lag).await.unwrap();
+    let visit_date = lag[lag.len() / 2].last_update.unwrap();
+    let visited: Vec<_> = lag.iter().step_by(2).cloned().collect();
+    let st: Vec<_> = visited
+        .iter()
+        .map(|o| OriginVisitStats {
+            last_snapshot: Some(vec![0xd8; 20]),
+            last_eventful: Some(visit_date),
+            ..stats(&o.url, "git")
+        })
+        .collect();
+    store.origin_visit_stats_upsert(&st).await.unwrap();
+    let mut expected: Vec<_> = visited
+        .iter()
+        .filter(|o| o.last_update.unwrap() > visit_date)
+        .cloned()
+        .collect();
+    expected.sort_by_key(|o| visit_date - o.last_update.unwrap());
+    check_grab(store, "already_visited_order_by_lag", &expected).await;
+
+    // underflow: fewer than asked
+    let few = listed(&lister, "hg", 5, 0);
+    store.record_listed_origins(&few).await.unwrap();
+    let got = store
+        .grab_next_visits("hg", 7, "oldest_scheduled_first", &GrabOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 5);
+    // a visit result after the grab makes the origin eligible again at once
+    store
+        .origin_visit_stats_upsert(&[OriginVisitStats {
+            last_uneventful: Some(Utc::now() + Duration::seconds(5)),
+            ..stats(&few[0].url, "hg")
+        }])
+        .await
+        .unwrap();
+    let opts = GrabOptions {
+        timestamp: Some(Utc::now() + Duration::seconds(10)),
+        ..Default::default()
+    };
+    let got = store
+        .grab_next_visits("hg", 7, "oldest_scheduled_first", &opts)
+        .await
+        .unwrap();
+    assert_eq!(urls(&got), [few[0].url.as_str()]);
+}
+
+pub async fn grab_next_visits_takes_later_versions_options(store: &dyn SchedulerApi) {
+    let gh = store.get_or_create_lister("github", None).await.unwrap();
+    let gl = store
+        .get_or_create_lister("gitlab", Some("inria"))
+        .await
+        .unwrap();
+    let mine = listed(&gh, "git", 4, 0);
+    store.record_listed_origins(&mine).await.unwrap();
+    // the same urls listed by another lister: still one origin each (0.16: a 500)
+    let theirs: Vec<_> = listed(&gl, "git", 6, 0);
+    store.record_listed_origins(&theirs).await.unwrap();
+    let now = Utc::now();
+    let at = |t| GrabOptions {
+        timestamp: Some(t),
+        ..Default::default()
+    };
+    // dry run: chosen, nothing marked
+    let dry = GrabOptions {
+        dry_run: true,
+        ..at(now)
+    };
+    let peek = store
+        .grab_next_visits("git", 10, "oldest_scheduled_first", &dry)
+        .await
+        .unwrap();
+    assert_eq!(peek.len(), 6, "each url once");
+    assert!(
+        store
+            .origin_visit_stats_get(&[(mine[0].url.clone(), "git".into())])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // the lister filter
+    let by_name = GrabOptions {
+        lister_name: Some("gitlab".into()),
+        lister_instance_name: Some("inria".into()),
+        ..at(now)
+    };
+    let got = store
+        .grab_next_visits("git", 2, "oldest_scheduled_first", &by_name)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|o| o.lister_id == gl.id.clone().unwrap()));
+    let by_id = GrabOptions {
+        lister_uuid: gh.id.clone(),
+        ..at(now)
+    };
+    let got = store
+        .grab_next_visits("git", 10, "oldest_scheduled_first", &by_id)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2, "the two gitlab took are not taken again");
+    assert!(got.iter().all(|o| o.lister_id == gh.id.clone().unwrap()));
+    // cooldowns: a failed visit an hour ago keeps the origin out while failed_cooldown lasts
+    let url = theirs[5].url.clone();
+    store
+        .origin_visit_stats_upsert(&[OriginVisitStats {
+            last_failed: Some(now - Duration::hours(1)),
+            ..stats(&url, "git")
+        }])
+        .await
+        .unwrap();
+    let cooled = GrabOptions {
+        failed_cooldown: Some(Duration::days(1)),
+        ..at(now)
+    };
+    assert!(
+        store
+            .grab_next_visits("git", 10, "oldest_scheduled_first", &cooled)
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.url != url)
+    );
+    let got = store
+        .grab_next_visits("git", 10, "oldest_scheduled_first", &at(now))
+        .await
+        .unwrap();
+    assert!(
+        got.iter().any(|o| o.url == url),
+        "without the cooldown: 0.16"
+    );
+    // absolute cooldown: scheduled at `now`, a result an hour later (so eligible again), but
+    // not within 3 days of being scheduled
+    let url = theirs[4].url.clone();
+    store
+        .origin_visit_stats_upsert(&[OriginVisitStats {
+            last_eventful: Some(now + Duration::hours(1)),
+            last_snapshot: Some(vec![1; 20]),
+            ..stats(&url, "git")
+        }])
+        .await
+        .unwrap();
+    let abs = GrabOptions {
+        absolute_cooldown: Some(Duration::days(3)),
+        ..at(now + Duration::days(2))
+    };
+    assert!(
+        store
+            .grab_next_visits("git", 10, "oldest_scheduled_first", &abs)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let got = store
+        .grab_next_visits(
+            "git",
+            10,
+            "oldest_scheduled_first",
+            &at(now + Duration::days(2)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(urls(&got), [url.as_str()]);
+}
+
+pub async fn concurrent_grabs_never_return_an_origin_twice(store: &dyn SchedulerApi) {
+    let lister = store.get_or_create_lister("github", None).await.unwrap();
+    let origins = listed(&lister, "git", 1000, 0);
+    store.record_listed_origins(&origins).await.unwrap();
+    let grab = || async {
+        let mut mine = Vec::new();
+        loop {
+            let got = store
+                .grab_next_visits(
+                    "git",
+                    37,
+                    "never_visited_oldest_update_first",
+                    &GrabOptions::default(),
+                )
+                .await
+                .unwrap();
+            if got.is_empty() {
+                return mine;
+            }
+            mine.extend(got.into_iter().map(|o| o.url));
+        }
+    };
+    let all: Vec<String> = futures_util::future::join_all((0..6).map(|_| grab()))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 1000);
+    assert_eq!(unique.len(), 1000);
+}
+
+pub async fn visit_stats_are_coalesced(store: &dyn SchedulerApi) {
+    assert!(store.origin_visit_stats_get(&[]).await.unwrap().is_empty());
+    let (eventful, uneventful, failed, notfound) = (jan(1), jan(2), jan(3), jan(4));
+    let first = OriginVisitStats {
+        last_eventful: Some(eventful),
+        last_scheduled: Some(jan(0)),
+        ..stats("https://a", "git")
+    };
+    store
+        .origin_visit_stats_upsert(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let key = vec![("https://a".to_string(), "git".to_string())];
+    assert_eq!(store.origin_visit_stats_get(&key).await.unwrap(), [first]);
+    // None never erases; last_scheduled is not taken on conflict
+    store
+        .origin_visit_stats_upsert(&[OriginVisitStats {
+            last_uneventful: Some(uneventful),
+            last_failed: Some(failed),
+            last_notfound: Some(notfound),
+            last_scheduled: Some(jan(99)),
+            last_snapshot: Some(vec![0xab; 20]),
+            ..stats("https://a", "git")
+        }])
+        .await
+        .unwrap();
+    let got = store.origin_visit_stats_get(&key).await.unwrap();
+    assert_eq!(
+        got,
+        [OriginVisitStats {
+            last_eventful: Some(eventful),
+            last_uneventful: Some(uneventful),
+            last_failed: Some(failed),
+            last_notfound: Some(notfound),
+            last_scheduled: Some(jan(0)),
+            last_snapshot: Some(vec![0xab; 20]),
+            ..stats("https://a", "git")
+        }]
+    );
+    // a batch, and 101 keys read back with unknown ones dropped
+    let batch: Vec<_> = (0..101)
+        .map(|i| OriginVisitStats {
+            last_eventful: Some(jan(i)),
+            ..stats(
+                &format!("https://b/{i}"),
+                if i % 2 == 0 { "git" } else { "svn" },
+            )
+        })
+        .collect();
+    store.origin_visit_stats_upsert(&batch).await.unwrap();
+    let mut ids: Vec<_> = batch
+        .iter()
+        .map(|s| (s.url.clone(), s.visit_type.clone()))
+        .collect();
+    ids.push(("https://nope".into(), "git".into()));
+    assert_eq!(store.origin_visit_stats_get(&ids).await.unwrap().len(), 101);
+    // a key twice in one batch: refused whole
+    let dup = vec![
+        OriginVisitStats {
+            last_eventful: Some(jan(500)),
+            ..stats("https://c", "git")
+        },
+        stats("https://c", "git"),
+    ];
+    let e = store.origin_visit_stats_upsert(&dup).await.unwrap_err();
+    assert!(e.to_string().contains("CardinalityViolation"), "{e}");
+    assert!(
+        store
+            .origin_visit_stats_get(&[("https://c".into(), "git".into())])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn metrics_count_as_the_original(store: &dyn SchedulerApi) {
+    assert!(store.update_metrics(None, None).await.unwrap().is_empty());
+    let lister = store.get_or_create_lister("github", None).await.unwrap();
+    let other = store.get_or_create_lister("gitlab", None).await.unwrap();
+    let id = lister.id.clone().unwrap();
+    let mut git = listed(&lister, "git", 10, 0);
+    for o in &mut git[..3] {
+        o.enabled = false;
+    }
+    store.record_listed_origins(&git).await.unwrap();
+    store
+        .record_listed_origins(&listed(&lister, "svn", 4, 1))
+        .await
+        .unwrap();
+    store
+        .record_listed_origins(&listed(&other, "git", 2, 0))
+        .await
+        .unwrap();
+    // git[3]: visited after its last update; git[4]: visited before it (pending changes);
+    // git[5]: only failed (still never visited)
+    store
+        .origin_visit_stats_upsert(&[
+            OriginVisitStats {
+                last_eventful: Some(june(1_000_000)),
+                last_snapshot: Some(vec![1; 20]),
+                ..stats(&git[3].url, "git")
+            },
+            OriginVisitStats {
+                last_uneventful: Some(jan(0)),
+                last_snapshot: Some(vec![2; 20]),
+                ..stats(&git[4].url, "git")
+            },
+            OriginVisitStats {
+                last_failed: Some(june(1_000_000)),
+                ..stats(&git[5].url, "git")
+            },
+        ])
+        .await
+        .unwrap();
+    let t = jan(42);
+    let mut m = store.update_metrics(Some(&id), Some(t)).await.unwrap();
+    m.sort_by(|a, b| a.visit_type.cmp(&b.visit_type));
+    assert_eq!(m.len(), 2, "{m:?}");
+    let (g, s) = (&m[0], &m[1]);
+    assert_eq!((g.visit_type.as_str(), g.last_update), ("git", t));
+    assert_eq!(
+        (
+            g.origins_known,
+            g.origins_enabled,
+            g.origins_never_visited,
+            g.origins_with_pending_changes
+        ),
+        (10, 7, 5, 1)
+    );
+    assert_eq!(
+        (s.origins_known, s.origins_enabled, s.origins_never_visited),
+        (4, 4, 4)
+    );
+    // every lister, and get_metrics' filters
+    let all = store.update_metrics(None, None).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(store.get_metrics(None, None).await.unwrap().len(), 3);
+    assert_eq!(store.get_metrics(Some(&id), None).await.unwrap().len(), 2);
+    let gits = store.get_metrics(None, Some("git")).await.unwrap();
+    assert_eq!(gits.len(), 2);
+    assert!(
+        store
+            .update_metrics(Some("00000000-0000-4000-8000-000000000000"), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // counters follow changes: re-enable the three disabled
+    for o in &mut git[..3] {
+        o.enabled = true;
+    }
+    store.record_listed_origins(&git[..3]).await.unwrap();
+    let m = store.update_metrics(Some(&id), None).await.unwrap();
+    let g = m.iter().find(|m| m.visit_type == "git").unwrap();
+    assert_eq!((g.origins_enabled, g.origins_never_visited), (10, 8));
 }

@@ -167,7 +167,7 @@ for call in (
     lambda: s.create_tasks([{"type": f"{prefix}-nope", "arguments": {"args": [], "kwargs": {}}, "next_run": t0}]),
     lambda: s.create_tasks([{"type": git, "arguments": {"args": "not a list", "kwargs": {}}, "next_run": t0}]),
     lambda: s.end_task_run(f"{prefix}-bid-1", status="exploded"),
-    lambda: s.get_metrics(),
+    lambda: s.grab_next_visits("git", 1, policy="nope"),
 ):
     try:
         call()

@@ -1,0 +1,607 @@
+//! The origin-visit scheduler on Redis: listed origins, visit stats, `grab_next_visits` and
+//! the metrics. Each visit type's data shares one hash slot (`{vt:<visit_type>}`, see
+//! `lua/includes/origin.lua`), so recording a batch, upserting stats and grabbing are one
+//! script per visit type; listers live in `{global}`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use redis::{AsyncCommands, Value};
+use serde_json::Value as Json;
+
+use super::keys::VisitTypeKeys;
+use super::scripts::{Call, ScriptName};
+use super::{Store, array, as_bytes, opt_arg};
+use crate::error::{Error, Result};
+use crate::model::{
+    GrabOptions, ListedOrigin, ListedOriginPage, MAX_BATCH, MAX_EXTRA_LOADER_ARGUMENTS, MAX_URL,
+    OriginVisitStats, SchedulerMetrics, VisitPolicy, check_time, from_micros, to_micros,
+    validate_origin_text,
+};
+
+/// Listings or stats one script call carries at most, so that no call holds Redis long.
+const ORIGINS_PER_CALL: usize = 1000;
+/// Longest visit type accepted, in bytes.
+const MAX_VISIT_TYPE: usize = 256;
+
+/// Lister index <-> lister id, as read from Redis for one call.
+struct ListerIndex {
+    by_id: HashMap<String, String>,
+    by_idx: HashMap<String, String>,
+}
+
+impl Store {
+    fn vt_keys(&self, visit_type: &str) -> VisitTypeKeys {
+        VisitTypeKeys::new(&self.config().prefix, visit_type)
+    }
+
+    async fn lister_index(&self) -> Result<ListerIndex> {
+        let mut con = self.con().await?;
+        let mut by_idx: HashMap<String, String> = con.hgetall(&self.global().lister_idx).await?;
+        by_idx.remove("seq");
+        let by_id = by_idx
+            .iter()
+            .map(|(i, id)| (id.clone(), i.clone()))
+            .collect();
+        Ok(ListerIndex { by_id, by_idx })
+    }
+
+    /// Records listings (upsert by lister, url and visit type) and returns them as stored.
+    /// Duplicates in one batch are merged, the last one winning; the whole batch is checked
+    /// before anything is written.
+    pub async fn record_listed_origins(
+        &self,
+        listed_origins: &[ListedOrigin],
+    ) -> Result<Vec<ListedOrigin>> {
+        if listed_origins.len() > MAX_BATCH {
+            return Err(Error::invalid(
+                "listed_origins",
+                format!("{} origins", listed_origins.len()),
+                format!("at most {MAX_BATCH} in one call; send pages"),
+            ));
+        }
+        let index = self.lister_index().await?;
+        // check everything, merge duplicates (last wins), group by visit type
+        let mut by_type: BTreeMap<&str, Vec<(&str, &ListedOrigin)>> = BTreeMap::new();
+        let mut seen: HashMap<(&str, &str, &str), usize> = HashMap::new();
+        for (i, o) in listed_origins.iter().enumerate() {
+            let f = |k: &str| format!("listed_origins[{i}].{k}");
+            validate_origin_text(&f("url"), &o.url, MAX_URL)?;
+            validate_origin_text(&f("visit_type"), &o.visit_type, MAX_VISIT_TYPE)?;
+            let lidx = index
+                .by_id
+                .get(&o.lister_id)
+                .ok_or_else(|| Error::invalid(&f("lister_id"), &o.lister_id, "no such lister"))?;
+            if let Some(t) = o.last_update {
+                check_time(&f("last_update"), t)?;
+            }
+            let extra = Json::Object(o.extra_loader_arguments.clone()).to_string();
+            if extra.len() > MAX_EXTRA_LOADER_ARGUMENTS {
+                return Err(Error::invalid(
+                    &f("extra_loader_arguments"),
+                    format!("{} bytes of JSON", extra.len()),
+                    format!("at most {MAX_EXTRA_LOADER_ARGUMENTS}"),
+                ));
+            }
+            let group = by_type.entry(o.visit_type.as_str()).or_default();
+            match seen.get(&(o.lister_id.as_str(), o.url.as_str(), o.visit_type.as_str())) {
+                Some(&at) => group[at] = (lidx, o),
+                None => {
+                    seen.insert(
+                        (o.lister_id.as_str(), o.url.as_str(), o.visit_type.as_str()),
+                        group.len(),
+                    );
+                    group.push((lidx, o));
+                }
+            }
+        }
+        let mut con = self.con().await?;
+        let now = server_now(&mut con).await?;
+        // the visit types each lister has, for get_listed_origins and update_metrics
+        let g = self.global();
+        let mut pipe = redis::pipe();
+        for (vt, items) in &by_type {
+            pipe.sadd(&g.visit_types, *vt).ignore();
+            for lidx in items.iter().map(|(l, _)| *l).collect::<HashSet<_>>() {
+                pipe.sadd(format!("{}{lidx}", g.lister_visit_types), *vt)
+                    .ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut con).await?;
+        let mut out = Vec::with_capacity(listed_origins.len());
+        for (vt, items) in &by_type {
+            let keys = self.vt_keys(vt);
+            for chunk in items.chunks(ORIGINS_PER_CALL) {
+                let mut call = Call::new(ScriptName::RecordOrigins, &[&keys.meta]);
+                call.arg(now);
+                for (lidx, o) in chunk {
+                    call.arg(*lidx)
+                        .arg(&o.url)
+                        .arg(if o.enabled { "1" } else { "0" })
+                        .arg(opt_arg(o.last_update.map(to_micros)))
+                        .arg(Json::Object(o.extra_loader_arguments.clone()).to_string());
+                }
+                let reply = array(call.run(&mut con).await?)?;
+                out.extend(listings_from(&reply, vt, &index)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Listings by lister then url, `limit` at a time from `page_token` on; with `url`, only
+    /// that url's. The next page's token is given when this page is full (as the original,
+    /// so a last full page is followed by an empty one); a page never ends between two visit
+    /// types of one url, so that none is skipped.
+    pub async fn get_listed_origins(
+        &self,
+        lister_id: Option<&str>,
+        url: Option<&str>,
+        limit: usize,
+        page_token: Option<(String, String)>,
+    ) -> Result<ListedOriginPage> {
+        let limit = limit.max(1);
+        let index = self.lister_index().await?;
+        let mut listers: Vec<(&String, &String)> = match lister_id {
+            Some(id) => match index.by_id.get_key_value(id) {
+                Some(pair) => vec![pair],
+                None => return Ok(ListedOriginPage::default()),
+            },
+            None => index.by_id.iter().collect(),
+        };
+        listers.sort();
+        let mut con = self.con().await?;
+        let mut page: Vec<ListedOrigin> = Vec::new();
+        let mut more = false;
+        for (id, lidx) in listers {
+            let after = match &page_token {
+                Some((tid, _)) if id < tid => continue,
+                Some((tid, turl)) if id == tid => turl.clone(),
+                _ => String::new(),
+            };
+            let mut types: Vec<String> = con
+                .smembers(format!("{}{lidx}", self.global().lister_visit_types))
+                .await?;
+            types.sort();
+            // one more than needed from each visit type tells whether more follow
+            let want = limit + 1 - page.len();
+            let mut rows: Vec<ListedOrigin> = Vec::new();
+            for vt in &types {
+                let reply = Call::new(ScriptName::ListedOrigins, &[&self.vt_keys(vt).meta])
+                    .arg(lidx)
+                    .arg(&after)
+                    .arg(want)
+                    .arg(url.unwrap_or(""))
+                    .run(&mut con)
+                    .await?;
+                rows.extend(listings_from(&array(reply)?, vt, &index)?);
+            }
+            rows.sort_by(|a, b| (&a.url, &a.visit_type).cmp(&(&b.url, &b.visit_type)));
+            for r in rows {
+                if page.len() == limit {
+                    more = true;
+                    break;
+                }
+                page.push(r);
+            }
+            if more {
+                break;
+            }
+        }
+        let full = page.len() == limit;
+        if more && let Some(last) = page.last().cloned() {
+            // end at a url boundary: the rest of the last url's visit types come next time
+            let mut cut = page.len();
+            while cut > 0
+                && page[cut - 1].url == last.url
+                && page[cut - 1].lister_id == last.lister_id
+            {
+                cut -= 1;
+            }
+            if cut > 0 && cut < page.len() {
+                page.truncate(cut);
+            }
+        }
+        let next_page_token = (full || more)
+            .then(|| page.last().map(|o| (o.lister_id.clone(), o.url.clone())))
+            .flatten();
+        Ok(ListedOriginPage {
+            results: page,
+            next_page_token,
+        })
+    }
+
+    /// Chooses up to `count` origins of `visit_type` to visit by `policy`, and marks them
+    /// scheduled at `options.timestamp` (see `lua/grab_next_visits.lua`).
+    pub async fn grab_next_visits(
+        &self,
+        visit_type: &str,
+        count: usize,
+        policy: &str,
+        options: &GrabOptions,
+    ) -> Result<Vec<ListedOrigin>> {
+        let policy: VisitPolicy = policy.parse()?;
+        validate_origin_text("visit_type", visit_type, MAX_VISIT_TYPE)?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let count = count.min(MAX_BATCH);
+        let index = self.lister_index().await?;
+        let allowed = self.allowed_listers(options, &index).await?;
+        if allowed.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let mut con = self.con().await?;
+        let ts = match options.timestamp {
+            Some(t) => {
+                check_time("timestamp", t)?;
+                to_micros(t)
+            }
+            None => server_now(&mut con).await?,
+        };
+        let us = |d: Option<Duration>, field: &str| -> Result<String> {
+            match d {
+                None => Ok(String::new()),
+                Some(d) if d < Duration::zero() => {
+                    Err(Error::invalid(field, d, "must not be negative"))
+                }
+                Some(d) => d
+                    .num_microseconds()
+                    .map(|v| v.to_string())
+                    .ok_or_else(|| Error::invalid(field, d, "is too large")),
+            }
+        };
+        let scheduled = us(
+            Some(options.scheduled_cooldown.unwrap_or(Duration::days(7))),
+            "scheduled_cooldown",
+        )?;
+        let reply = Call::new(
+            ScriptName::GrabNextVisits,
+            &[&self.vt_keys(visit_type).meta],
+        )
+        .arg(ts)
+        .arg(count)
+        .arg(match policy {
+            VisitPolicy::OldestScheduledFirst => "osf",
+            VisitPolicy::NeverVisitedOldestUpdateFirst => "nv",
+            VisitPolicy::AlreadyVisitedOrderByLag => "lag",
+        })
+        .arg(scheduled)
+        .arg(us(options.absolute_cooldown, "absolute_cooldown")?)
+        .arg(us(options.failed_cooldown, "failed_cooldown")?)
+        .arg(us(options.not_found_cooldown, "not_found_cooldown")?)
+        .arg(allowed.map(|a| a.join(" ")).unwrap_or_default())
+        .arg(if options.dry_run { "1" } else { "0" })
+        .run(&mut con)
+        .await?;
+        listings_from(&array(reply)?, visit_type, &index)
+    }
+
+    /// The lister indexes the grab's lister filters allow; `None` for any.
+    async fn allowed_listers(
+        &self,
+        options: &GrabOptions,
+        index: &ListerIndex,
+    ) -> Result<Option<Vec<String>>> {
+        if options.lister_uuid.is_none()
+            && options.lister_name.is_none()
+            && options.lister_instance_name.is_none()
+        {
+            return Ok(None);
+        }
+        let listers = self.get_listers().await?;
+        Ok(Some(
+            listers
+                .iter()
+                .filter(|l| {
+                    options
+                        .lister_uuid
+                        .as_ref()
+                        .is_none_or(|u| l.id.as_ref() == Some(u))
+                        && options.lister_name.as_ref().is_none_or(|n| &l.name == n)
+                        && options
+                            .lister_instance_name
+                            .as_ref()
+                            .is_none_or(|n| &l.instance_name == n)
+                })
+                .filter_map(|l| index.by_id.get(l.id.as_deref()?).cloned())
+                .collect(),
+        ))
+    }
+
+    /// Records visit stats (see `lua/visit_stats_upsert.lua`). A batch that names one origin
+    /// twice is refused whole, with the original's `CardinalityViolation` in the message.
+    pub async fn origin_visit_stats_upsert(&self, visit_stats: &[OriginVisitStats]) -> Result<()> {
+        if visit_stats.len() > MAX_BATCH {
+            return Err(Error::invalid(
+                "visit_stats",
+                format!("{} stats", visit_stats.len()),
+                format!("at most {MAX_BATCH} in one call; send pages"),
+            ));
+        }
+        let mut by_type: BTreeMap<&str, Vec<&OriginVisitStats>> = BTreeMap::new();
+        let mut seen = HashSet::new();
+        for (i, s) in visit_stats.iter().enumerate() {
+            let f = |k: &str| format!("visit_stats[{i}].{k}");
+            validate_origin_text(&f("url"), &s.url, MAX_URL)?;
+            validate_origin_text(&f("visit_type"), &s.visit_type, MAX_VISIT_TYPE)?;
+            for (k, t) in [
+                ("last_eventful", s.last_eventful),
+                ("last_uneventful", s.last_uneventful),
+                ("last_failed", s.last_failed),
+                ("last_notfound", s.last_notfound),
+                ("last_scheduled", s.last_scheduled),
+            ] {
+                if let Some(t) = t {
+                    check_time(&f(k), t)?;
+                }
+            }
+            if !seen.insert((s.url.as_str(), s.visit_type.as_str())) {
+                return Err(Error::invalid(
+                    &f("url"),
+                    &s.url,
+                    format!(
+                        "CardinalityViolation: ON CONFLICT DO UPDATE command cannot affect row \
+                         a second time (the origin and visit type {:?} appear twice in the batch)",
+                        s.visit_type
+                    ),
+                ));
+            }
+            by_type.entry(s.visit_type.as_str()).or_default().push(s);
+        }
+        let mut con = self.con().await?;
+        for vt in by_type.keys() {
+            let _: () = con.sadd(&self.global().visit_types, *vt).await?;
+        }
+        for (vt, items) in &by_type {
+            let keys = self.vt_keys(vt);
+            for chunk in items.chunks(ORIGINS_PER_CALL) {
+                let mut call = Call::new(ScriptName::VisitStatsUpsert, &[&keys.meta]);
+                let t = |t: Option<DateTime<Utc>>| opt_arg(t.map(to_micros));
+                for s in chunk {
+                    call.arg(&s.url)
+                        .arg(t(s.last_eventful))
+                        .arg(t(s.last_uneventful))
+                        .arg(t(s.last_failed))
+                        .arg(t(s.last_notfound))
+                        .arg(t(s.last_scheduled))
+                        .arg(s.last_snapshot.as_deref().map(hex).unwrap_or_default());
+                }
+                call.run(&mut con).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The stats of these (url, visit type) pairs that exist.
+    pub async fn origin_visit_stats_get(
+        &self,
+        ids: &[(String, String)],
+    ) -> Result<Vec<OriginVisitStats>> {
+        let mut by_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (url, vt) in ids {
+            by_type.entry(vt.as_str()).or_default().push(url.as_str());
+        }
+        let mut con = self.con().await?;
+        let mut out = Vec::new();
+        for (vt, urls) in by_type {
+            let keys = self.vt_keys(vt);
+            for chunk in urls.chunks(ORIGINS_PER_CALL) {
+                let mut call = Call::new(ScriptName::VisitStatsGet, &[&keys.meta]);
+                for u in chunk {
+                    call.arg(*u);
+                }
+                let reply = array(call.run(&mut con).await?)?;
+                for r in reply.chunks(7) {
+                    let text = |i: usize| String::from_utf8_lossy(as_bytes(&r[i])).into_owned();
+                    let time = |i: usize| -> Result<Option<DateTime<Utc>>> { opt_time(&text(i)) };
+                    let snap = text(6);
+                    out.push(OriginVisitStats {
+                        url: text(0),
+                        visit_type: vt.to_string(),
+                        last_eventful: time(1)?,
+                        last_uneventful: time(2)?,
+                        last_failed: time(3)?,
+                        last_notfound: time(4)?,
+                        last_scheduled: time(5)?,
+                        last_snapshot: if snap.is_empty() {
+                            None
+                        } else {
+                            Some(unhex(&snap)?)
+                        },
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Computes the metrics of every (lister, visit type) with listings, or of one lister's,
+    /// from the counters the scripts keep (O(listers × visit types)), saves and returns them.
+    pub async fn update_metrics(
+        &self,
+        lister_id: Option<&str>,
+        timestamp: Option<DateTime<Utc>>,
+    ) -> Result<Vec<SchedulerMetrics>> {
+        let index = self.lister_index().await?;
+        let mut con = self.con().await?;
+        let last_update = match timestamp {
+            Some(t) => {
+                check_time("timestamp", t)?;
+                t
+            }
+            None => from_micros(server_now(&mut con).await?),
+        };
+        let mut types: Vec<String> = con.smembers(&self.global().visit_types).await?;
+        types.sort();
+        let mut out = Vec::new();
+        for vt in types {
+            let counts: HashMap<String, i64> = con.hgetall(&self.vt_keys(&vt).metrics).await?;
+            let mut by_lister: BTreeMap<&str, [i64; 4]> = BTreeMap::new();
+            for (field, n) in &counts {
+                let Some((lidx, c)) = field.split_once(':') else {
+                    continue;
+                };
+                let slot = match c {
+                    "k" => 0,
+                    "e" => 1,
+                    "n" => 2,
+                    "p" => 3,
+                    _ => continue,
+                };
+                by_lister.entry(lidx).or_default()[slot] = *n;
+            }
+            for (lidx, [known, enabled, never, pending]) in by_lister {
+                let Some(id) = index.by_idx.get(lidx) else {
+                    continue;
+                };
+                if known <= 0 || lister_id.is_some_and(|l| l != id) {
+                    continue;
+                }
+                out.push(SchedulerMetrics {
+                    lister_id: id.clone(),
+                    visit_type: vt.clone(),
+                    last_update,
+                    origins_known: known,
+                    origins_enabled: enabled,
+                    origins_never_visited: never,
+                    origins_with_pending_changes: pending,
+                });
+            }
+        }
+        if !out.is_empty() {
+            let mut pipe = redis::pipe();
+            for m in &out {
+                pipe.hset(
+                    &self.global().metrics,
+                    format!("{}|{}", m.lister_id, m.visit_type),
+                    encode_metrics(m),
+                )
+                .ignore();
+            }
+            pipe.query_async::<()>(&mut con).await?;
+        }
+        Ok(out)
+    }
+
+    /// The metrics `update_metrics` last saved, of one lister and one visit type when given.
+    pub async fn get_metrics(
+        &self,
+        lister_id: Option<&str>,
+        visit_type: Option<&str>,
+    ) -> Result<Vec<SchedulerMetrics>> {
+        let mut con = self.con().await?;
+        let all: BTreeMap<String, String> = con.hgetall(&self.global().metrics).await?;
+        let mut out = Vec::new();
+        for (key, v) in all {
+            let Some((id, vt)) = key.split_once('|') else {
+                continue;
+            };
+            if lister_id.is_some_and(|l| l != id) || visit_type.is_some_and(|t| t != vt) {
+                continue;
+            }
+            out.push(decode_metrics(id, vt, &v)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The Redis server's clock, in microseconds.
+async fn server_now(con: &mut deadpool_redis::Connection) -> Result<i64> {
+    let (s, us): (i64, i64) = redis::cmd("TIME").query_async(con).await?;
+    Ok(s * 1_000_000 + us)
+}
+
+fn opt_time(v: &str) -> Result<Option<DateTime<Utc>>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse::<i64>()
+        .map(|us| Some(from_micros(us)))
+        .map_err(|_| Error::Other(format!("bad time {v:?} in an origin record")))
+}
+
+/// Reads listings as the scripts return them (7 values each, see `lua/record_origins.lua`).
+fn listings_from(
+    items: &[Value],
+    visit_type: &str,
+    index: &ListerIndex,
+) -> Result<Vec<ListedOrigin>> {
+    if !items.len().is_multiple_of(7) {
+        return Err(Error::Other("script returned a partial listing".into()));
+    }
+    items
+        .chunks(7)
+        .map(|r| {
+            let text = |i: usize| String::from_utf8_lossy(as_bytes(&r[i])).into_owned();
+            let lidx = text(0);
+            let lister_id =
+                index.by_idx.get(&lidx).cloned().ok_or_else(|| {
+                    Error::Other(format!("listing of unknown lister index {lidx}"))
+                })?;
+            let extra = match serde_json::from_str(&text(6)) {
+                Ok(Json::Object(m)) => m,
+                _ => {
+                    return Err(Error::Other(format!(
+                        "bad extra_loader_arguments {:?}",
+                        text(6)
+                    )));
+                }
+            };
+            Ok(ListedOrigin {
+                lister_id,
+                url: text(1),
+                visit_type: visit_type.to_string(),
+                extra_loader_arguments: extra,
+                last_update: opt_time(&text(3))?,
+                enabled: text(2) == "1",
+                first_seen: opt_time(&text(4))?,
+                last_seen: opt_time(&text(5))?,
+            })
+        })
+        .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| Error::Other(format!("bad snapshot {s:?} in an origin record")))
+        })
+        .collect()
+}
+
+fn encode_metrics(m: &SchedulerMetrics) -> String {
+    format!(
+        "{} {} {} {} {}",
+        to_micros(m.last_update),
+        m.origins_known,
+        m.origins_enabled,
+        m.origins_never_visited,
+        m.origins_with_pending_changes
+    )
+}
+
+fn decode_metrics(lister_id: &str, visit_type: &str, v: &str) -> Result<SchedulerMetrics> {
+    let n: Vec<i64> = v.split(' ').filter_map(|x| x.parse().ok()).collect();
+    let [t, known, enabled, never, pending] = n[..] else {
+        return Err(Error::Corrupt {
+            key: format!("metrics {lister_id}|{visit_type}"),
+            reason: format!("{v:?}"),
+        });
+    };
+    Ok(SchedulerMetrics {
+        lister_id: lister_id.to_string(),
+        visit_type: visit_type.to_string(),
+        last_update: from_micros(t),
+        origins_known: known,
+        origins_enabled: enabled,
+        origins_never_visited: never,
+        origins_with_pending_changes: pending,
+    })
+}
