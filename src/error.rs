@@ -39,6 +39,9 @@ pub enum Error {
     Corrupt { key: String, reason: String },
     #[error("{0}")]
     Other(String),
+    /// The command line stops with this exit code, having said why.
+    #[error("exit status {0}")]
+    Exit(i32),
 }
 
 impl Error {

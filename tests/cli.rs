@@ -472,3 +472,161 @@ fn the_configuration_file_names_the_backend() {
         "Known task types:\nt:\n  d\n"
     );
 }
+
+/// Runs the original's `swh scheduler --url URL …` (0.16.0, from PyPI) and returns stdout.
+fn original_cli(url: &str, args: &[&str]) -> String {
+    let venv = common::swh016_venv();
+    let out = Command::new(venv.join("bin/swh"))
+        .args(["scheduler", "--url", url])
+        .args(args)
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "original {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The same origins listed for two visit types in one call (so the same first/last seen),
+/// through the original's client.
+fn record_twins(url: &str) {
+    let venv = common::swh016_venv();
+    let code = r#"
+import sys, datetime
+from swh.scheduler.api.client import RemoteScheduler
+from swh.scheduler.model import ListedOrigin
+s = RemoteScheduler(url=sys.argv[1])
+lister = s.get_or_create_lister(name="github")
+t = datetime.datetime(2020, 6, 15, 16, 0, 0, tzinfo=datetime.timezone.utc)
+s.record_listed_origins([
+    ListedOrigin(lister_id=lister.id, url=f"https://example.com/{i:04d}", visit_type=vt,
+                 last_update=t + datetime.timedelta(microseconds=i) if i % 3 else None,
+                 extra_loader_arguments={"branch": "main", "depth": i} if i % 2 else {})
+    for i in range(12) for vt in ("git", "svn")
+])
+"#;
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", code, url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn origin_commands_print_as_the_original() {
+    let redis = RedisServer::start();
+    let rpc = RpcServer::start(&redis);
+    record_twins(&rpc.1);
+    let direct = ["--redis-url", &redis.url()];
+    let remote = ["-u", rpc.1.as_str()];
+    // the original grabs git, we grab svn: same origins, same order, same format
+    for (policy, n) in [
+        ("oldest_scheduled_first", "4"),
+        ("never_visited_oldest_update_first", "3"),
+    ] {
+        let theirs = original_cli(&rpc.1, &["origin", "grab-next", "-p", policy, "git", n]);
+        let ours = ok(&direct, &["origin", "grab-next", "-p", policy, "svn", n]);
+        assert_eq!(ours.replace(",svn,", ",git,"), theirs, "{policy}");
+        assert!(ours.starts_with(
+            "lister_id,url,visit_type,extra_loader_arguments,last_update,enabled,first_seen,last_seen\n"
+        ));
+        if policy == "oldest_scheduled_first" {
+            assert!(
+                ours.contains(
+                    ",\"{'branch': 'main', 'depth': 1}\",2020-06-15 16:00:00.000001+00:00,True,"
+                ),
+                "{ours}"
+            );
+            assert!(ours.contains(",{},None,True,"), "{ours}");
+        }
+    }
+    let theirs = original_cli(
+        &rpc.1,
+        &[
+            "origin",
+            "grab-next",
+            "-f",
+            "url,extra_loader_arguments,enabled",
+            "--without-header",
+            "git",
+            "2",
+        ],
+    );
+    let ours = ok(
+        &remote,
+        &[
+            "origin",
+            "grab-next",
+            "-f",
+            "url,extra_loader_arguments,enabled",
+            "--without-header",
+            "svn",
+            "2",
+        ],
+    );
+    assert_eq!(ours, theirs);
+    // an unknown field is refused before anything is marked
+    let (code, err) = fails(
+        &direct,
+        &["origin", "grab-next", "-f", "url,nope", "svn", "1"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("Unknown ListedOrigin field(s): nope"), "{err}");
+
+    // schedule-next: oneshot load-<type> tasks, as the original
+    ok(
+        &direct,
+        &[
+            "task-type",
+            "add",
+            "load-svn",
+            "swh.loader.svn.tasks.LoadSvn",
+            "svn",
+        ],
+    );
+    let out = ok(&remote, &["origin", "schedule-next", "svn", "2"]);
+    assert!(out.starts_with("Created 2 tasks\n"), "{out}");
+    assert!(
+        out.contains("Type: load-svn") && out.contains("Policy: oneshot"),
+        "{out}"
+    );
+    let listed = ok(&direct, &["task", "list", "-t", "load-svn"]);
+    assert_eq!(listed.matches("Task ").count(), 2, "{listed}");
+
+    // update-metrics: the original's JSON, and exit 2 for an unknown lister
+    let theirs = original_cli(&rpc.1, &["origin", "update-metrics"]);
+    let ours = ok(&direct, &["origin", "update-metrics"]);
+    let mask = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("\"last_update\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(mask(&ours), mask(&theirs));
+    assert!(ours.contains("\"origins_known\": \"12\""), "{ours}");
+    let out = run(&remote, &["origin", "update-metrics", "--lister", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Lister not found: nope instance=None\n"
+    );
+    let out = ok(
+        &direct,
+        &[
+            "origin",
+            "update-metrics",
+            "--lister",
+            "github",
+            "--instance",
+            "",
+        ],
+    );
+    assert!(out.contains("\"visit_type\": \"git\""), "{out}");
+}

@@ -3,6 +3,7 @@
 #[doc(hidden)]
 pub mod benchmark;
 pub mod format;
+mod origin;
 mod serve;
 mod services;
 mod task;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Manipulate tasks
     #[command(subcommand)]
     Task(task::TaskCommand),
+    /// Manipulate listed origins
+    #[command(subcommand)]
+    Origin(origin::OriginCommand),
     /// Send due tasks to the Celery workers' broker
     StartRunner(services::StartRunnerArgs),
     /// Record what the workers report, reschedule, and mark lost runs
@@ -170,6 +174,7 @@ pub fn main() -> i32 {
         .expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(()) => 0,
+        Err(Error::Exit(code)) => code,
         Err(e) => {
             eprintln!("Error: {e}");
             1
@@ -191,6 +196,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::TaskType(cmd) => task_type::run(&cli.global, cmd).await,
         Command::Task(cmd) => task::run(&cli.global, cmd).await,
+        Command::Origin(cmd) => origin::run(&cli.global, cmd).await,
         Command::StartRunner(args) => services::start_runner(&cli.global, args).await,
         Command::StartListener(args) => services::start_listener(&cli.global, args).await,
         Command::RpcServe(args) => services::rpc_serve(&cli.global, args).await,
