@@ -1,9 +1,10 @@
 //! The whole benchmark in one command, on a private redis-server (default configuration):
 //!
-//!     cargo bench --bench scheduler -- [--tasks N] [--rpc-tasks N] [--csv-lines N] [--original]
+//!     cargo bench --bench scheduler -- [--tasks N] [--rpc-tasks N] [--csv-lines N]
+//!         [--origins N] [--original]
 //!
-//! Runs the store phases, dispatch (with its reference script), events, the same API through
-//! the RPC server, and a CSV import with the CLI; with `--original`, also the original
+//! Runs the store phases, dispatch (with its reference script), events, the origin-visit
+//! phases, the same API through the RPC server, and a CSV import with the CLI; with `--original`, also the original
 //! scheduler on PostgreSQL (`benches/original/run.sh`) in the same run, and prints each figure
 //! as a ratio to the reference measured beside it. Figures go to stdout as a Markdown table
 //! and to `target/bench-results.json`.
@@ -28,6 +29,7 @@ struct Args {
     csv_lines: usize,
     original: bool,
     concurrency: usize,
+    origins: usize,
 }
 
 fn args() -> Args {
@@ -37,6 +39,7 @@ fn args() -> Args {
         csv_lines: 200_000,
         original: false,
         concurrency: 8,
+        origins: 100_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -50,6 +53,7 @@ fn args() -> Args {
             "--rpc-tasks" => a.rpc_tasks = num("--rpc-tasks"),
             "--csv-lines" => a.csv_lines = num("--csv-lines"),
             "--concurrency" => a.concurrency = num("--concurrency"),
+            "--origins" => a.origins = num("--origins"),
             "--original" => a.original = true,
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -117,6 +121,18 @@ fn main() {
         bench::run_events_phase(&store, &opts(a.tasks), |m| record("redis", m))
             .await
             .unwrap();
+        flush(&redis);
+        let store = Store::connect(StoreConfig::new(&redis.url()))
+            .await
+            .unwrap();
+        bench::run_origin_phases(
+            &(Arc::new(store.clone()) as Arc<dyn SchedulerApi>),
+            Some(&store),
+            &opts(a.origins),
+            |m| record("redis", m),
+        )
+        .await
+        .unwrap();
         flush(&redis);
 
         // through the RPC server, in this process
@@ -233,6 +249,31 @@ fn main() {
         }
     }
 
+    // the original's origin-visit half, same workload
+    if a.original {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/original/run.sh");
+        let out = Command::new("bash")
+            .args([
+                script,
+                "--workload",
+                "origins",
+                "--tasks",
+                &a.origins.to_string(),
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("benches/original/run.sh");
+        for line in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+        {
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            v["section"] = json!("original_origins");
+            eprintln!("{v}");
+            results.push(v);
+        }
+    }
+
     // the table
     println!("| figure | this scheduler | reference | ratio |");
     println!("|---|---|---|---|");
@@ -282,12 +323,62 @@ fn main() {
     row(
         "task schedule (CSV, CLI)",
         rate(&results, "cli", "csv_import"),
-        None,
+        rate(&results, "redis", "create").map(|r| ("this scheduler's create".to_string(), r)),
     );
+    for (label, phase) in [
+        ("record_listed_origins (Redis)", "record_origins"),
+        ("origin_visit_stats_upsert (Redis)", "visit_stats_upsert"),
+        ("grab_next_visits, origins (Redis)", "grab_next_visits"),
+    ] {
+        row(
+            label,
+            rate(&results, "redis", phase),
+            rate(&results, "original_origins", phase).map(|r| ("original".to_string(), r)),
+        );
+    }
+    let field = |section: &str, phase: &str, key: &str| {
+        results
+            .iter()
+            .find(|r| r["section"] == section && r["phase"] == phase)
+            .and_then(|r| r[key].as_f64())
+    };
+    if let Some(ours) = field("redis", "update_metrics", "seconds") {
+        match field("original_origins", "update_metrics", "seconds") {
+            Some(orig) => println!(
+                "| update_metrics (Redis) | {ours:.4} s | {orig:.4} s (original) | {:.0}x |",
+                orig / ours.max(1e-6)
+            ),
+            None => println!("| update_metrics (Redis) | {ours:.4} s | - | - |"),
+        }
+    }
+    if let (Some(ours), Some(p50)) = (
+        field("redis", "grab_next_visits", "calls_per_s"),
+        field("redis", "grab_next_visits", "p50_ms"),
+    ) {
+        let orig = field("original_origins", "grab_next_visits", "p50_ms");
+        println!(
+            "| grab_next_visits, calls of 1000 (Redis) | {ours:.1}/s, p50 {p50} ms | {} | {} |",
+            orig.map_or("-".into(), |o| format!("p50 {o} ms (original)")),
+            orig.map_or("-".into(), |o| format!("{:.1}x", o / p50.max(1e-6)))
+        );
+    }
     if let Some(m) = results.iter().find(|r| r["phase"] == "memory") {
         println!(
             "\nmemory: {} bytes per task, {} bytes per kept run",
             m["bytes_per_task"], m["bytes_per_run"]
+        );
+    }
+    if let Some(m) = results
+        .iter()
+        .find(|r| r["phase"] == "origin_memory" && r["section"] == "redis")
+    {
+        let orig = results
+            .iter()
+            .find(|r| r["phase"] == "origin_memory" && r["section"] == "original_origins");
+        println!(
+            "origins: {} bytes per listed origin (original on PostgreSQL: {})",
+            m["bytes_per_origin"],
+            orig.map_or("-".to_string(), |o| o["bytes_per_origin"].to_string())
         );
     }
     if let Some(m) = results.iter().find(|r| r["phase"] == "csv_import") {

@@ -430,6 +430,99 @@ class Bench:
         self.emit("end", n, elapsed, k)
 
 
+class OriginBench(Bench):
+    """The origin-visit workload, the same as `swh-scheduler benchmark`'s origin phases: N
+    listed origins of one lister (visit type git, last_update set); half of them get visit
+    stats with a snapshot and a visit before their last_update; then grab_next_visits
+    ("git", 1000, policy, timestamp=now) ten times for each of the three policies; then
+    update_metrics() once; then the size of the two tables and their indexes."""
+
+    POLICIES = [
+        "oldest_scheduled_first",
+        "never_visited_oldest_update_first",
+        "already_visited_order_by_lag",
+    ]
+
+    def run(self):
+        from swh.scheduler.model import ListedOrigin, OriginVisitStats
+
+        n = self.n
+        sched = self.make_scheduler()
+        lister = sched.get_or_create_lister(name="bench", instance_name="example")
+        base = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+        origins = [
+            ListedOrigin(
+                lister_id=lister.id,
+                url="https://example.com/%07d.git" % i,
+                visit_type="git",
+                last_update=base + datetime.timedelta(seconds=i),
+            )
+            for i in range(n)
+        ]
+        t0 = time.perf_counter()
+        for i in range(0, n, BATCH):
+            sched.record_listed_origins(origins[i : i + BATCH])
+        self.emit("record_origins", n, time.perf_counter() - t0, 1)
+
+        stats = [
+            OriginVisitStats(
+                url=o.url,
+                visit_type="git",
+                last_eventful=o.last_update - datetime.timedelta(days=1),
+                last_uneventful=None,
+                last_failed=None,
+                last_notfound=None,
+                last_snapshot=b"\x01" * 20,
+            )
+            for o in origins[::2]
+        ]
+        t0 = time.perf_counter()
+        for i in range(0, len(stats), BATCH):
+            sched.origin_visit_stats_upsert(stats[i : i + BATCH])
+        self.emit("visit_stats_upsert", len(stats), time.perf_counter() - t0, 1)
+        self.analyze()
+
+        now = utcnow()
+        times, returned = [], 0
+        for policy in self.POLICIES:
+            for _ in range(10):
+                tc = time.perf_counter()
+                got = sched.grab_next_visits("git", BATCH, policy=policy, timestamp=now)
+                times.append(time.perf_counter() - tc)
+                returned += len(got)
+        total = sum(times)
+        ordered = sorted(times)
+        self.emit(
+            "grab_next_visits", returned, total, 1,
+            calls_per_s=round(len(times) / total, 2),
+            p50_ms=round(1000 * ordered[len(ordered) // 2], 2),
+            p99_ms=round(1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+        )
+
+        t0 = time.perf_counter()
+        metrics = sched.update_metrics()
+        seconds = time.perf_counter() - t0
+        print(json.dumps({
+            "phase": "update_metrics", "seconds": round(seconds, 4),
+            "rows": len(metrics), "backend": self.args.backend,
+        }), flush=True)
+
+        conn = psycopg2.connect(self.dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "select pg_total_relation_size('listed_origins')"
+                    " + pg_total_relation_size('origin_visit_stats')"
+                )
+                size = cur.fetchone()[0]
+        finally:
+            conn.close()
+        print(json.dumps({
+            "phase": "origin_memory", "origins": n,
+            "bytes_per_origin": round(size / n), "backend": self.args.backend,
+        }), flush=True)
+
+
 def verify(dsn, n):
     """Sanity check of the final state (not timed)."""
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
@@ -487,6 +580,11 @@ def main():
         "keeps create_tasks on its fast index plan (see README)",
     )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    parser.add_argument(
+        "--workload", choices=["tasks", "origins"], default="tasks",
+        help="tasks: the task life cycle (default); origins: the origin-visit scheduler "
+        "(record_listed_origins, visit stats, grab_next_visits, update_metrics)",
+    )
     args = parser.parse_args()
     if args.tasks is None:
         args.tasks = 100000 if args.backend == "postgresql" else 10000
@@ -527,8 +625,11 @@ def main():
                 return get_scheduler("remote", url=server.url)
 
         log(f"backend={args.backend} tasks={args.tasks} concurrency={args.concurrency}")
-        Bench(args, make_scheduler, dsn).run()
-        verify(dsn, args.tasks)
+        if args.workload == "origins":
+            OriginBench(args, make_scheduler, dsn).run()
+        else:
+            Bench(args, make_scheduler, dsn).run()
+            verify(dsn, args.tasks)
     finally:
         if server is not None:
             server.stop()

@@ -3,6 +3,7 @@
 mod api;
 mod dispatch;
 mod events;
+mod origins;
 mod phases;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 pub use api::run_api_phases;
 pub use dispatch::{BENCH_DISPATCH_QUEUE, BENCH_DISPATCH_TYPE, run_dispatch_phase};
 pub use events::{BENCH_EVENTS_TYPE, run_events_phase};
+pub use origins::run_origin_phases;
 pub use phases::*;
 
 use crate::api::SchedulerApi;
@@ -36,8 +38,9 @@ pub struct BenchmarkArgs {
     /// Keep the benchmark's keys instead of deleting them at the end
     #[arg(long)]
     pub keep: bool,
-    /// Run only these phases (create, grab, schedule, start, end, memory: the store block;
-    /// dispatch; events)
+    /// Run only these phases (create, grab, schedule, start, end, memory: the task block;
+    /// dispatch; events; record_origins, visit_stats_upsert, grab_next_visits,
+    /// update_metrics, origin_memory: the origin block, N listed origins)
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PHASES))]
     pub phases: Vec<String>,
 }
@@ -69,9 +72,13 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         // through the RPC server: the API phases only (dispatch and events need Redis)
         let sched: Arc<dyn SchedulerApi> = Arc::new(RpcClient::new(url)?);
         header(&format!("RPC server {url}"));
-        return run_api_phases(&sched, None, &opts, |m| print_measure(m, json))
-            .await
-            .map(drop);
+        if API_BLOCK.iter().any(|p| opts.wants(p)) {
+            run_api_phases(&sched, None, &opts, |m| print_measure(m, json)).await?;
+        }
+        if ORIGIN_PHASES.iter().any(|p| opts.wants(p)) {
+            run_origin_phases(&sched, None, &opts, |m| print_measure(m, json)).await?;
+        }
+        return Ok(());
     }
     let mut config = global.store_config()?;
     if global.prefix.is_none() {
@@ -97,9 +104,8 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         )));
     }
     header(&format!("Redis {}", store.config().url));
-    let api_block = ["create", "grab", "schedule", "memory", "start", "end"];
     let mut result = Ok(Vec::new());
-    if api_block.iter().any(|p| opts.wants(p)) {
+    if API_BLOCK.iter().any(|p| opts.wants(p)) {
         let sched: Arc<dyn SchedulerApi> = Arc::new(store.clone());
         result = run_api_phases(&sched, Some(&store), &opts, |m| print_measure(m, json)).await;
     }
@@ -129,11 +135,18 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
             .await
             .map(|m| vec![m]);
     }
+    if result.is_ok() && ORIGIN_PHASES.iter().any(|p| opts.wants(p)) {
+        let sched: Arc<dyn SchedulerApi> = Arc::new(store.clone());
+        result = run_origin_phases(&sched, Some(&store), &opts, |m| print_measure(m, json)).await;
+    }
     if !args.keep {
         delete_prefix(&store).await?;
     }
     result.map(drop)
 }
+
+/// The phases of the task API; they run together.
+const API_BLOCK: [&str; 6] = ["create", "grab", "schedule", "memory", "start", "end"];
 
 fn print_measure(m: &Measure, json: bool) {
     if json {
@@ -161,6 +174,32 @@ fn print_measure(m: &Measure, json: bool) {
         } => println!(
             "memory: {bytes_per_task} bytes per task (task, ready-set and dedup entries), \
              {bytes_per_run} bytes per kept run"
+        ),
+        Measure::OriginRate {
+            phase,
+            origins,
+            seconds,
+            per_s,
+            ..
+        } => println!("{phase:<20} {origins:>10} {seconds:>10.3} {per_s:>12}"),
+        Measure::Grab {
+            phase,
+            origins,
+            seconds,
+            per_s,
+            calls_per_s,
+            p50_ms,
+            p99_ms,
+        } => println!(
+            "{phase:<20} {origins:>10} {seconds:>10.3} {per_s:>12}  ({calls_per_s} calls/s, \
+             p50 {p50_ms} ms, p99 {p99_ms} ms)"
+        ),
+        Measure::Seconds { phase, seconds } => println!("{phase:<20} {:>10} {seconds:>10.4}", ""),
+        Measure::OriginMemory {
+            bytes_per_origin, ..
+        } => println!(
+            "memory: {bytes_per_origin} bytes per listed origin (listing, half with stats, \
+             indexes, counters)"
         ),
     }
 }

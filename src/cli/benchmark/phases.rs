@@ -35,7 +35,28 @@ impl BenchOptions {
 
 /// Every phase, in the order they run.
 pub const PHASES: &[&str] = &[
-    "create", "grab", "schedule", "memory", "start", "end", "dispatch", "events",
+    "create",
+    "grab",
+    "schedule",
+    "memory",
+    "start",
+    "end",
+    "dispatch",
+    "events",
+    "record_origins",
+    "visit_stats_upsert",
+    "grab_next_visits",
+    "update_metrics",
+    "origin_memory",
+];
+
+/// The origin-visit phases: they run together, the later ones needing the earlier ones' data.
+pub const ORIGIN_PHASES: &[&str] = &[
+    "record_origins",
+    "visit_stats_upsert",
+    "grab_next_visits",
+    "update_metrics",
+    "origin_memory",
 ];
 
 /// One line of the report.
@@ -59,6 +80,34 @@ pub enum Measure {
         phase: &'static str,
         runs: usize,
         bytes_per_run: i64,
+    },
+    /// Origins (or their stats) recorded per second.
+    OriginRate {
+        phase: &'static str,
+        origins: usize,
+        seconds: f64,
+        per_s: u64,
+        concurrency: usize,
+    },
+    /// `grab_next_visits`: origins returned per second, calls per second, call latencies.
+    Grab {
+        phase: &'static str,
+        origins: usize,
+        seconds: f64,
+        per_s: u64,
+        calls_per_s: f64,
+        p50_ms: f64,
+        p99_ms: f64,
+    },
+    /// A phase timed once.
+    Seconds { phase: &'static str, seconds: f64 },
+    /// What a listed origin and its stats keep in Redis (listing, stats, indexes).
+    OriginMemory {
+        phase: &'static str,
+        origins: usize,
+        bytes_per_origin: i64,
+        used_memory_before: i64,
+        used_memory_after: i64,
     },
 }
 
