@@ -30,24 +30,31 @@ if ARGV[8] ~= '' then
 end
 local dry = ARGV[9] == '1'
 -- bounds on the work of one call: origins released from parking, candidates passed over
-local RELEASE_MAX, SKIP_MAX, PAGE = 10000, 10000, 200
+local RELEASE_MAX, SKIP_MAX = 10000, 10000
+local PAGE = math.min(math.max(count, 16), 1000)
 
 -- Origins parked (scheduled, no result since) before the scheduled cooldown are eligible
 -- again: back to the policy indexes.
 if not dry then
   local due = redis.call('ZRANGEBYSCORE', base .. ':parked', '-inf', '(' .. tstr(release),
     'LIMIT', 0, RELEASE_MAX)
-  for _, m in ipairs(due) do
-    local id = tonumber(m)
-    local o = load_origin(base, id)
-    if o then
-      local before = placement(id, o)
-      o.unparked = true
-      save_origin(base, id, o)
-      replace(base, id, before, placement(id, o))
-    else
-      redis.call('ZREM', base .. ':parked', m)
+  if #due > 0 then
+    local list = {}
+    for i, m in ipairs(due) do list[i] = tonumber(m) end
+    local stored = load_origins(base, list)
+    local b = new_batch()
+    for _, id in ipairs(list) do
+      local o = stored[id]
+      if o then
+        local c = copy_origin(o)
+        c.unparked = true
+        put_origin(b, base, id, o, c, true)
+      else
+        local z = b.zrem.parked
+        z[#z + 1] = fmt_int(id)
+      end
     end
+    flush(b, base)
   end
 end
 
@@ -84,10 +91,12 @@ for _, name in ipairs(indexes[policy]) do
     local page = redis.call('ZRANGE', base .. ':' .. name, offset, offset + PAGE - 1)
     if #page == 0 then break end
     offset = offset + #page
-    for _, m in ipairs(page) do
+    local list = {}
+    for i, m in ipairs(page) do list[i] = tonumber(m) end
+    local stored = load_origins(base, list)
+    for _, id in ipairs(list) do
       if #chosen >= count or skipped >= SKIP_MAX then break end
-      local id = tonumber(m)
-      local o = load_origin(base, id)
+      local o = stored[id]
       local l = o and choose(o)
       if l then
         chosen[#chosen + 1] = {id = id, o = o, l = l}
@@ -99,15 +108,16 @@ for _, name in ipairs(indexes[policy]) do
 end
 
 local out = {}
+local b = new_batch()
 for _, c in ipairs(chosen) do
   if not dry then
-    local before = placement(c.id, c.o)
-    if c.o.ls == nil or ts > c.o.ls then c.o.ls = ts end
-    c.o.has_stats = true
-    c.o.unparked = false
-    save_origin(base, c.id, c.o)
-    replace(base, c.id, before, placement(c.id, c.o))
+    local n = copy_origin(c.o)
+    if n.ls == nil or ts > n.ls then n.ls = ts end
+    n.has_stats = true
+    n.unparked = false
+    put_origin(b, base, c.id, c.o, n, true)
   end
   listing_reply(out, c.o, c.l)
 end
+if not dry then flush(b, base) end
 return out

@@ -22,9 +22,15 @@ else
     tonumber(ARGV[3]))
 end
 local out = {}
+if #urls == 0 then return out end
+local ids = origin_ids(base, KEYS[1], urls, false)
+local list = {}
 for _, url in ipairs(urls) do
-  local id = tonumber(redis.call('HGET', base .. ':ids', url))
-  local o = id and load_origin(base, id)
+  if ids[url] then list[#list + 1] = ids[url] end
+end
+local stored = load_origins(base, list)
+for _, url in ipairs(urls) do
+  local o = ids[url] and stored[ids[url]]
   if o then
     for _, l in ipairs(o.listings) do
       if l.lidx == lidx then listing_reply(out, o, l) end

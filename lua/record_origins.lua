@@ -6,38 +6,69 @@
 -- ARGV[1] now in us: one timestamp for the whole call (first_seen = last_seen on insert)
 -- ARGV[2..] 5 values per listing: lister index, url, enabled ('1' or '0'), last_update (us or
 --   ''), extra_loader_arguments (JSON object text)
--- Returns the stored listings, 7 values each: lister index, url, enabled, last_update,
--- first_seen, last_seen, extra_loader_arguments.
+-- Returns the first_seen (us) of each listing, in the order given (the caller has the rest:
+-- what it sent, and last_seen = ARGV[1]).
 --@include origin
 local base = string.sub(KEYS[1], 1, -6)
 local now = tonumber(ARGV[1])
-local out = {}
+
+-- the listings of each url (an origin may be listed by several listers in one call)
+local urls, by_url = {}, {}
 for i = 2, #ARGV, 5 do
-  local lidx, url = ARGV[i], ARGV[i + 1]
-  local id = tonumber(redis.call('HGET', base .. ':ids', url))
-  local old, o
-  if id then
-    old = load_origin(base, id)
-    o = load_origin(base, id)
-  else
-    id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-    redis.call('HSET', base .. ':ids', url, id)
+  local url = ARGV[i + 1]
+  if not by_url[url] then
+    by_url[url] = {}
+    urls[#urls + 1] = url
   end
-  if not o then o = {url = url, has_stats = false, listings = {}} end
-  local l
-  for _, x in ipairs(o.listings) do
-    if x.lidx == lidx then l = x end
-  end
-  if not l then
-    l = {lidx = lidx, first_seen = now}
-    o.listings[#o.listings + 1] = l
-    redis.call('ZADD', base .. ':lister:' .. lidx, 0, url)
-  end
-  l.enabled = ARGV[i + 2] == '1'
-  l.last_update = num(ARGV[i + 3])
-  l.last_seen = now
-  l.extra = ARGV[i + 4]
-  store_origin(base, id, old, o)
-  listing_reply(out, o, l)
+  local t = by_url[url]
+  t[#t + 1] = i
 end
+local ids, fresh = origin_ids(base, KEYS[1], urls, true)
+local is_fresh = {}
+for _, url in ipairs(fresh) do is_fresh[url] = true end
+local known = {}
+for _, url in ipairs(urls) do
+  if not is_fresh[url] then known[#known + 1] = ids[url] end
+end
+local stored = load_origins(base, known)
+
+local b = new_batch()
+local new_members = {}
+local result = {}
+for _, url in ipairs(urls) do
+  local id = ids[url]
+  local old = stored[id]
+  local o = old and copy_origin(old) or {url = url, has_stats = false,
+    unparked = false, listings = {}}
+  for _, i in ipairs(by_url[url]) do
+    local lidx = ARGV[i]
+    local l
+    for _, x in ipairs(o.listings) do
+      if x.lidx == lidx then l = x end
+    end
+    if not l then
+      l = {lidx = lidx, first_seen = now}
+      o.listings[#o.listings + 1] = l
+      local m = new_members[lidx]
+      if not m then
+        m = {}
+        new_members[lidx] = m
+      end
+      m[#m + 1] = 0
+      m[#m + 1] = url
+    end
+    l.enabled = ARGV[i + 2] == '1'
+    l.last_update = num(ARGV[i + 3])
+    l.last_seen = now
+    l.extra = ARGV[i + 4]
+    result[i] = l
+  end
+  put_origin(b, base, id, old, o)
+end
+flush(b, base)
+for lidx, members in pairs(new_members) do
+  call_many('ZADD', base .. ':lister:' .. lidx, members)
+end
+local out = {}
+for i = 2, #ARGV, 5 do out[#out + 1] = fmt_int(result[i].first_seen) end
 return out

@@ -2,18 +2,27 @@
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
 -- ARGV[1..] urls
 -- Returns, for each url that has stats, 7 values: url, last_eventful, last_uneventful,
--- last_failed, last_notfound, last_scheduled (us or ''), last_snapshot (hex or '').
+-- last_failed, last_notfound, last_scheduled (us or ''), last_snapshot (bytes or '').
 --@include origin
 local base = string.sub(KEYS[1], 1, -6)
+local ids = origin_ids(base, KEYS[1], ARGV, false)
+local list = {}
+for _, url in ipairs(ARGV) do
+  if ids[url] then list[#list + 1] = ids[url] end
+end
+local stored = load_origins(base, list)
 local out = {}
-for i = 1, #ARGV do
-  local id = tonumber(redis.call('HGET', base .. ':ids', ARGV[i]))
-  local o = id and load_origin(base, id)
+for _, url in ipairs(ARGV) do
+  local o = ids[url] and stored[ids[url]]
   if o and o.has_stats then
-    for _, v in ipairs({o.url, tstr(o.le), tstr(o.lu), tstr(o.lf), tstr(o.lnf), tstr(o.ls),
-      o.snapshot or ''}) do
-      out[#out + 1] = v
-    end
+    local n = #out
+    out[n + 1] = o.url
+    out[n + 2] = tstr(o.le)
+    out[n + 3] = tstr(o.lu)
+    out[n + 4] = tstr(o.lf)
+    out[n + 5] = tstr(o.lnf)
+    out[n + 6] = tstr(o.ls)
+    out[n + 7] = o.snapshot or ''
   end
 end
 return out

@@ -5,23 +5,23 @@
 -- batches with a repeated url. Origins no lister listed are recorded too, as in the original.
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
 -- ARGV[1..] 7 values per origin: url, last_eventful, last_uneventful, last_failed,
---   last_notfound, last_scheduled (us or ''), last_snapshot (hex or '')
+--   last_notfound, last_scheduled (us or ''), last_snapshot (bytes or '')
 -- Returns the number of origins written.
 --@include origin
 local base = string.sub(KEYS[1], 1, -6)
-local n = 0
+local urls = {}
+for i = 1, #ARGV, 7 do urls[#urls + 1] = ARGV[i] end
+local ids = origin_ids(base, KEYS[1], urls, true)
+local list = {}
+for _, url in ipairs(urls) do list[#list + 1] = ids[url] end
+local stored = load_origins(base, list)
+local b = new_batch()
 for i = 1, #ARGV, 7 do
   local url = ARGV[i]
-  local id = tonumber(redis.call('HGET', base .. ':ids', url))
-  local old, o
-  if id then
-    old = load_origin(base, id)
-    o = load_origin(base, id)
-  else
-    id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-    redis.call('HSET', base .. ':ids', url, id)
-  end
-  if not o then o = {url = url, has_stats = false, listings = {}} end
+  local id = ids[url]
+  local old = stored[id]
+  local o = old and copy_origin(old) or {url = url, has_stats = false,
+    unparked = false, listings = {}}
   o.le = num(ARGV[i + 1]) or o.le
   o.lu = num(ARGV[i + 2]) or o.lu
   o.lf = num(ARGV[i + 3]) or o.lf
@@ -31,7 +31,7 @@ for i = 1, #ARGV, 7 do
     o.ls = num(ARGV[i + 5])
     o.has_stats = true
   end
-  store_origin(base, id, old, o)
-  n = n + 1
+  put_origin(b, base, id, old, o)
 end
-return n
+flush(b, base)
+return #urls

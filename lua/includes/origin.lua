@@ -3,30 +3,27 @@
 -- "<prefix>:{vt:<visit_type>}" and so lives in one Cluster hash slot:
 --   <base>:meta          hash: seq (the last origin id)
 --   <base>:ids           hash url -> origin id
---   <base>:o:<id / 64>   hash (id % 64) -> origin record, ORIGIN_BUCKET to a hash (listpack)
+--   <base>:o:<id / 64>   hash (id % 64) -> origin record, ORIGIN_BUCKET to a hash
 --   <base>:lister:<lidx> zset, scores 0, members the urls the lister listed (lexical order)
 --   <base>:m             hash "<lidx>:k|e|n|p" -> the four metric counters of a lister
 --   <base>:p:osf0 <base>:p:osf <base>:p:nv <base>:p:lag   the policy indexes (see placement)
 --   <base>:parked        zset id -> last_scheduled: scheduled and no result since
--- A record is the origin's url and stats, then its listings, one per lister:
---   url US has_stats US le US lu US lf US lnf US ls US snapshot(hex) US unparked
---   (RS lidx US enabled US last_update US first_seen US last_seen US extra_loader_arguments)*
--- with US = \31 and RS = \30 (neither can occur in a URL, which the caller checks, nor in JSON
--- text) and times in microseconds, '' for none.
+-- A record is a msgpack array: url, has_stats, last_eventful, last_uneventful, last_failed,
+-- last_notfound, last_scheduled, last_snapshot (20 bytes), unparked, then the listings, one
+-- array per lister: lister index, enabled, last_update, first_seen, last_seen,
+-- extra_loader_arguments (JSON text). Times are microseconds; false stands for none.
+-- Scripts read the records they need with one HMGET per bucket, and write records, indexes
+-- and counters through a batch (new_batch ... flush), one command per key: the cost of a
+-- call is then in the records, not in commands.
 local ORIGIN_BUCKET = 64
-local US, RS = '\31', '\30'
 
-local function split(s, sep)
-  local out, i = {}, 1
-  while true do
-    local j = string.find(s, sep, i, true)
-    if not j then
-      out[#out + 1] = string.sub(s, i)
-      return out
-    end
-    out[#out + 1] = string.sub(s, i, j - 1)
-    i = j + 1
-  end
+local function fmt_int(v)
+  return string.format('%d', v)
+end
+
+local function tstr(v)
+  if v == nil then return '' end
+  return fmt_int(v)
 end
 
 local function num(v)
@@ -34,65 +31,101 @@ local function num(v)
   return tonumber(v)
 end
 
-local function tstr(v)
-  if v == nil then return '' end
-  return string.format('%d', v)
-end
-
 local function bucket_key(base, id)
-  return base .. ':o:' .. string.format('%d', math.floor(id / ORIGIN_BUCKET))
+  return base .. ':o:' .. fmt_int(math.floor(id / ORIGIN_BUCKET))
 end
 
 local function bucket_field(id)
-  return string.format('%d', id % ORIGIN_BUCKET)
+  return fmt_int(id % ORIGIN_BUCKET)
+end
+
+local function orf(v)
+  if v == false then return nil end
+  return v
 end
 
 local function decode_origin(raw)
-  local parts = split(raw, RS)
-  local h = split(parts[1], US)
+  local a = cmsgpack.unpack(raw)
   local o = {
-    url = h[1], has_stats = h[2] == '1', le = num(h[3]), lu = num(h[4]), lf = num(h[5]),
-    lnf = num(h[6]), ls = num(h[7]), snapshot = h[8] ~= '' and h[8] or nil,
-    unparked = h[9] == '1', listings = {},
+    url = a[1], has_stats = a[2], le = orf(a[3]), lu = orf(a[4]), lf = orf(a[5]),
+    lnf = orf(a[6]), ls = orf(a[7]), snapshot = orf(a[8]), unparked = a[9], listings = {},
   }
-  for i = 2, #parts do
-    local f = split(parts[i], US)
-    o.listings[#o.listings + 1] = {
-      lidx = f[1], enabled = f[2] == '1', last_update = num(f[3]), first_seen = num(f[4]),
-      last_seen = num(f[5]), extra = f[6],
+  for i, l in ipairs(a[10]) do
+    o.listings[i] = {
+      lidx = l[1], enabled = l[2], last_update = orf(l[3]), first_seen = orf(l[4]),
+      last_seen = orf(l[5]), extra = l[6],
     }
   end
   return o
 end
 
+-- A copy to change, the original staying as it was.
+local function copy_origin(o)
+  local c = {}
+  for k, v in pairs(o) do c[k] = v end
+  c.listings = {}
+  for i, l in ipairs(o.listings) do
+    local m = {}
+    for k, v in pairs(l) do m[k] = v end
+    c.listings[i] = m
+  end
+  return c
+end
+
+local function f(v)
+  if v == nil then return false end
+  return v
+end
+
 local function encode_origin(o)
-  local out = {
-    table.concat({o.url, o.has_stats and '1' or '0', tstr(o.le), tstr(o.lu), tstr(o.lf),
-      tstr(o.lnf), tstr(o.ls), o.snapshot or '', o.unparked and '1' or '0'}, US)
-  }
-  for _, l in ipairs(o.listings) do
-    out[#out + 1] = table.concat({l.lidx, l.enabled and '1' or '0', tstr(l.last_update),
-      tstr(l.first_seen), tstr(l.last_seen), l.extra}, US)
+  local ls = {}
+  for i, l in ipairs(o.listings) do
+    ls[i] = {l.lidx, l.enabled, f(l.last_update), f(l.first_seen), f(l.last_seen), l.extra}
   end
-  return table.concat(out, RS)
+  return cmsgpack.pack({o.url, o.has_stats, f(o.le), f(o.lu), f(o.lf), f(o.lnf), f(o.ls),
+    f(o.snapshot), o.unparked, ls})
 end
 
-local function load_origin(base, id)
-  local raw = redis.call('HGET', bucket_key(base, id), bucket_field(id))
-  if not raw then return nil end
-  return decode_origin(raw)
-end
-
-local function save_origin(base, id, o)
-  redis.call('HSET', bucket_key(base, id), bucket_field(id), encode_origin(o))
-end
-
-local function max_of(...)
-  local m
-  for i = 1, select('#', ...) do
-    local v = select(i, ...)
-    if v ~= nil and (m == nil or v > m) then m = v end
+-- Calls a command with a fixed head and a long list of arguments, a few thousand at a time
+-- (Lua's unpack has a limit).
+local function call_many(cmd, key, args, step)
+  step = step or 4000
+  for i = 1, #args, step do
+    local last = math.min(i + step - 1, #args)
+    redis.call(cmd, key, unpack(args, i, last))
   end
+end
+
+-- The records of these origin ids: id -> decoded record (absent ids are left out).
+local function load_origins(base, ids)
+  local by_bucket, order = {}, {}
+  for _, id in ipairs(ids) do
+    local k = bucket_key(base, id)
+    if not by_bucket[k] then
+      by_bucket[k] = {}
+      order[#order + 1] = k
+    end
+    local b = by_bucket[k]
+    b[#b + 1] = id
+  end
+  local out = {}
+  for _, k in ipairs(order) do
+    local want = by_bucket[k]
+    local fields = {}
+    for i, id in ipairs(want) do fields[i] = bucket_field(id) end
+    local raws = redis.call('HMGET', k, unpack(fields))
+    for i, id in ipairs(want) do
+      if raws[i] then out[id] = decode_origin(raws[i]) end
+    end
+  end
+  return out
+end
+
+local function max_of(a, b, c, d)
+  local m = a
+  if b ~= nil and (m == nil or b > m) then m = b end
+  if c ~= nil and (m == nil or c > m) then m = c end
+  if d ~= nil and (m == nil or d > m) then m = d end
   return m
 end
 
@@ -112,7 +145,7 @@ local function enabled_update(o)
   for _, l in ipairs(o.listings) do
     if l.enabled then
       any = true
-      lu = max_of(lu, l.last_update)
+      if l.last_update ~= nil and (lu == nil or l.last_update > lu) then lu = l.last_update end
     end
   end
   return any, lu
@@ -126,6 +159,7 @@ end
 --   p:lag a snapshot and changed since the last success, by minus the lag.
 local function placement(id, o)
   local p = {}
+  if o == nil then return p end
   local enabled, lu = enabled_update(o)
   if not enabled then return p end
   local r = last_result(o)
@@ -147,59 +181,122 @@ end
 
 local INDEXES = {'p:osf0', 'p:osf', 'p:nv', 'p:lag', 'parked'}
 
--- Moves an origin from its old places (`old`, or nil for a new origin) to its new ones.
-local function replace(base, id, old, new)
-  local member = string.format('%d', id)
-  for _, name in ipairs(INDEXES) do
-    local a, b = old and old[name], new[name]
-    if a ~= nil and b == nil then
-      redis.call('ZREM', base .. ':' .. name, member)
-    elseif b ~= nil and a ~= b then
-      redis.call('ZADD', base .. ':' .. name, b, member)
-    end
-  end
-end
-
--- What an origin adds to the metric counters, per lister: "<lidx>:k|e|n|p" -> 1. As
+-- What an origin adds to the metric counters, per lister: "<lidx>:k|e|n|p" -> +-1. As
 -- update_metrics in the original: known, enabled, enabled and no snapshot, enabled and
 -- last_update after the last successful visit.
+local COUNTER_FIELDS = {}
+
+-- The counter fields of a lister: "<lidx>:k" ... (made once per script run).
+local function counter_fields(lidx)
+  local c = COUNTER_FIELDS[lidx]
+  if not c then
+    c = {k = lidx .. ':k', e = lidx .. ':e', n = lidx .. ':n', p = lidx .. ':p'}
+    COUNTER_FIELDS[lidx] = c
+  end
+  return c
+end
+
 local function contribution(o, into, sign)
+  if o == nil then return into end
   local s = last_success(o)
   for _, l in ipairs(o.listings) do
-    local function add(c) into[l.lidx .. ':' .. c] = (into[l.lidx .. ':' .. c] or 0) + sign end
-    add('k')
+    local c = counter_fields(l.lidx)
+    into[c.k] = (into[c.k] or 0) + sign
     if l.enabled then
-      add('e')
-      if o.snapshot == nil then add('n') end
-      if l.last_update ~= nil and s ~= nil and l.last_update > s then add('p') end
+      into[c.e] = (into[c.e] or 0) + sign
+      if o.snapshot == nil then into[c.n] = (into[c.n] or 0) + sign end
+      if l.last_update ~= nil and s ~= nil and l.last_update > s then
+        into[c.p] = (into[c.p] or 0) + sign
+      end
     end
   end
   return into
 end
 
-local function apply_counts(base, deltas)
-  for field, d in pairs(deltas) do
-    if d ~= 0 then redis.call('HINCRBY', base .. ':m', field, d) end
+-- Writes gathered for one flush: records by bucket, index additions and removals, counter
+-- deltas.
+local function new_batch()
+  local b = {records = {}, buckets = {}, zadd = {}, zrem = {}, counts = {}}
+  for _, name in ipairs(INDEXES) do
+    b.zadd[name] = {}
+    b.zrem[name] = {}
+  end
+  return b
+end
+
+-- Stores an origin (`old` is how it was, nil if new) through the batch: its record, its
+-- moves between indexes, and the change of its counters (unless `same_counts`).
+local function put_origin(b, base, id, old, new, same_counts)
+  local k = bucket_key(base, id)
+  if not b.records[k] then
+    b.records[k] = {}
+    b.buckets[#b.buckets + 1] = k
+  end
+  local rec = b.records[k]
+  rec[#rec + 1] = bucket_field(id)
+  rec[#rec + 1] = encode_origin(new)
+  local before, after = placement(id, old), placement(id, new)
+  local member = fmt_int(id)
+  for _, name in ipairs(INDEXES) do
+    local x, y = before[name], after[name]
+    if x ~= nil and y == nil then
+      local z = b.zrem[name]
+      z[#z + 1] = member
+    elseif y ~= nil and x ~= y then
+      local z = b.zadd[name]
+      z[#z + 1] = y
+      z[#z + 1] = member
+    end
+  end
+  if not same_counts then
+    contribution(new, b.counts, 1)
+    contribution(old, b.counts, -1)
   end
 end
 
--- Writes an origin and keeps its indexes and counters in step with it.
-local function store_origin(base, id, old, new)
-  save_origin(base, id, new)
-  replace(base, id, old and placement(id, old), placement(id, new))
-  local deltas = contribution(new, {}, 1)
-  if old then contribution(old, deltas, -1) end
-  apply_counts(base, deltas)
+local function flush(b, base)
+  for _, k in ipairs(b.buckets) do call_many('HSET', k, b.records[k]) end
+  for _, name in ipairs(INDEXES) do
+    if #b.zrem[name] > 0 then call_many('ZREM', base .. ':' .. name, b.zrem[name]) end
+    if #b.zadd[name] > 0 then call_many('ZADD', base .. ':' .. name, b.zadd[name]) end
+  end
+  for field, d in pairs(b.counts) do
+    if d ~= 0 then redis.call('HINCRBY', base .. ':m', field, d) end
+  end
 end
 
 -- A listing as returned to the caller: lidx, url, enabled, last_update, first_seen,
 -- last_seen, extra_loader_arguments.
 local function listing_reply(out, o, l)
-  out[#out + 1] = l.lidx
-  out[#out + 1] = o.url
-  out[#out + 1] = l.enabled and '1' or '0'
-  out[#out + 1] = tstr(l.last_update)
-  out[#out + 1] = tstr(l.first_seen)
-  out[#out + 1] = tstr(l.last_seen)
-  out[#out + 1] = l.extra
+  local n = #out
+  out[n + 1] = l.lidx
+  out[n + 2] = o.url
+  out[n + 3] = l.enabled and '1' or '0'
+  out[n + 4] = tstr(l.last_update)
+  out[n + 5] = tstr(l.first_seen)
+  out[n + 6] = tstr(l.last_seen)
+  out[n + 7] = l.extra
+end
+
+-- Origin ids of these urls, allocating ids (in one HINCRBY) for those not known yet when
+-- `create`; returns url -> id and the list of new urls.
+local function origin_ids(base, meta, urls, create)
+  if #urls == 0 then return {}, {} end
+  local found = redis.call('HMGET', base .. ':ids', unpack(urls))
+  local ids, fresh = {}, {}
+  for i, url in ipairs(urls) do
+    if found[i] then ids[url] = tonumber(found[i]) else fresh[#fresh + 1] = url end
+  end
+  if create and #fresh > 0 then
+    local last = redis.call('HINCRBY', meta, 'seq', #fresh)
+    local args = {}
+    for i, url in ipairs(fresh) do
+      local id = last - #fresh + i
+      ids[url] = id
+      args[#args + 1] = url
+      args[#args + 1] = fmt_int(id)
+    end
+    call_many('HSET', base .. ':ids', args)
+  end
+  return ids, fresh
 end

@@ -61,8 +61,9 @@ impl Store {
             ));
         }
         let index = self.lister_index().await?;
-        // check everything, merge duplicates (last wins), group by visit type
-        let mut by_type: BTreeMap<&str, Vec<(&str, &ListedOrigin)>> = BTreeMap::new();
+        // check everything, merge duplicates (last wins, at the place of the first), group by
+        // visit type
+        let mut kept: Vec<(&str, ListedOrigin)> = Vec::with_capacity(listed_origins.len());
         let mut seen: HashMap<(&str, &str, &str), usize> = HashMap::new();
         for (i, o) in listed_origins.iter().enumerate() {
             let f = |k: &str| format!("listed_origins[{i}].{k}");
@@ -75,25 +76,32 @@ impl Store {
             if let Some(t) = o.last_update {
                 check_time(&f("last_update"), t)?;
             }
+            let key = (o.lister_id.as_str(), o.url.as_str(), o.visit_type.as_str());
+            match seen.get(&key) {
+                Some(&at) => kept[at] = (lidx, o.clone()),
+                None => {
+                    seen.insert(key, kept.len());
+                    kept.push((lidx, o.clone()));
+                }
+            }
+        }
+        let mut by_type: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut extras = Vec::with_capacity(kept.len());
+        for (at, (_, o)) in kept.iter().enumerate() {
             let extra = Json::Object(o.extra_loader_arguments.clone()).to_string();
             if extra.len() > MAX_EXTRA_LOADER_ARGUMENTS {
+                let i = listed_origins
+                    .iter()
+                    .position(|x| x.url == o.url && x.lister_id == o.lister_id)
+                    .unwrap_or(at);
                 return Err(Error::invalid(
-                    &f("extra_loader_arguments"),
+                    &format!("listed_origins[{i}].extra_loader_arguments"),
                     format!("{} bytes of JSON", extra.len()),
                     format!("at most {MAX_EXTRA_LOADER_ARGUMENTS}"),
                 ));
             }
-            let group = by_type.entry(o.visit_type.as_str()).or_default();
-            match seen.get(&(o.lister_id.as_str(), o.url.as_str(), o.visit_type.as_str())) {
-                Some(&at) => group[at] = (lidx, o),
-                None => {
-                    seen.insert(
-                        (o.lister_id.as_str(), o.url.as_str(), o.visit_type.as_str()),
-                        group.len(),
-                    );
-                    group.push((lidx, o));
-                }
-            }
+            extras.push(extra);
+            by_type.entry(o.visit_type.as_str()).or_default().push(at);
         }
         let mut con = self.con().await?;
         let now = server_now(&mut con).await?;
@@ -102,30 +110,42 @@ impl Store {
         let mut pipe = redis::pipe();
         for (vt, items) in &by_type {
             pipe.sadd(&g.visit_types, *vt).ignore();
-            for lidx in items.iter().map(|(l, _)| *l).collect::<HashSet<_>>() {
+            for lidx in items.iter().map(|&at| kept[at].0).collect::<HashSet<_>>() {
                 pipe.sadd(format!("{}{lidx}", g.lister_visit_types), *vt)
                     .ignore();
             }
         }
         pipe.query_async::<()>(&mut con).await?;
-        let mut out = Vec::with_capacity(listed_origins.len());
+        let mut first_seen: Vec<i64> = vec![now; kept.len()];
         for (vt, items) in &by_type {
             let keys = self.vt_keys(vt);
             for chunk in items.chunks(ORIGINS_PER_CALL) {
                 let mut call = Call::new(ScriptName::RecordOrigins, &[&keys.meta]);
                 call.arg(now);
-                for (lidx, o) in chunk {
+                for &at in chunk {
+                    let (lidx, o) = &kept[at];
                     call.arg(*lidx)
                         .arg(&o.url)
                         .arg(if o.enabled { "1" } else { "0" })
                         .arg(opt_arg(o.last_update.map(to_micros)))
-                        .arg(Json::Object(o.extra_loader_arguments.clone()).to_string());
+                        .arg(&extras[at]);
                 }
                 let reply = array(call.run(&mut con).await?)?;
-                out.extend(listings_from(&reply, vt, &index)?);
+                for (&at, v) in chunk.iter().zip(&reply) {
+                    first_seen[at] = super::as_int(v)
+                        .ok_or_else(|| Error::Other("bad first_seen from record_origins".into()))?;
+                }
             }
         }
-        Ok(out)
+        Ok(kept
+            .into_iter()
+            .zip(first_seen)
+            .map(|((_, o), first)| ListedOrigin {
+                first_seen: Some(from_micros(first)),
+                last_seen: Some(from_micros(now)),
+                ..o
+            })
+            .collect())
     }
 
     /// Listings by lister then url, `limit` at a time from `page_token` on; with `url`, only
@@ -364,7 +384,7 @@ impl Store {
                         .arg(t(s.last_failed))
                         .arg(t(s.last_notfound))
                         .arg(t(s.last_scheduled))
-                        .arg(s.last_snapshot.as_deref().map(hex).unwrap_or_default());
+                        .arg(s.last_snapshot.as_deref().unwrap_or(b""));
                 }
                 call.run(&mut con).await?;
             }
@@ -394,7 +414,7 @@ impl Store {
                 for r in reply.chunks(7) {
                     let text = |i: usize| String::from_utf8_lossy(as_bytes(&r[i])).into_owned();
                     let time = |i: usize| -> Result<Option<DateTime<Utc>>> { opt_time(&text(i)) };
-                    let snap = text(6);
+                    let snap = as_bytes(&r[6]);
                     out.push(OriginVisitStats {
                         url: text(0),
                         visit_type: vt.to_string(),
@@ -403,11 +423,7 @@ impl Store {
                         last_failed: time(3)?,
                         last_notfound: time(4)?,
                         last_scheduled: time(5)?,
-                        last_snapshot: if snap.is_empty() {
-                            None
-                        } else {
-                            Some(unhex(&snap)?)
-                        },
+                        last_snapshot: (!snap.is_empty()).then(|| snap.to_vec()),
                     });
                 }
             }
@@ -557,21 +573,6 @@ fn listings_from(
                 first_seen: opt_time(&text(4))?,
                 last_seen: opt_time(&text(5))?,
             })
-        })
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Result<Vec<u8>> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| Error::Other(format!("bad snapshot {s:?} in an origin record")))
         })
         .collect()
 }
