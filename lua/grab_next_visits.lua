@@ -51,7 +51,7 @@ if not dry then
         put_origin(b, base, id, o, c, true)
       else
         local z = b.zrem.parked
-        z[#z + 1] = fmt_int(id)
+        z[#z + 1] = tostring(id)
       end
     end
     flush(b, base)

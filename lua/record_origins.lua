@@ -6,7 +6,7 @@
 -- ARGV[1] now in us: one timestamp for the whole call (first_seen = last_seen on insert)
 -- ARGV[2..] 5 values per listing: lister index, url, enabled ('1' or '0'), last_update (us or
 --   ''), extra_loader_arguments (JSON object text)
--- Returns the first_seen (us) of each listing, in the order given (the caller has the rest:
+-- Returns the first_seen (us, an integer) of each listing, in the order given (the caller has the rest:
 -- what it sent, and last_seen = ARGV[1]).
 --@include origin
 local base = string.sub(KEYS[1], 1, -6)
@@ -70,5 +70,5 @@ for lidx, members in pairs(new_members) do
   call_many('ZADD', base .. ':lister:' .. lidx, members)
 end
 local out = {}
-for i = 2, #ARGV, 5 do out[#out + 1] = fmt_int(result[i].first_seen) end
+for i = 2, #ARGV, 5 do out[#out + 1] = result[i].first_seen end
 return out

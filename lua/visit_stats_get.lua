@@ -2,7 +2,8 @@
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
 -- ARGV[1..] urls
 -- Returns, for each url that has stats, 7 values: url, last_eventful, last_uneventful,
--- last_failed, last_notfound, last_scheduled (us or ''), last_snapshot (bytes or '').
+-- last_failed, last_notfound, last_scheduled (us, integers or nil), last_snapshot (bytes or
+-- '').
 --@include origin
 local base = string.sub(KEYS[1], 1, -6)
 local ids = origin_ids(base, KEYS[1], ARGV, false)
@@ -17,11 +18,11 @@ for _, url in ipairs(ARGV) do
   if o and o.has_stats then
     local n = #out
     out[n + 1] = o.url
-    out[n + 2] = tstr(o.le)
-    out[n + 3] = tstr(o.lu)
-    out[n + 4] = tstr(o.lf)
-    out[n + 5] = tstr(o.lnf)
-    out[n + 6] = tstr(o.ls)
+    out[n + 2] = f(o.le)
+    out[n + 3] = f(o.lu)
+    out[n + 4] = f(o.lf)
+    out[n + 5] = f(o.lnf)
+    out[n + 6] = f(o.ls)
     out[n + 7] = o.snapshot or ''
   end
 end

@@ -31,12 +31,14 @@ local function num(v)
   return tonumber(v)
 end
 
+-- Origin ids are below 2^46, so tostring writes them without an exponent; times (us) are
+-- past 10^14 and need fmt_int.
 local function bucket_key(base, id)
-  return base .. ':o:' .. fmt_int(math.floor(id / ORIGIN_BUCKET))
+  return base .. ':o:' .. tostring(math.floor(id / ORIGIN_BUCKET))
 end
 
 local function bucket_field(id)
-  return fmt_int(id % ORIGIN_BUCKET)
+  return tostring(id % ORIGIN_BUCKET)
 end
 
 local function orf(v)
@@ -236,7 +238,7 @@ local function put_origin(b, base, id, old, new, same_counts)
   rec[#rec + 1] = bucket_field(id)
   rec[#rec + 1] = encode_origin(new)
   local before, after = placement(id, old), placement(id, new)
-  local member = fmt_int(id)
+  local member = tostring(id)
   for _, name in ipairs(INDEXES) do
     local x, y = before[name], after[name]
     if x ~= nil and y == nil then
@@ -266,15 +268,15 @@ local function flush(b, base)
 end
 
 -- A listing as returned to the caller: lidx, url, enabled, last_update, first_seen,
--- last_seen, extra_loader_arguments.
+-- last_seen, extra_loader_arguments; times as integers (false, a nil reply, for none).
 local function listing_reply(out, o, l)
   local n = #out
   out[n + 1] = l.lidx
   out[n + 2] = o.url
   out[n + 3] = l.enabled and '1' or '0'
-  out[n + 4] = tstr(l.last_update)
-  out[n + 5] = tstr(l.first_seen)
-  out[n + 6] = tstr(l.last_seen)
+  out[n + 4] = f(l.last_update)
+  out[n + 5] = f(l.first_seen)
+  out[n + 6] = f(l.last_seen)
   out[n + 7] = l.extra
 end
 
@@ -294,7 +296,7 @@ local function origin_ids(base, meta, urls, create)
       local id = last - #fresh + i
       ids[url] = id
       args[#args + 1] = url
-      args[#args + 1] = fmt_int(id)
+      args[#args + 1] = tostring(id)
     end
     call_many('HSET', base .. ':ids', args)
   end

@@ -413,7 +413,7 @@ impl Store {
                 let reply = array(call.run(&mut con).await?)?;
                 for r in reply.chunks(7) {
                     let text = |i: usize| String::from_utf8_lossy(as_bytes(&r[i])).into_owned();
-                    let time = |i: usize| -> Result<Option<DateTime<Utc>>> { opt_time(&text(i)) };
+                    let time = |i: usize| -> Result<Option<DateTime<Utc>>> { opt_time(&r[i]) };
                     let snap = as_bytes(&r[6]);
                     out.push(OriginVisitStats {
                         url: text(0),
@@ -527,13 +527,14 @@ async fn server_now(con: &mut deadpool_redis::Connection) -> Result<i64> {
     Ok(s * 1_000_000 + us)
 }
 
-fn opt_time(v: &str) -> Result<Option<DateTime<Utc>>> {
-    if v.is_empty() {
-        return Ok(None);
+/// A time a script returned: microseconds as an integer, or nil.
+fn opt_time(v: &Value) -> Result<Option<DateTime<Utc>>> {
+    match v {
+        Value::Nil => Ok(None),
+        v => super::as_int(v)
+            .map(|us| Some(from_micros(us)))
+            .ok_or_else(|| Error::Other(format!("bad time {v:?} in an origin record"))),
     }
-    v.parse::<i64>()
-        .map(|us| Some(from_micros(us)))
-        .map_err(|_| Error::Other(format!("bad time {v:?} in an origin record")))
 }
 
 /// Reads listings as the scripts return them (7 values each, see `lua/record_origins.lua`).
@@ -568,10 +569,10 @@ fn listings_from(
                 url: text(1),
                 visit_type: visit_type.to_string(),
                 extra_loader_arguments: extra,
-                last_update: opt_time(&text(3))?,
+                last_update: opt_time(&r[3])?,
                 enabled: text(2) == "1",
-                first_seen: opt_time(&text(4))?,
-                last_seen: opt_time(&text(5))?,
+                first_seen: opt_time(&r[4])?,
+                last_seen: opt_time(&r[5])?,
             })
         })
         .collect()
