@@ -85,7 +85,15 @@ pub struct ListenerStats {
     pub reconciled: AtomicU64,
     /// Runs marked lost.
     pub lost: AtomicU64,
+    /// Messages dropped because the store could not take events as fast as they came (the
+    /// queue between reading and applying is bounded); reconciliation and the lost-run sweep
+    /// settle their runs.
+    pub dropped: AtomicU64,
 }
+
+/// Messages read and not yet applied, at most: past that, new ones are dropped and counted
+/// (blocking the reader instead would make Redis disconnect it, losing more).
+const MAX_PENDING_MESSAGES: usize = 100_000;
 
 /// A listener over one store.
 pub struct Listener {
@@ -133,7 +141,12 @@ impl Listener {
                 }
                 let wait = backoff.next_delay();
                 warn!("event listener disconnected ({e}); reconnecting in {wait:?}");
-                tokio::time::sleep(wait).await;
+                // the wait ends early on shutdown
+                let mut stop = stop_rx.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
             }
         };
         tokio::pin!(shutdown, listen);
@@ -162,14 +175,21 @@ impl Listener {
             Ok(c) => c,
             Err(e) => return Error::Redis(e),
         };
-        let mut pubsub = match client.get_async_pubsub().await {
-            Ok(p) => p,
-            Err(e) => {
+        let connecting = async {
+            tokio::select! {
+                p = client.get_async_pubsub() => Some(p),
+                _ = stop.wait_for(|s| *s) => None,
+            }
+        };
+        let mut pubsub = match connecting.await {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
                 return Error::Connection {
                     url: self.config.broker_url.clone(),
                     reason: e.to_string(),
                 };
             }
+            None => return Error::Other("stopping".into()),
         };
         if let Err(e) = pubsub.psubscribe(&pattern).await {
             return Error::Redis(e);
@@ -189,7 +209,9 @@ impl Listener {
         // socket (pub/sub disconnects slow readers) and pings it (a silent half-open
         // connection would look like a quiet one), the decoder turns messages into batches of
         // run events, the applier applies one batch at a time (keeping their order).
-        let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (raw_tx, mut raw_rx) = mpsc::channel::<Vec<u8>>(MAX_PENDING_MESSAGES);
+        let mut applier_stop = stop.clone();
+        let stats = self.stats.clone();
         let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<RunEvent>>(2);
         let (mut sink, mut stream) = pubsub.split();
         let reader = async move {
@@ -202,11 +224,22 @@ impl Listener {
             loop {
                 tokio::select! {
                     msg = stream.next() => match msg {
-                        Some(msg) => {
-                            if raw_tx.send(msg.get_payload_bytes().to_vec()).is_err() {
+                        Some(msg) => match raw_tx.try_send(msg.get_payload_bytes().to_vec()) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                let n = stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                                if n.is_power_of_two() {
+                                    warn!(
+                                        "the store is behind: {n} event messages dropped so \
+                                         far (reconciliation and the lost-run sweep settle \
+                                         their runs)"
+                                    );
+                                }
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => {
                                 return Error::Other("the decoder stopped".into());
                             }
-                        }
+                        },
                         None => return Error::Other("the event subscription ended".into()),
                     },
                     _ = ping.tick() => {
@@ -235,8 +268,14 @@ impl Listener {
             }
         };
         let applier = async {
+            let mut not_applied = 0;
             while let Some(batch) = batch_rx.recv().await {
-                // the events are in hand: retry until the store takes them
+                if not_applied > 0 {
+                    not_applied += batch.len();
+                    continue;
+                }
+                // the events are in hand: retry until the store takes them, or until shutdown
+                // (then they are counted; reconciliation and the sweep settle their runs)
                 let mut retry = Backoff::new();
                 while let Err(e) = self.apply(&batch).await {
                     let wait = retry.next_delay();
@@ -244,8 +283,17 @@ impl Listener {
                         "could not apply {} run events, retrying in {wait:?}: {e}",
                         batch.len()
                     );
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = applier_stop.wait_for(|s| *s) => {
+                            not_applied += batch.len();
+                            break;
+                        }
+                    }
                 }
+            }
+            if not_applied > 0 {
+                warn!("stopped with {not_applied} run events received and not applied");
             }
         };
         // the reader's end drops its sender: the decoder, then the applier, finish what came

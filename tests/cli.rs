@@ -139,7 +139,7 @@ fn tour(g: &[&str]) {
     );
     assert_eq!(
         ok(g, &["task-type", "list", "-v", "-t", "swh-test-ping"]),
-        "Known task types:\nswh-test-ping: swh.scheduler.tests.tasks.ping\n  Ping\n  interval: 1 day, 0:00:00 [12:00:00, 2 days, 0:00:00]\n  backoff_factor: 2.0\n  max_queue_length: 1000\n  num_retries: 3\n  retry_delay: 2:00:00\n\n"
+        "Known task types:\nswh-test-ping: swh.scheduler.tests.tasks.ping\n  Ping\n  interval: 1 day, 0:00:00 [12:00:00, 2 days, 0:00:00]\n  backoff_factor: 2.0\n  max_queue_length: None\n  num_retries: 3\n  retry_delay: 2:00:00\n\n"
     );
     assert_eq!(
         ok(
@@ -152,7 +152,7 @@ fn tour(g: &[&str]) {
                 "swh.loader.git.tasks.UpdateGitRepository"
             ]
         ),
-        "Known task types:\nload-git: swh.loader.git.tasks.UpdateGitRepository\n  Update a git repository\n  interval: 90 days, 0:00:00 [None, None]\n  backoff_factor: 1.0\n  max_queue_length: 1000\n  num_retries: None\n  retry_delay: None\n\n"
+        "Known task types:\nload-git: swh.loader.git.tasks.UpdateGitRepository\n  Update a git repository\n  interval: 90 days, 0:00:00 [None, None]\n  backoff_factor: 1.0\n  max_queue_length: None\n  num_retries: None\n  retry_delay: None\n\n"
     );
 
     let next = "2026-07-20T10:00:00+00:00";
@@ -629,4 +629,45 @@ fn origin_commands_print_as_the_original() {
         ],
     );
     assert!(out.contains("\"visit_type\": \"git\""), "{out}");
+}
+
+/// `swh-scheduler task list | head -1`: the command ends quietly when its reader goes away,
+/// as Unix tools do (it used to panic on the write, exit 101).
+#[test]
+fn a_closed_pipe_ends_a_listing_quietly() {
+    let redis = RedisServer::start();
+    let g = ["--redis-url", &redis.url()];
+    ok(
+        &g,
+        &[
+            "task-type",
+            "add",
+            "load-csv",
+            "x.load",
+            "csv",
+            "-i",
+            "1 day",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    let lines: String = (0..3000)
+        .map(|i| format!("load-csv,[],\"{{\"\"url\"\": \"\"https://e.com/{i}\"\"}}\",2026-07-20T10:00:00+00:00\n"))
+        .collect();
+    std::fs::write(&csv, lines).unwrap();
+    ok(&g, &["task", "schedule", csv.to_str().unwrap()]);
+    let mut child = Command::new(BIN)
+        .args(g)
+        .args(["task", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
 }

@@ -516,3 +516,65 @@ async fn reconnection_reconciles_from_the_result_backend() {
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
+
+/// A start event whose time is far out of range (1e12 s), for an unknown id and for a known
+/// run, in the same batch as good events: it is skipped alone, and the others are applied
+/// (it used to fail the whole batch, retried forever, and stall the listener).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_with_a_time_out_of_range_never_blocks_the_others() {
+    let server = RedisServer::start();
+    let (store, tasks, runs) = setup(&server, 2).await;
+    let (handle, stats, stop) = spawn(&store, config(&server));
+    tokio::task::block_in_place(|| wait_subscribed(&server));
+    let now = Utc::now();
+    let poison = json!([
+        {"hostname": "w1@vm", "uuid": "00000000-0000-0000-0000-000000000000", "timestamp": 1e12, "type": "task-started"},
+        {"hostname": "w1@vm", "uuid": runs[1].backend_id, "timestamp": -1e12, "type": "task-started"},
+    ]);
+    publish(&server, "/0.celeryev/task.multi", &envelope(&poison));
+    publish(
+        &server,
+        "/0.celeryev/task.multi",
+        &envelope(&batch(&runs[0], now, now, "{'status': 'eventful'}")),
+    );
+    wait_run(&store, tasks[0].id, "the good events applied", |r| {
+        r.status == RunStatus::Eventful
+    })
+    .await;
+    assert_eq!(
+        stats.malformed.load(Ordering::Relaxed),
+        2,
+        "both bad events"
+    );
+    // and the listener goes on: the other run can still start and end
+    publish(
+        &server,
+        "/0.celeryev/task.multi",
+        &envelope(&batch(&runs[1], now, now, "{'status': 'uneventful'}")),
+    );
+    wait_run(&store, tasks[1].id, "the next batch applied", |r| {
+        r.status == RunStatus::Uneventful
+    })
+    .await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+/// With its Redis gone, the listener stops at once when asked (it used to finish a reconnect
+/// backoff, then wait ten seconds for a drain).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_listener_stops_promptly_while_redis_is_down() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let mut c = ListenerConfig::new(&format!("redis://127.0.0.1:{}/0", common::free_port()));
+    c.sweep_every = Duration::ZERO;
+    let (handle, _, stop) = spawn(&store, c);
+    tokio::time::sleep(Duration::from_millis(1500)).await; // a few failed connections
+    let asked = std::time::Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .expect("stopped within 5 s")
+        .unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(5));
+}

@@ -118,10 +118,16 @@ pub fn interpret(event: &Value) -> Result<Meaning, String> {
     }))
 }
 
-/// An event's `timestamp` (the sender's `time.time()`) as a datetime.
+/// An event's `timestamp` (the sender's `time.time()`) as a datetime, within the range the
+/// store keeps (years 1700 to 2250); anything else is a bad event, skipped alone.
 fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
     let secs = v.as_f64()?;
-    DateTime::from_timestamp_micros((secs * 1e6).round() as i64)
+    if !secs.is_finite() {
+        return None;
+    }
+    let t = DateTime::from_timestamp_micros((secs * 1e6).round() as i64)?;
+    crate::model::check_time("timestamp", t).ok()?;
+    Some(t)
 }
 
 /// Python truthiness of a JSON value.

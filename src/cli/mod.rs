@@ -167,6 +167,15 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    if !matches!(
+        cli.command,
+        Command::StartRunner(_)
+            | Command::StartListener(_)
+            | Command::RpcServe(_)
+            | Command::Serve(_)
+    ) {
+        quiet_on_closed_stdout();
+    }
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -179,6 +188,16 @@ pub fn main() -> i32 {
             eprintln!("Error: {e}");
             1
         }
+    }
+}
+
+/// A command whose output goes to a pipe that closes (`… | head -1`) ends quietly, as other
+/// Unix tools do, instead of panicking on the write: Rust ignores SIGPIPE, so the default
+/// action is put back. The services keep ignoring it (a closed pipe must not stop them).
+fn quiet_on_closed_stdout() {
+    // SAFETY: setting a signal disposition to its default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

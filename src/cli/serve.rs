@@ -238,6 +238,8 @@ async fn report_runs(store: Store, tasks: Vec<i64>) {
                 continue;
             };
             let took = match (r.started, r.ended) {
+                // the start is the worker's clock, the end may be Redis': they can disagree
+                (Some(s), Some(e)) if e < s => " in 0.00 s (the clocks differ)".to_string(),
                 (Some(s), Some(e)) => {
                     format!(" in {:.2} s", (e - s).num_milliseconds() as f64 / 1000.0)
                 }

@@ -3,7 +3,7 @@
 use clap::Subcommand;
 
 use crate::error::Result;
-use crate::model::{DEFAULT_MAX_QUEUE_LENGTH, Interval, TaskType};
+use crate::model::{Interval, TaskType};
 
 use super::GlobalOptions;
 use super::format::task_type_entry;
@@ -42,9 +42,10 @@ pub enum TaskTypeCommand {
         /// Backoff factor
         #[arg(short = 'f', long, default_value_t = 1.0)]
         backoff_factor: f64,
-        /// Most messages waiting in the queue; 0 for no limit
-        #[arg(long, default_value_t = DEFAULT_MAX_QUEUE_LENGTH)]
-        max_queue_length: i64,
+        /// Most messages waiting in the queue [default: none, as the original: the runner then
+        /// sends up to 10000 a pass without looking at the queue; 0 also means none]
+        #[arg(long)]
+        max_queue_length: Option<i64>,
         /// Retries after a failure
         #[arg(long)]
         num_retries: Option<i64>,
@@ -94,7 +95,7 @@ pub async fn run(global: &GlobalOptions, cmd: TaskTypeCommand) -> Result<()> {
                 min_interval,
                 max_interval,
                 backoff_factor: Some(backoff_factor),
-                max_queue_length: (max_queue_length != 0).then_some(max_queue_length),
+                max_queue_length: max_queue_length.filter(|&m| m != 0),
                 num_retries,
                 retry_delay,
             };

@@ -288,22 +288,35 @@ impl Store {
     }
 
     async fn apply_one(&self, event: RunEvent) -> Result<Option<TaskRun>> {
+        if let Some(t) = event.timestamp {
+            crate::model::check_time("timestamp", t)?;
+        }
         let outcome = self.apply_run_events(&[event], true).await?.pop().flatten();
         Ok(outcome.and_then(|o| o.run))
     }
 
     /// Applies starts and ends in order, one script call per type, all in one round trip.
     /// Returns, per event, the outcome for the first run it designates (`None` if none), with
-    /// the run itself if `want_runs`.
+    /// the run itself if `want_runs`. An event with a time out of range is logged and skipped
+    /// alone: it never blocks the others.
     pub async fn apply_run_events(
         &self,
         events: &[RunEvent],
         want_runs: bool,
     ) -> Result<Vec<Option<RunOutcome>>> {
-        for e in events {
-            if let Some(t) = e.timestamp {
-                crate::model::check_time("timestamp", t)?;
-            }
+        let bad: Vec<bool> = events
+            .iter()
+            .map(|e| {
+                e.timestamp
+                    .is_some_and(|t| crate::model::check_time("timestamp", t).is_err())
+            })
+            .collect();
+        for (e, _) in events.iter().zip(&bad).filter(|(_, b)| **b) {
+            tracing::warn!(
+                "skipping the run event of {:?}: its time {:?} is out of range",
+                e.backend_id,
+                e.timestamp
+            );
         }
         let mut con = self.con().await?;
         // per type: the (event index, run seq) of each of its events, and its call
@@ -312,6 +325,9 @@ impl Store {
         let backend_ids: Vec<&str> = events.iter().map(|e| e.backend_id.as_str()).collect();
         let resolved = self.resolve_backend_ids(&mut con, &backend_ids).await?;
         for ((i, e), refs) in events.iter().enumerate().zip(resolved) {
+            if bad[i] {
+                continue;
+            }
             let check = e.backend_id.to_ascii_lowercase();
             let meta = metadata_text(e.metadata.as_ref());
             let ts = opt_arg(e.timestamp.map(to_micros));
