@@ -671,3 +671,53 @@ fn a_closed_pipe_ends_a_listing_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(out.status.code(), Some(101), "{err}");
 }
+
+/// `benchmark` never deletes what it did not write: `--prefix` of a store with data is refused
+/// however many other keys hide it from one SCAN page, and without `--prefix` it writes and
+/// deletes under a fresh prefix of its own.
+#[test]
+fn the_benchmark_leaves_other_data_alone() {
+    let redis = RedisServer::start();
+    let g = ["--redis-url", &redis.url()];
+    ok(&g, &["task-type", "add", "load-git", "x.load", "git"]);
+    let mut con = redis.client();
+    for chunk in (0..200_000).collect::<Vec<_>>().chunks(10_000) {
+        let mut cmd = redis::cmd("MSET");
+        for i in chunk {
+            cmd.arg(format!("other:{i}")).arg(i);
+        }
+        let _: () = cmd.query(&mut con).unwrap();
+    }
+    let size = |con: &mut redis::Connection| -> i64 { redis::cmd("DBSIZE").query(con).unwrap() };
+    let before = size(&mut con);
+    let (code, err) = fails(
+        &g,
+        &[
+            "benchmark",
+            "-n",
+            "100",
+            "--phases",
+            "create",
+            "--prefix",
+            "swh",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("exist already"), "{err}");
+    ok(
+        &g,
+        &[
+            "benchmark",
+            "-n",
+            "100",
+            "--phases",
+            "create,dispatch,record_origins",
+        ],
+    );
+    assert_eq!(
+        size(&mut con),
+        before,
+        "only the benchmark's own keys were deleted"
+    );
+    assert!(ok(&g, &["task-type", "list"]).contains("load-git"));
+}

@@ -11,10 +11,14 @@ use crate::model::{NewTask, Policy};
 use crate::runner::{Runner, RunnerConfig};
 use crate::store::Store;
 
-/// The dispatch benchmark's task type; its queue is `BENCH_DISPATCH_QUEUE`.
+/// The dispatch benchmark's task type; its queue is [`dispatch_queue`].
 pub const BENCH_DISPATCH_TYPE: &str = "load-bench-dispatch";
-/// The broker queue the dispatch phase fills (deleted at the end).
-pub const BENCH_DISPATCH_QUEUE: &str = "swh-benchmark.dispatch";
+
+/// The broker queue the dispatch phase fills (deleted at the end): named after the store's
+/// prefix, so that it is the benchmark's own.
+pub fn dispatch_queue(store: &Store) -> String {
+    format!("{}.dispatch", store.config().prefix)
+}
 
 /// The dispatch phase: `n` due tasks moved into the broker queue by one runner, with
 /// max_queue_length high enough not to throttle; then the reference script on as many ids.
@@ -24,9 +28,10 @@ pub async fn run_dispatch_phase(
     mut report: impl FnMut(&Measure),
 ) -> Result<Vec<Measure>> {
     let n = opts.tasks;
+    let queue = dispatch_queue(store);
     let mut t = bench_type();
     t.task_type = BENCH_DISPATCH_TYPE.into();
-    t.backend_name = BENCH_DISPATCH_QUEUE.into();
+    t.backend_name = queue.clone();
     t.max_queue_length = Some(n.max(1000) as i64);
     store.create_task_type(&t).await?;
     let batches = n.div_ceil(opts.batch.max(1));
@@ -78,11 +83,11 @@ pub async fn run_dispatch_phase(
     }
     let sample_task = bench_task(0);
     let sample = TaskMessage {
-        task: BENCH_DISPATCH_QUEUE,
+        task: &queue,
         id: "01a219e3-af2e-85c8-8000-0100000",
         args: &[],
         kwargs: &sample_task.arguments.kwargs,
-        queue: BENCH_DISPATCH_QUEUE,
+        queue: &queue,
         origin: "swh-scheduler@host",
     }
     .envelope()
@@ -110,7 +115,7 @@ pub async fn run_dispatch_phase(
     report(&reference);
     let _: () = redis::cmd("UNLINK")
         .arg(&list)
-        .arg(BENCH_DISPATCH_QUEUE)
+        .arg(&queue)
         .query_async(&mut con)
         .await?;
     Ok(vec![ours, reference])

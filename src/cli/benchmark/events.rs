@@ -14,7 +14,6 @@ use crate::store::Store;
 
 /// The events benchmark's task type; its queue is deleted at the end.
 pub const BENCH_EVENTS_TYPE: &str = "load-bench-events";
-const BENCH_EVENTS_QUEUE: &str = "swh-benchmark.events";
 
 /// The events phase: `n` dispatched runs, started and ended by Celery event batches published
 /// on the event channel (prefork-worker shaped: task.multi messages of received, started and
@@ -27,9 +26,11 @@ pub async fn run_events_phase(
 ) -> Result<Measure> {
     use base64::Engine;
     let n = opts.tasks;
+    // the broker queue, named after the store's prefix so that it is the benchmark's own
+    let queue = format!("{}.events", store.config().prefix);
     let mut t = bench_type();
     t.task_type = BENCH_EVENTS_TYPE.into();
-    t.backend_name = BENCH_EVENTS_QUEUE.into();
+    t.backend_name = queue.clone();
     store.create_task_type(&t).await?;
     for chunk in (0..n).collect::<Vec<_>>().chunks(opts.batch.max(1)) {
         let tasks: Vec<NewTask> = chunk
@@ -66,7 +67,7 @@ pub async fn run_events_phase(
                     .extend(extra.as_object().unwrap().clone());
                 v
             };
-            events.push(with(common.clone(), json!({"uuid": r.backend_id, "name": BENCH_EVENTS_QUEUE, "args": "[]", "kwargs": "{}", "retries": 0, "eta": null, "expires": null, "timestamp": now, "type": "task-received"})));
+            events.push(with(common.clone(), json!({"uuid": r.backend_id, "name": queue, "args": "[]", "kwargs": "{}", "retries": 0, "eta": null, "expires": null, "timestamp": now, "type": "task-received"})));
             events.push(with(
                 common.clone(),
                 json!({"uuid": r.backend_id, "timestamp": now + 0.001, "type": "task-started"}),
@@ -142,10 +143,7 @@ pub async fn run_events_phase(
     report(&m);
     let _ = stop.send(());
     let _ = handle.await;
-    let _: () = redis::cmd("DEL")
-        .arg(BENCH_EVENTS_QUEUE)
-        .query_async(&mut con)
-        .await?;
+    let _: () = redis::cmd("DEL").arg(&queue).query_async(&mut con).await?;
     // the tasks are back in their ready set: what remains is the runs (records, run-list
     // entries), as they are kept once ended
     let mem1 = used_memory(store).await?;

@@ -9,7 +9,7 @@ mod phases;
 use std::sync::Arc;
 
 pub use api::run_api_phases;
-pub use dispatch::{BENCH_DISPATCH_QUEUE, BENCH_DISPATCH_TYPE, run_dispatch_phase};
+pub use dispatch::{BENCH_DISPATCH_TYPE, dispatch_queue, run_dispatch_phase};
 pub use events::{BENCH_EVENTS_TYPE, run_events_phase};
 pub use origins::run_origin_phases;
 pub use phases::*;
@@ -45,7 +45,8 @@ pub struct BenchmarkArgs {
     pub phases: Vec<String>,
 }
 
-/// The prefix the benchmark writes under unless `--prefix` is given.
+/// The prefix the benchmark writes under unless `--prefix` is given, with a random suffix per
+/// run, so that it only ever deletes what it wrote.
 const BENCH_PREFIX: &str = "swh-benchmark";
 
 pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
@@ -82,25 +83,17 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
     }
     let mut config = global.store_config()?;
     if global.prefix.is_none() {
-        config.prefix = BENCH_PREFIX.to_string();
+        config.prefix = format!(
+            "{BENCH_PREFIX}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
     }
     let store = Store::connect(config).await?;
-    let mut con = store.con().await?;
-    let existing: Vec<String> = redis::cmd("SCAN")
-        .arg(0)
-        .arg("MATCH")
-        .arg(format!("{}:*", store.config().prefix))
-        .arg("COUNT")
-        .arg(1000)
-        .query_async::<(u64, Vec<String>)>(&mut con)
-        .await?
-        .1;
-    if !existing.is_empty() {
+    if let Some(key) = first_key_under(&store).await? {
         return Err(Error::Other(format!(
-            "keys under the prefix {:?} exist already (e.g. {:?}); the benchmark needs an empty \
-             prefix (give another with --prefix, or delete them)",
+            "keys under the prefix {:?} exist already (e.g. {key:?}); the benchmark needs an \
+             empty prefix (give another with --prefix, or none for a fresh one)",
             store.config().prefix,
-            existing[0]
         )));
     }
     header(&format!("Redis {}", store.config().url));
@@ -143,6 +136,31 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         delete_prefix(&store).await?;
     }
     result.map(drop)
+}
+
+/// A key under the store's prefix, if there is one: the whole keyspace is scanned (one SCAN
+/// page can be empty while later ones are not), stopping at the first match.
+async fn first_key_under(store: &Store) -> Result<Option<String>> {
+    let mut con = store.con().await?;
+    let pattern = format!("{}:*", store.config().prefix);
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(&mut con)
+            .await?;
+        if let Some(k) = keys.into_iter().next() {
+            return Ok(Some(k));
+        }
+        if next == 0 {
+            return Ok(None);
+        }
+        cursor = next;
+    }
 }
 
 /// The phases of the task API; they run together.
