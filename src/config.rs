@@ -62,6 +62,8 @@ pub struct SchedulerSection {
     pub prefix: Option<String>,
     /// Runs kept per task (default 3).
     pub keep_runs: Option<usize>,
+    /// Seconds a Redis command may take to answer (default 30).
+    pub response_timeout: Option<f64>,
 }
 
 /// The workers' broker as the roles see it: its URL, its database when it is not the store's,
@@ -111,6 +113,15 @@ impl FileConfig {
                 path.display()
             ))
         })?;
+        if let Some(t) = config.scheduler.as_ref().and_then(|s| s.response_timeout)
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(Error::Other(format!(
+                "invalid configuration file {}: scheduler.response_timeout is {t}; it must be a \
+                 positive number of seconds",
+                path.display()
+            )));
+        }
         if let Some(s) = &config.scheduler
             && let Some(cls) = s.cls.as_deref()
             && !matches!(cls, "redis" | "remote")
@@ -179,6 +190,12 @@ pub fn store_config(url: &str, prefix: Option<&str>, file: &FileConfig) -> Store
     }
     if let Some(k) = section.keep_runs {
         c.keep_runs = k;
+    }
+    if let Some(t) = section
+        .response_timeout
+        .filter(|t| t.is_finite() && *t > 0.0)
+    {
+        c.response_timeout = std::time::Duration::from_secs_f64(t);
     }
     c
 }

@@ -638,3 +638,41 @@ async fn the_originals_test_class_passes_through_its_client() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("49 passed"), "{text}");
 }
+
+/// A large `task_run/schedule` (30,000 runs): it used to outlast the redis crate's 500 ms
+/// response timeout and answer 500 with every run written but not indexed by backend id.
+/// Now the call is sent in bounded chunks under a deliberate timeout: it succeeds, and every
+/// run is found by its backend id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_schedule_through_rpc_is_written_whole_and_indexed() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let (url, stop) = start_server(&store).await;
+    let c = RpcClient::new(&url).unwrap();
+    let mut tt = TaskType::new("big", "x.y", "big");
+    tt.default_interval = Some(Interval::from_days(1));
+    c.create_task_type(&tt).await.unwrap();
+    let tasks: Vec<NewTask> = (0..30_000)
+        .map(|i| NewTask::new("big", vec![json!(i)], Default::default()))
+        .collect();
+    let made = c.create_tasks(&tasks, Policy::Recurring).await.unwrap();
+    assert_eq!(made.len(), 30_000);
+    let runs: Vec<swh_scheduler::model::NewTaskRun> = made
+        .iter()
+        .map(|t| swh_scheduler::model::NewTaskRun {
+            task: t.id,
+            backend_id: format!("bid-{}", t.id),
+            scheduled: None,
+            metadata: Default::default(),
+        })
+        .collect();
+    c.mass_schedule_task_runs(&runs).await.unwrap();
+    for r in [&runs[0], &runs[15_000], &runs[29_999]] {
+        let ended = c
+            .end_task_run(&r.backend_id, RunStatus::Eventful, None, None)
+            .await
+            .unwrap();
+        assert_eq!(ended.map(|e| e.task), Some(r.task), "{}", r.backend_id);
+    }
+    stop.send(()).unwrap();
+}

@@ -263,3 +263,30 @@ async fn scripts_still_work_after_script_flush_and_keys_share_a_slot() {
         "{keys:?}"
     );
 }
+
+/// `get_tasks` of 100,000 ids of a type index that does not exist looks the index up once, not
+/// once per id (bounded work per request).
+#[tokio::test]
+async fn ids_of_an_unknown_type_cost_one_lookup() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let hgets = |server: &RedisServer| -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut server.client())
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_hget:calls="))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = hgets(&server);
+    let ids: Vec<i64> = (0..100_000).map(|i| (77i64 << 40) + i).collect();
+    assert!(store.get_tasks(&ids).await.unwrap().is_empty());
+    assert!(
+        hgets(&server) - before <= 2,
+        "{} lookups",
+        hgets(&server) - before
+    );
+}

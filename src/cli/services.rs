@@ -126,8 +126,9 @@ pub async fn start_listener(global: &GlobalOptions, args: StartListenerArgs) -> 
 
 #[derive(Debug, clap::Args)]
 pub struct RpcServeArgs {
-    /// Host to listen on
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Host to listen on (0.0.0.0 for every interface: the API has no authentication, so
+    /// only on a trusted network)
+    #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Port to listen on
     #[arg(long, default_value_t = 5008)]

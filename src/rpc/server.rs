@@ -38,7 +38,7 @@ pub struct RpcConfig {
 impl Default for RpcConfig {
     fn default() -> Self {
         RpcConfig {
-            host: "0.0.0.0".into(),
+            host: "127.0.0.1".into(),
             port: 5008,
             max_body: 256 << 20,
             metrics: MetricsConfig::default(),

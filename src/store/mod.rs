@@ -17,8 +17,9 @@ mod types;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
+use deadpool_redis::{Pool, Runtime};
 use redis::Value;
 
 pub use self::dispatch::{DispatchTarget, Dispatched};
@@ -38,6 +39,13 @@ pub struct StoreConfig {
     pub keep_runs: usize,
     /// Connections in the pool.
     pub pool_size: usize,
+    /// How long a command may take to answer before the call fails. The redis crate's default
+    /// (500 ms) is shorter than a large legitimate script call, and a call that times out
+    /// may still have been applied; every script call here is bounded in work (callers'
+    /// batches are sent in chunks), so this is a safety net, not a pace.
+    pub response_timeout: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
 }
 
 impl StoreConfig {
@@ -51,8 +59,13 @@ impl StoreConfig {
             prefix: Self::DEFAULT_PREFIX.to_string(),
             keep_runs: Self::DEFAULT_KEEP_RUNS,
             pool_size: 16,
+            response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
         }
     }
+
+    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 /// A task type as cached by a store: its definition never changes once created.
@@ -85,14 +98,20 @@ struct Inner {
 impl Store {
     /// Connects (checking that Redis answers) and loads the scripts.
     pub async fn connect(config: StoreConfig) -> Result<Self> {
-        let mut pool_config = PoolConfig::from_url(config.url.clone());
-        pool_config.pool = Some(deadpool_redis::PoolConfig::new(config.pool_size.max(1)));
-        let pool = pool_config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| Error::Connection {
-                url: config.url.clone(),
-                reason: e.to_string(),
-            })?;
+        let connection = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(config.connect_timeout));
+        let unreachable = |e: &dyn std::fmt::Display| Error::Connection {
+            url: config.url.clone(),
+            reason: e.to_string(),
+        };
+        let manager = deadpool_redis::Manager::new_with_config(config.url.as_str(), connection)
+            .map_err(|e| unreachable(&e))?;
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| unreachable(&e))?;
         let store = Store {
             inner: Arc::new(Inner {
                 pool,

@@ -14,6 +14,11 @@ use super::{ByType, Store, TypeInfo, array, as_bytes, as_int, opt_arg, pairs};
 use crate::error::{Error, Result};
 use crate::model::{NewTaskRun, RunStatus, TaskRun, ids, to_micros};
 
+/// Runs one schedule_runs call records at most, and events one update_runs round trip
+/// applies at most: bounded work per call (a large batch is sent in chunks).
+const RUNS_PER_CALL: usize = 1000;
+const EVENTS_PER_CALL: usize = 2000;
+
 /// A start or end of a run, as the listener applies them in batches.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunEvent {
@@ -114,9 +119,11 @@ impl Store {
         }
         let mut con = self.con().await?;
         let mut out: Vec<Option<TaskRun>> = vec![None; runs.len()];
-        let mut index_add = Vec::new();
-        let mut index_remove = Vec::new();
-        for (k, (info, items)) in groups.iter().enumerate() {
+        let chunks: Vec<_> = groups
+            .iter()
+            .flat_map(|(info, items)| items.chunks(RUNS_PER_CALL).map(move |c| (info, c)))
+            .collect();
+        for (k, (info, items)) in chunks.into_iter().enumerate() {
             let mut call = Call::new(ScriptName::ScheduleRuns, &[&info.keys.type_key]);
             call.arg("").arg(self.keep_runs()).arg(info.index);
             for &(i, seq) in items {
@@ -134,34 +141,39 @@ impl Store {
                 // record those runs twice, and an error that says what was written
                 Err(Error::UnknownTaskType(t)) if k > 0 => {
                     return Err(Error::Other(format!(
-                        "task type {t:?} was replaced in Redis during this call; the runs of \
-                         the types before it were recorded, its runs and those after were not"
+                        "task type {t:?} was replaced in Redis during this call; the runs \
+                         sent before it were recorded, its runs and those after were not"
                     )));
                 }
                 other => array(other?)?,
             };
             let (made, dropped) = reply.split_at(items.len() * 2);
+            let mut index_add = Vec::new();
             for (&(i, _), pair) in items.iter().zip(made.chunks(2)) {
                 let seq = as_int(&pair[0]).unwrap_or(0) as u64;
                 let run = self.run_from_record(info, seq, RunRecord::decode(as_bytes(&pair[1]))?);
                 index_add.push((run.backend_id.clone(), run.id));
                 out[i] = Some(run);
             }
-            for d in dropped {
-                if let Value::BulkString(b) = d {
-                    index_remove.push(String::from_utf8_lossy(b).into_owned());
+            let index_remove: Vec<String> = dropped
+                .iter()
+                .filter_map(|d| match d {
+                    Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                    _ => None,
+                })
+                .collect();
+            // each chunk's runs are indexed by backend id as soon as they are written, so
+            // that a failure later in the call leaves no written run unfindable
+            if !index_add.is_empty() {
+                let mut call = Call::new(ScriptName::BackendIds, &[&self.global().backend_ids]);
+                call.arg("add");
+                for (b, id) in &index_add {
+                    call.arg(b).arg(*id);
                 }
+                call.run(&mut con).await?;
             }
+            self.forget_backend_ids(&mut con, &index_remove).await?;
         }
-        if !index_add.is_empty() {
-            let mut call = Call::new(ScriptName::BackendIds, &[&self.global().backend_ids]);
-            call.arg("add");
-            for (b, id) in &index_add {
-                call.arg(b).arg(*id);
-            }
-            call.run(&mut con).await?;
-        }
-        self.forget_backend_ids(&mut con, &index_remove).await?;
         Ok(out.into_iter().flatten().collect())
     }
 
@@ -300,6 +312,19 @@ impl Store {
     /// the run itself if `want_runs`. An event with a time out of range is logged and skipped
     /// alone: it never blocks the others.
     pub async fn apply_run_events(
+        &self,
+        events: &[RunEvent],
+        want_runs: bool,
+    ) -> Result<Vec<Option<RunOutcome>>> {
+        // bounded work per round trip: a worker's task.multi can carry tens of thousands
+        let mut out = Vec::with_capacity(events.len());
+        for chunk in events.chunks(EVENTS_PER_CALL) {
+            out.extend(self.apply_run_events_chunk(chunk, want_runs).await?);
+        }
+        Ok(out)
+    }
+
+    async fn apply_run_events_chunk(
         &self,
         events: &[RunEvent],
         want_runs: bool,
