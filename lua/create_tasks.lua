@@ -7,9 +7,9 @@
 -- ARGV[2..] 8 values per task: fingerprint (8 bytes, computed by the caller from arguments,
 --   policy and priority), next_run (us or ''), status, policy,
 --   retries_left (or ''), priority (or ''), args JSON text, kwargs JSON text
--- Returns, per task, the seq, state record and arguments record of the task it resolves to; 0,
--- '', '' when that task is a recurring duplicate with another next_run (the original returns
--- nothing for those either).
+-- Returns, per task, the seq, state record and arguments record of the task it resolves to: a
+-- new one, or the existing one it duplicates (whatever its next_run, as the original's
+-- swh_scheduler_create_tasks_from_temp, whose result joins on everything but next_run).
 -- Raises SWH_UNKNOWN_TYPE, or SWH_NO_INTERVAL for recurring tasks of a type without
 -- default_interval, before writing anything.
 --@include codes
@@ -98,16 +98,10 @@ for i = 1, n do
   else
     s, u = inp.found, inp.found_task
   end
-  if u.next_run == t.next_run then
-    out[#out + 1] = s
-    out[#out + 1] = (inp.found == nil and inp.raw) or (inp.found < 0 and inputs[-inp.found].raw)
-      or encode_task(u)
-    out[#out + 1] = inp.args
-  else
-    out[#out + 1] = 0
-    out[#out + 1] = ''
-    out[#out + 1] = ''
-  end
+  out[#out + 1] = s
+  out[#out + 1] = (inp.found == nil and inp.raw) or (inp.found < 0 and inputs[-inp.found].raw)
+    or encode_task(u)
+  out[#out + 1] = inp.args
 end
 flush_counts(tk)
 return out

@@ -10,6 +10,8 @@
 -- ARGV[4] '1' to leave alone the runs still scheduled (their message may be waiting in a
 --   queue that is not empty), '0' not to
 -- ARGV[5] how many of the oldest candidates to pass over (those left alone by earlier calls)
+-- ARGV[6] age (us) past which a scheduled run is lost even if its queue has messages (its
+--   message cannot wait that long on a moving queue), or '' for no bound
 -- Returns {runs marked lost, runs examined, runs left alone}.
 --@include codes
 --@include time
@@ -24,14 +26,19 @@ local base = type_base(tk)
 local now = time_or(ARGV[1], nil) or server_now_us()
 local inflight = base .. ':inflight'
 local cutoff = int_str(now - tonumber(ARGV[2]))
-local seqs = redis.call('ZRANGE', inflight, '-inf', cutoff, 'BYSCORE', 'LIMIT', tonumber(ARGV[5]),
-  tonumber(ARGV[3]))
+local found = redis.call('ZRANGE', inflight, '-inf', cutoff, 'BYSCORE', 'LIMIT',
+  tonumber(ARGV[5]), tonumber(ARGV[3]), 'WITHSCORES')
 local keep_scheduled = ARGV[4] == '1'
+local hard = opt_num(ARGV[6] or '')
 local lost, kept = 0, 0
-for _, s in ipairs(seqs) do
-  local seq = tonumber(s)
+local seqs = {}
+for i = 1, #found, 2 do
+  local seq = tonumber(found[i])
+  seqs[#seqs + 1] = seq
+  local changed = tonumber(found[i + 1])
   local r = load_run(base, seq)
-  if r and keep_scheduled and r.status == RUN_SCHEDULED then
+  if r and keep_scheduled and r.status == RUN_SCHEDULED
+    and (hard == nil or changed > now - hard) then
     -- not lost while its queue has messages: look again later
     kept = kept + 1
   elseif r and not run_ended(r.status) then

@@ -45,6 +45,9 @@ pub struct ListenerSection {
     pub lost_after: Option<Interval>,
     /// Per task type overrides of `lost_after`.
     pub lost_after_by_type: std::collections::HashMap<String, Interval>,
+    /// Scheduled runs are lost past this age even while their queue is busy (default: twice
+    /// their `lost_after`).
+    pub lost_scheduled_after: Option<Interval>,
     /// Seconds between lost-run sweeps (default 60; 0 disables).
     pub sweep_every: Option<f64>,
     /// Broadcast `enable_events` to the workers on each connection.

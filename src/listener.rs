@@ -39,6 +39,9 @@ pub struct ListenerConfig {
     pub lost_after: Duration,
     /// Per task type overrides of `lost_after`.
     pub lost_after_by_type: HashMap<String, Duration>,
+    /// A scheduled run is not lost while its queue holds messages (it may be one of them),
+    /// but past this age it is lost all the same (default: twice its `lost_after`).
+    pub lost_scheduled_after: Option<Duration>,
     /// How often to sweep for lost runs (zero: never).
     pub sweep_every: Duration,
     /// Most events applied in one round trip.
@@ -59,6 +62,7 @@ impl ListenerConfig {
             result_backend: None,
             lost_after: Duration::from_secs(86_400),
             lost_after_by_type: HashMap::new(),
+            lost_scheduled_after: None,
             sweep_every: Duration::from_secs(60),
             max_batch: 1000,
             enable_events: false,
@@ -416,9 +420,14 @@ impl Listener {
                         self.config.broker_db,
                     )
                     .await?;
+            // ... unless it is so old that no queue that moves could still hold it
+            let bound = self
+                .config
+                .lost_scheduled_after
+                .unwrap_or(after.saturating_mul(2));
             let n = self
                 .store
-                .sweep_lost_runs(&tt.task_type, after, waiting > 0)
+                .sweep_lost_runs_within(&tt.task_type, after, waiting > 0, Some(bound))
                 .await?;
             if n > 0 {
                 warn!(task_type = %tt.task_type, "marked {n} runs lost (no news for {after:?})");

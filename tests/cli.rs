@@ -721,3 +721,83 @@ fn the_benchmark_leaves_other_data_alone() {
     );
     assert!(ok(&g, &["task-type", "list"]).contains("load-git"));
 }
+
+/// A CSV import is all or nothing for every check creation makes: a next_run out of range on
+/// line 2,500 of 3,000 creates nothing; a huge bad value is quoted by its start only; an
+/// integer beyond 64 bits is refused instead of becoming a float.
+#[test]
+fn csv_import_refuses_what_creation_would_refuse_before_creating_anything() {
+    let redis = RedisServer::start();
+    let g = ["--redis-url", &redis.url()];
+    ok(
+        &g,
+        &[
+            "task-type",
+            "add",
+            "load-csv",
+            "x.load",
+            "csv",
+            "-i",
+            "1 day",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let good = |i: usize| {
+        format!(
+            "load-csv,[],\"{{\"\"url\"\": \"\"https://e.com/{i}\"\"}}\",2026-07-20T10:00:00+00:00\n"
+        )
+    };
+    let write = |name: &str, bad_line: usize, bad: &str| {
+        let p = dir.path().join(name);
+        let text: String = (1..=3000)
+            .map(|i| {
+                if i == bad_line {
+                    bad.to_string()
+                } else {
+                    good(i)
+                }
+            })
+            .collect();
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let late = write(
+        "late.csv",
+        2500,
+        "load-csv,[],{},2300-01-01T00:00:00+00:00\n",
+    );
+    let (_, err) = fails(&g, &["task", "schedule", late.to_str().unwrap()]);
+    assert!(
+        err.contains("late.csv: line 2500") && err.contains("next_run"),
+        "{err}"
+    );
+    let huge = write(
+        "huge.csv",
+        3,
+        &format!(
+            "load-csv,\"[{}\",{{}},2026-07-20T10:00:00+00:00\n",
+            "1,".repeat(10 << 20)
+        ),
+    );
+    let (_, err) = fails(&g, &["task", "schedule", huge.to_str().unwrap()]);
+    assert!(
+        err.contains("huge.csv: line 3") && err.len() < 1000,
+        "{}",
+        &err[..err.len().min(300)]
+    );
+    let big = write(
+        "big.csv",
+        10,
+        "load-csv,[1180591620717411303424],{},2026-07-20T10:00:00+00:00\n",
+    );
+    let (_, err) = fails(&g, &["task", "schedule", big.to_str().unwrap()]);
+    assert!(
+        err.contains("big.csv: line 10") && err.contains("64 bits"),
+        "{err}"
+    );
+    assert_eq!(
+        ok(&g, &["task", "list"]),
+        "Found 0 tasks\n\n",
+        "nothing was created"
+    );
+}

@@ -290,3 +290,35 @@ async fn ids_of_an_unknown_type_cost_one_lookup() {
         hgets(&server) - before
     );
 }
+
+/// A scheduled run is left alone while its queue holds messages (it may be one of them), but
+/// not forever: past the hard bound it is lost all the same (it used to stay open for good on
+/// a busy queue).
+#[tokio::test]
+async fn scheduled_runs_on_a_busy_queue_are_lost_past_the_bound() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    fixture_types(&store).await;
+    let made = store
+        .create_tasks(&[task("load-test-git", 1, t0())], Policy::Recurring)
+        .await
+        .unwrap();
+    let three_days_ago = chrono::Utc::now() - Duration::days(3);
+    store
+        .schedule_task_run(made[0].id, "old-run", None, Some(three_days_ago))
+        .await
+        .unwrap();
+    let day = std::time::Duration::from_secs(86_400);
+    let kept = store
+        .sweep_lost_runs_within("load-test-git", day, true, Some(day * 4))
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "within the bound: kept for the busy queue");
+    let lost = store
+        .sweep_lost_runs_within("load-test-git", day, true, Some(day * 2))
+        .await
+        .unwrap();
+    assert_eq!(lost, 1, "past the bound: lost");
+    let runs = store.get_task_runs(&[made[0].id], None).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Lost);
+}

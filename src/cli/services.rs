@@ -105,6 +105,9 @@ pub fn listener_config(
     if let Some(i) = args.lost_after.or(file.listener.lost_after) {
         c.lost_after = positive("lost_after", i)?;
     }
+    if let Some(i) = file.listener.lost_scheduled_after {
+        c.lost_scheduled_after = Some(positive("lost_scheduled_after", i)?);
+    }
     for (t, i) in &file.listener.lost_after_by_type {
         c.lost_after_by_type
             .insert(t.clone(), positive("lost_after_by_type", *i)?);

@@ -297,6 +297,19 @@ const LIST_AT_MOST: usize = 1000;
 /// `task schedule`: the file is read twice, first to check every line (so that a bad line
 /// creates nothing), then to create the tasks in batches, streaming (memory stays flat).
 /// Standard input is spooled to a temporary file for the second reading.
+/// A number in JSON arguments that was an integer beyond 64 bits (serde_json reads those as
+/// floats, silently; the RPC API refuses them): an integral float out of the i64 and u64 range.
+fn too_big_integer(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) if n.is_f64() => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (*f >= u64::MAX as f64 || *f < i64::MIN as f64)),
+        Value::Array(a) => a.iter().find_map(too_big_integer),
+        Value::Object(m) => m.values().find_map(too_big_integer),
+        _ => None,
+    }
+}
+
 async fn schedule(
     sched: &Arc<dyn SchedulerApi>,
     columns: &[String],
@@ -342,6 +355,13 @@ async fn schedule(
     };
     let parse = |line: u64, rec: &csv::StringRecord| -> Result<NewTask> {
         let at = |what: String| Error::Other(format!("{}: line {line}: {what}", file.display()));
+        // values are quoted in errors, but only their start: a line can be megabytes
+        let short = |v: &str| -> String {
+            match v.char_indices().nth(40) {
+                Some((cut, _)) => format!("{:?}... ({} bytes)", &v[..cut], v.len()),
+                None => format!("{v:?}"),
+            }
+        };
         let mut t = NewTask::new("", vec![], Map::new());
         t.next_run = Some(now);
         for (col, value) in columns.iter().zip(rec.iter()) {
@@ -350,26 +370,38 @@ async fn schedule(
                     t.task_type = known
                         .get(value)
                         .cloned()
-                        .ok_or_else(|| at(format!("unknown task type {value:?}")))?;
+                        .ok_or_else(|| at(format!("unknown task type {}", short(value))))?;
                 }
                 "args" => match serde_json::from_str(value) {
                     Ok(Value::Array(a)) => t.arguments.args = a,
-                    Ok(_) => return Err(at(format!("args {value:?} is not a JSON list"))),
-                    Err(e) => return Err(at(format!("args {value:?} is not JSON: {e}"))),
+                    Ok(_) => return Err(at(format!("args {} is not a JSON list", short(value)))),
+                    Err(e) => return Err(at(format!("args {} is not JSON: {e}", short(value)))),
                 },
                 "kwargs" => match serde_json::from_str(value) {
                     Ok(Value::Object(m)) => t.arguments.kwargs = m,
-                    Ok(_) => return Err(at(format!("kwargs {value:?} is not a JSON object"))),
-                    Err(e) => return Err(at(format!("kwargs {value:?} is not JSON: {e}"))),
+                    Ok(_) => {
+                        return Err(at(format!("kwargs {} is not a JSON object", short(value))));
+                    }
+                    Err(e) => return Err(at(format!("kwargs {} is not JSON: {e}", short(value)))),
                 },
                 "policy" => t.policy = Some(value.parse().map_err(|e: Error| at(e.to_string()))?),
                 _ => {
-                    t.next_run = Some(parse_when("next_run", value).map_err(|e| at(e.to_string()))?)
+                    let when = parse_when("next_run", value).map_err(|e| at(e.to_string()))?;
+                    // the check creation does, done in the first reading (all or nothing)
+                    crate::model::check_time("next_run", when).map_err(|e| at(e.to_string()))?;
+                    t.next_run = Some(when);
                 }
             }
         }
         if t.task_type.is_empty() {
             return Err(at("no task type".into()));
+        }
+        let args = Value::Array(t.arguments.args.clone());
+        let kwargs = Value::Object(t.arguments.kwargs.clone());
+        if let Some(n) = [&args, &kwargs].into_iter().find_map(too_big_integer) {
+            return Err(at(format!(
+                "the number {n} is an integer beyond 64 bits, which task arguments cannot hold"
+            )));
         }
         Ok(t)
     };
@@ -422,7 +454,7 @@ async fn schedule(
         if let Some((i, rec)) = &next {
             let rec = rec
                 .as_ref()
-                .map_err(|e| Error::Other(format!("line {}: {e}", i + 1)))?;
+                .map_err(|e| Error::Other(format!("{}: line {}: {e}", file.display(), i + 1)))?;
             batch.push(parse(*i as u64 + 1, rec)?);
         }
         if batch.len() == IMPORT_BATCH || (next.is_none() && !batch.is_empty()) {

@@ -467,6 +467,19 @@ impl Store {
         older_than: std::time::Duration,
         keep_scheduled: bool,
     ) -> Result<usize> {
+        self.sweep_lost_runs_within(task_type, older_than, keep_scheduled, None)
+            .await
+    }
+
+    /// [`Store::sweep_lost_runs`], where a scheduled run kept for its busy queue is lost all
+    /// the same once `scheduled_bound` old.
+    pub async fn sweep_lost_runs_within(
+        &self,
+        task_type: &str,
+        older_than: std::time::Duration,
+        keep_scheduled: bool,
+        scheduled_bound: Option<std::time::Duration>,
+    ) -> Result<usize> {
         const PER_CALL: i64 = 1000;
         let Some(info) = self.type_info(task_type).await? else {
             return Ok(0);
@@ -483,6 +496,7 @@ impl Store {
                     .arg(PER_CALL)
                     .arg(if keep_scheduled { "1" } else { "0" })
                     .arg(skip)
+                    .arg(opt_arg(scheduled_bound.map(|d| d.as_micros() as i64)))
                     .run(&mut con)
                     .await?,
             )?;
