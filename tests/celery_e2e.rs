@@ -179,7 +179,10 @@ mod loop_closing {
         let (s, e) = (run.started.expect("started"), run.ended.expect("ended"));
         assert!(run.scheduled.unwrap() <= s && s <= e, "{run:?}");
         assert!(
-            run.metadata["worker"].as_str().unwrap().starts_with("w1@"),
+            run.metadata.as_ref().unwrap()["worker"]
+                .as_str()
+                .unwrap()
+                .starts_with("w1@"),
             "{run:?}"
         );
     }
@@ -285,7 +288,10 @@ mod loop_closing {
         );
         for r in &failed {
             check_times(r);
-            assert_eq!(r.metadata["error"], json!("ValueError: no such repository"));
+            assert_eq!(
+                r.metadata.as_ref().unwrap()["error"],
+                json!("ValueError: no such repository")
+            );
         }
         assert!(failed[1].scheduled.unwrap() >= failed[0].ended.unwrap() + TimeDelta::seconds(1));
         let t = &store.get_tasks(&[made[3].id]).await.unwrap()[0];

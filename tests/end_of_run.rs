@@ -361,7 +361,7 @@ async fn ending_twice_changes_nothing() {
         (third.status, third.ended, third.started),
         (first.status, first.ended, Some(late))
     );
-    assert_eq!(third.metadata["worker"], json!("w1@vm"));
+    assert_eq!(third.metadata.as_ref().unwrap()["worker"], json!("w1@vm"));
     assert_eq!(
         store.get_tasks(&[task.id]).await.unwrap(),
         after_first,

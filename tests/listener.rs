@@ -204,7 +204,7 @@ async fn events_start_and_end_runs_with_the_events_times() {
         r0.ended.unwrap().timestamp_micros(),
         ended.timestamp_micros()
     );
-    assert_eq!(r0.metadata["worker"], json!("w1@vm"));
+    assert_eq!(r0.metadata.as_ref().unwrap()["worker"], json!("w1@vm"));
     let r1 = wait_run(&store, tasks[1].id, "run 1 ended", |r| r.status.is_final()).await;
     assert_eq!(r1.status, RunStatus::Eventful);
 
@@ -327,7 +327,7 @@ async fn a_start_that_arrives_after_the_end_fills_in_the_start() {
         (run.status, run.ended.unwrap().timestamp_micros()),
         (RunStatus::Eventful, ended.timestamp_micros())
     );
-    assert_eq!(run.metadata["worker"], json!("w1@vm"));
+    assert_eq!(run.metadata.as_ref().unwrap()["worker"], json!("w1@vm"));
     stop.send(()).unwrap();
     handle.await.unwrap();
 }
@@ -348,8 +348,11 @@ async fn failures_retry_and_record_the_error() {
         r.status == RunStatus::Failed
     })
     .await;
-    assert_eq!(run.metadata["error"], json!("ValueError: boom"));
-    assert_eq!(run.metadata["worker"], json!("w2@vm"));
+    assert_eq!(
+        run.metadata.as_ref().unwrap()["error"],
+        json!("ValueError: boom")
+    );
+    assert_eq!(run.metadata.as_ref().unwrap()["worker"], json!("w2@vm"));
     let t = &store.get_tasks(&[tasks[0].id]).await.unwrap()[0];
     assert_eq!(t.retries_left, 1);
     assert_eq!(t.next_run, run.ended.unwrap() + TimeDelta::hours(2));
@@ -406,7 +409,7 @@ async fn the_lost_sweep_settles_silent_runs_once_even_from_several_processes() {
     );
     let r1 = runs.iter().find(|r| r.task == tasks[1].id).unwrap();
     assert_eq!(t[1].next_run, r1.ended.unwrap() + TimeDelta::hours(2));
-    assert_eq!(r1.metadata["lost"], json!(true));
+    assert_eq!(r1.metadata.as_ref().unwrap()["lost"], json!(true));
 
     // a scheduled run is not lost while its queue holds messages: it may be one of them
     let made = store
@@ -489,7 +492,7 @@ async fn reconnection_reconciles_from_the_result_backend() {
     assert_eq!(r0.ended.unwrap(), done.parse::<DateTime<Utc>>().unwrap());
     let r1 = run_of(&store, tasks[1].id).await;
     assert_eq!(
-        (r1.status, r1.metadata["error"].clone()),
+        (r1.status, r1.metadata.as_ref().unwrap()["error"].clone()),
         (RunStatus::Failed, json!("ValueError: boom"))
     );
     assert_eq!(

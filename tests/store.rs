@@ -120,7 +120,7 @@ async fn rejected_batches_write_nothing() {
         task: 1 << 40 | 999,
         backend_id: "x".into(),
         scheduled: None,
-        metadata: Map::new(),
+        metadata: Some(Map::new()),
     };
     let e = store.mass_schedule_task_runs(&[bad_run]).await.unwrap_err();
     assert!(e.to_string().contains("task"), "{e}");

@@ -4,6 +4,8 @@
 --   metadata, backend_id (nil when derived from the run id, see backend_id below).
 -- metadata is one or more JSON objects separated by "\n"; readers merge them, later keys
 -- winning. Appending instead of merging keeps the values' text exact without a JSON parser.
+-- '' is NULL: a run scheduled without metadata (mass_schedule_task_runs), until it starts or
+-- ends (then, as the original's coalesce(metadata, '{}') || new, at least '{}').
 -- <base>:inflight is a zset of the runs still scheduled or started, scored by the time of
 -- their last change: the lost-run sweep reads it.
 -- A task's state lists its kept runs as run_seq * 4 + RUN_ENDED_BIT + RUN_FOREIGN_BIT.
@@ -42,6 +44,7 @@ local function delete_run(base, seq)
 end
 
 local function merge_metadata(old, new)
+  if old == '' then old = '{}' end
   if new == '' or new == '{}' then return old end
   if old == '{}' then return new end
   return old .. '\n' .. new

@@ -165,7 +165,10 @@ pub fn run_block(r: &TaskRun, metadata: bool) -> String {
     );
     if metadata {
         out.push_str("\n      metadata:");
-        let json = serde_json::to_string_pretty(&Value::Object(r.metadata.clone())).expect("JSON");
+        let json = match &r.metadata {
+            Some(m) => serde_json::to_string_pretty(&Value::Object(m.clone())).expect("JSON"),
+            None => "None".to_string(),
+        };
         for line in json.lines() {
             write!(out, "\n        {line}").unwrap();
         }

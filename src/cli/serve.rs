@@ -247,7 +247,8 @@ async fn report_runs(store: Store, tasks: Vec<i64>) {
             };
             let worker = r
                 .metadata
-                .get("worker")
+                .as_ref()
+                .and_then(|m| m.get("worker"))
                 .and_then(|w| w.as_str())
                 .map(|w| format!(" on {w}"))
                 .unwrap_or_default();

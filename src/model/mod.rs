@@ -316,7 +316,9 @@ pub struct TaskRun {
     pub scheduled: Option<DateTime<Utc>>,
     pub started: Option<DateTime<Utc>>,
     pub ended: Option<DateTime<Utc>>,
-    pub metadata: Map<String, Value>,
+    /// `None` for a run recorded without metadata that has not started or ended (the
+    /// original's NULL).
+    pub metadata: Option<Map<String, Value>>,
     pub status: RunStatus,
 }
 
@@ -327,7 +329,8 @@ pub struct NewTaskRun {
     pub backend_id: String,
     /// `None` means now.
     pub scheduled: Option<DateTime<Utc>>,
-    pub metadata: Map<String, Value>,
+    /// `None` records the run without metadata (the original's NULL).
+    pub metadata: Option<Map<String, Value>>,
 }
 
 /// Filters of `search_tasks`; empty lists and `None` match everything.

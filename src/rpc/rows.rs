@@ -239,7 +239,7 @@ fn read_run(row: &Wire, name: &str, keys: [&str; 2], task: i64) -> R<TaskRun> {
         scheduled: opt_field(row, name, "scheduled")?,
         started: opt_field(row, name, "started")?,
         ended: opt_field(row, name, "ended")?,
-        metadata: opt_field(row, name, "metadata")?.unwrap_or_default(),
+        metadata: opt_field(row, name, "metadata")?,
         status: req_field(row, name, keys[1])?,
     })
 }
@@ -270,7 +270,7 @@ impl FromWire for NewTaskRun {
             task: i64::from_wire(&format!("{name}.task"), req("task")?)?,
             backend_id: String::from_wire(&format!("{name}.backend_id"), req("backend_id")?)?,
             scheduled: opt_field(w, name, "scheduled")?,
-            metadata: opt_field(w, name, "metadata")?.unwrap_or_default(),
+            metadata: opt_field(w, name, "metadata")?,
         })
     }
 }

@@ -148,7 +148,8 @@ impl RunRecord {
             scheduled: self.scheduled.map(from_micros),
             started: self.started.map(from_micros),
             ended: self.ended.map(from_micros),
-            metadata: merge_metadata(&self.metadata),
+            // '' is NULL (see lua/includes/run.lua)
+            metadata: (!self.metadata.is_empty()).then(|| merge_metadata(&self.metadata)),
             status: self.status,
         }
     }

@@ -74,7 +74,7 @@ impl Store {
             task: task_id,
             backend_id: backend_id.to_string(),
             scheduled: timestamp,
-            metadata: metadata.unwrap_or_default(),
+            metadata: Some(metadata.unwrap_or_default()),
         };
         let mut runs = self.schedule_runs(&[run]).await?;
         runs.pop()
@@ -131,9 +131,10 @@ impl Store {
                 call.arg(seq)
                     .arg(&r.backend_id)
                     .arg(opt_arg(r.scheduled.map(to_micros)))
-                    .arg(match metadata_text(Some(&r.metadata)) {
-                        m if m.is_empty() => "{}".to_string(),
-                        m => m,
+                    .arg(match &r.metadata {
+                        None => String::new(),
+                        Some(m) if m.is_empty() => "{}".to_string(),
+                        Some(m) => metadata_text(Some(m)),
                     });
             }
             let reply = match call.run(&mut con).await {

@@ -529,7 +529,7 @@ pub async fn runs_are_scheduled_started_ended_and_listed(store: &dyn SchedulerAp
         (run.task, run.backend_id.as_str(), run.status, run.scheduled),
         (a, "bid-1", RunStatus::Scheduled, Some(t0()))
     );
-    assert_eq!(run.metadata, kwargs(json!({"k": 1})));
+    assert_eq!(run.metadata, Some(kwargs(json!({"k": 1}))));
     assert_eq!(
         store.get_tasks(&[a]).await.unwrap()[0].status,
         TaskStatus::NextRunNotScheduled,
@@ -542,17 +542,21 @@ pub async fn runs_are_scheduled_started_ended_and_listed(store: &dyn SchedulerAp
                 task: b,
                 backend_id: "bid-2".into(),
                 scheduled: Some(t0()),
-                metadata: Map::new(),
+                metadata: Some(Map::new()),
             },
             NewTaskRun {
                 task: a,
                 backend_id: "bid-3".into(),
                 scheduled: None,
-                metadata: Map::new(),
+                metadata: None,
             },
         ])
         .await
         .unwrap();
+    // a run recorded without metadata has none (the original's NULL)
+    let bid3 = store.get_task_runs(&[a], None).await.unwrap();
+    let bid3 = bid3.iter().find(|r| r.backend_id == "bid-3").unwrap();
+    assert_eq!(bid3.metadata, None);
 
     let started = store
         .start_task_run(
@@ -567,7 +571,7 @@ pub async fn runs_are_scheduled_started_ended_and_listed(store: &dyn SchedulerAp
     assert_eq!(started.started, Some(t0() + Duration::minutes(1)));
     assert_eq!(
         started.metadata,
-        kwargs(json!({"k": 1, "worker": "w1@vm"})),
+        Some(kwargs(json!({"k": 1, "worker": "w1@vm"}))),
         "shallow merge"
     );
 
@@ -583,7 +587,10 @@ pub async fn runs_are_scheduled_started_ended_and_listed(store: &dyn SchedulerAp
         .unwrap();
     assert_eq!(ended.status, RunStatus::Eventful);
     assert_eq!(ended.ended, Some(t0() + Duration::minutes(2)));
-    assert_eq!(ended.metadata, kwargs(json!({"k": 2, "worker": "w1@vm"})));
+    assert_eq!(
+        ended.metadata,
+        Some(kwargs(json!({"k": 2, "worker": "w1@vm"})))
+    );
 
     assert_eq!(
         store.start_task_run("nope", None, None).await.unwrap(),

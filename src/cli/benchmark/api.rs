@@ -127,7 +127,7 @@ pub async fn run_api_phases(
                         task: ids[i],
                         backend_id: bids[i].clone(),
                         scheduled: None,
-                        metadata: Map::new(),
+                        metadata: Some(Map::new()),
                     })
                     .collect();
                 sched.mass_schedule_task_runs(&runs).await
