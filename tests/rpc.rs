@@ -671,3 +671,28 @@ async fn a_large_schedule_through_rpc_is_written_whole_and_indexed() {
     }
     stop.send(()).unwrap();
 }
+
+/// Bodies that would decode to far more memory than they take are refused (a body of one-byte
+/// values used to cost about fifty times its size), and bodies over the default limit (32 MiB)
+/// are refused before they are read.
+#[tokio::test(flavor = "multi_thread")]
+async fn dense_and_oversized_bodies_are_refused() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let (url, stop) = start_server(&store).await;
+    let n: u32 = 1 << 20;
+    let mut dense = vec![0xdd];
+    dense.extend(n.to_be_bytes());
+    dense.extend(std::iter::repeat_n(0u8, n as usize));
+    let body = [vec![0x81, 0xa8], b"task_ids".to_vec(), dense].concat();
+    let (status, msg) = post(&url, "task/get", "application/x-msgpack", body).await;
+    assert_eq!(status, 400, "{msg}");
+    assert!(msg.contains("values in a"), "{msg}");
+    let json = format!("{{\"task_ids\": [{}0]}}", "0,".repeat(1 << 20));
+    let (status, msg) = post(&url, "task/get", "application/json", json.into_bytes()).await;
+    assert_eq!(status, 400, "{msg}");
+    assert!(msg.contains("values in a"), "{msg}");
+    let (status, _) = post(&url, "task/get", "application/json", vec![b' '; 33 << 20]).await;
+    assert_eq!(status, 413);
+    stop.send(()).unwrap();
+}

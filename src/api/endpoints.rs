@@ -48,7 +48,12 @@ macro_rules! endpoints {
 
         /// Every endpoint: its RPC path, its method and its docstring.
         pub const ENDPOINTS: &[Endpoint] = &[$(
-            Endpoint { path: $path, method: stringify!($name), doc: &[$($doc),*] },
+            Endpoint {
+                path: $path,
+                method: stringify!($name),
+                params: &[$(stringify!($arg)),*],
+                doc: &[$($doc),*],
+            },
         )+];
 
         /// Runs the call to `path` (no leading slash) with the keyword arguments `body` on `api`.

@@ -38,6 +38,9 @@ pub struct Endpoint {
     pub path: &'static str,
     /// The [`SchedulerApi`] method it calls.
     pub method: &'static str,
+    /// The method's parameters (the keyword arguments, but for a parameter whose codec reads
+    /// several, as `search_tasks`' filters).
+    pub params: &'static [&'static str],
     /// The method's doc comment, line by line.
     pub doc: &'static [&'static str],
 }

@@ -98,7 +98,7 @@ async fn serve(global: &GlobalOptions, args: &ServeArgs, redis_url: &str) -> Res
     let rpc_args = services::RpcServeArgs {
         host: args.host.clone(),
         port: args.port,
-        max_body_size: 256 << 20,
+        max_body_size: crate::rpc::server::DEFAULT_MAX_BODY,
         debug: false,
         nodebug: false,
     };

@@ -137,7 +137,7 @@ pub struct RpcServeArgs {
     #[arg(long, default_value_t = 5008)]
     pub port: u16,
     /// Largest request body accepted, in bytes
-    #[arg(long, default_value_t = 256 << 20)]
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_BODY)]
     pub max_body_size: usize,
     /// Accepted for compatibility with the original (log levels come from RUST_LOG)
     #[arg(long, overrides_with = "nodebug")]

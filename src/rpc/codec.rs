@@ -93,12 +93,21 @@ impl Wire {
 
 // ---- msgpack ----
 
+/// The most values a body of `len` bytes may decode to: a decoded value takes a few dozen
+/// bytes, so this keeps decoding within a small multiple of the body (a body of one-byte values
+/// would otherwise take about fifty times its size). Legitimate calls (dicts, strings, ids,
+/// times) stay far below it.
+pub fn value_budget(len: usize) -> usize {
+    4096 + len / 4
+}
+
 /// Decodes a msgpack body as the original's `msgpack_loads` does.
 pub fn from_msgpack(body: &[u8]) -> Result<Wire, DecodeError> {
     let mut r = MpReader {
         data: body,
         pos: 0,
         depth: 0,
+        budget: value_budget(body.len()),
     };
     let v = r
         .value()
@@ -118,6 +127,8 @@ struct MpReader<'a> {
     data: &'a [u8],
     pos: usize,
     depth: usize,
+    /// Values that may still be decoded (see [`value_budget`]).
+    budget: usize,
 }
 
 impl MpReader<'_> {
@@ -228,6 +239,14 @@ impl MpReader<'_> {
     }
 
     fn value(&mut self) -> Result<Wire, DecodeError> {
+        if self.budget == 0 {
+            return err(format!(
+                "more than {} values in a {}-byte body",
+                value_budget(self.data.len()),
+                self.data.len()
+            ));
+        }
+        self.budget -= 1;
         let m = self.take(1)?[0];
         Ok(match m {
             0x00..=0x7f => Wire::Int(m as i128),
@@ -435,6 +454,18 @@ pub fn parse_iso_datetime(s: &str) -> Result<DateTime<Utc>, DecodeError> {
 
 /// Decodes a JSON body as the original's `json_loads` does.
 pub fn from_json(body: &[u8]) -> Result<Wire, DecodeError> {
+    // an upper bound of the values, counted before parsing (see value_budget)
+    let separators = body
+        .iter()
+        .filter(|b| matches!(b, b',' | b':' | b'[' | b'{'))
+        .count();
+    if separators > value_budget(body.len()) {
+        return err(format!(
+            "invalid JSON: more than {} values in a {}-byte body",
+            value_budget(body.len()),
+            body.len()
+        ));
+    }
     let v: Json =
         serde_json::from_slice(body).map_err(|e| DecodeError(format!("invalid JSON: {e}")))?;
     from_json_value(v)

@@ -22,6 +22,9 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 pub const MSGPACK: &str = "application/x-msgpack";
+/// The default largest request body: it fits the largest legitimate call (a page of 100,000
+/// listed origins, or of tasks) with room to spare.
+pub const DEFAULT_MAX_BODY: usize = 32 << 20;
 pub const JSON: &str = "application/json";
 
 /// How the server runs.
@@ -40,7 +43,7 @@ impl Default for RpcConfig {
         RpcConfig {
             host: "127.0.0.1".into(),
             port: 5008,
-            max_body: 256 << 20,
+            max_body: DEFAULT_MAX_BODY,
             metrics: MetricsConfig::default(),
         }
     }
