@@ -17,6 +17,16 @@ pub struct FileConfig {
     pub scheduler: Option<SchedulerSection>,
     pub celery: CelerySection,
     pub listener: ListenerSection,
+    pub rpc: RpcSection,
+}
+
+/// The `rpc:` section: the RPC server's users.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RpcSection {
+    /// User name -> bcrypt hash of the password (`swh-scheduler hash-password`); when set,
+    /// every request needs one of them (HTTP basic authentication).
+    pub users: std::collections::HashMap<String, String>,
 }
 
 /// The `celery:` section: where the workers' broker is and how their kombu names things.

@@ -418,8 +418,14 @@ struct RpcServe {
 
 impl RpcServe {
     fn start(redis: &RedisServer) -> Self {
+        Self::start_with(redis, &[])
+    }
+
+    /// With global options `before` (a configuration file, say).
+    fn start_with(redis: &RedisServer, before: &[&str]) -> Self {
         let port = common::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_swh-scheduler"))
+            .args(before)
             .args([
                 "--redis-url",
                 &redis.url(),
@@ -695,4 +701,82 @@ async fn dense_and_oversized_bodies_are_refused() {
     let (status, _) = post(&url, "task/get", "application/json", vec![b' '; 33 << 20]).await;
     assert_eq!(status, 413);
     stop.send(()).unwrap();
+}
+
+/// With `rpc.users` set, every request needs a user's password (HTTP basic authentication),
+/// which the original's Python client sends from its URL, as does ours.
+#[tokio::test(flavor = "multi_thread")]
+async fn users_are_asked_for_their_password() {
+    let bin = env!("CARGO_BIN_EXE_swh-scheduler");
+    let mut hash = Command::new(bin)
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(hash.stdin.as_mut().unwrap(), b"p@ss w0rd\n").unwrap();
+    let hash = String::from_utf8(hash.wait_with_output().unwrap().stdout).unwrap();
+    assert!(hash.starts_with("$2"), "{hash}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yml");
+    std::fs::write(
+        &config,
+        format!("rpc:\n  users:\n    alice: '{}'\n", hash.trim()),
+    )
+    .unwrap();
+    let redis = RedisServer::start();
+    let server = RpcServe::start_with(&redis, &["-C", config.to_str().unwrap()]);
+    let with = server.url.replace("http://", "http://alice:p%40ss%20w0rd@");
+    let wrong = server.url.replace("http://", "http://alice:nope@");
+
+    // the original's client, with and without the password
+    let venv = tokio::task::spawn_blocking(swh016_venv).await.unwrap();
+    let code = "import sys\nfrom swh.scheduler.api.client import RemoteScheduler\n\
+        s = RemoteScheduler(url=sys.argv[1])\n\
+        s.create_task_type({'type': 'load-git', 'description': 'git', 'backend_name': 'x.y'})\n\
+        print('types', [t['type'] for t in s.get_task_types()])";
+    let run = |url: &str| {
+        Command::new(venv.join("bin/python"))
+            .args(["-c", code, url])
+            .output()
+            .unwrap()
+    };
+    let ok = run(&with);
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success() && text.contains("types ['load-git']"),
+        "{text}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(!run(&wrong).status.success());
+    assert!(!run(&server.url).status.success());
+
+    // our client, through the command line
+    let cli = |url: &str| {
+        Command::new(bin)
+            .args(["-u", url, "task-type", "list"])
+            .output()
+            .unwrap()
+    };
+    let out = cli(&with);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("load-git"),
+        "{out:?}"
+    );
+    let out = cli(&wrong);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{out:?}"
+    );
+
+    // the pages too
+    for path in ["metrics", "site-map"] {
+        let status = reqwest::get(format!("{}{path}", server.url))
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        assert_eq!(status, 401, "{path}");
+    }
 }

@@ -71,6 +71,9 @@ pub enum Command {
     /// Run everything in one process: runner, listener (with the lost-run sweep) and RPC
     /// server; with no Redis configured, on a private redis-server with its data in ./var/redis
     Serve(serve::ServeArgs),
+    /// Print a bcrypt hash of a password read from standard input, for rpc.users in the
+    /// configuration file
+    HashPassword,
     /// Measure the store's capacity on a Redis server (or, with -u, through an RPC server)
     Benchmark(benchmark::BenchmarkArgs),
 }
@@ -221,5 +224,17 @@ async fn run(cli: Cli) -> Result<()> {
         Command::RpcServe(args) => services::rpc_serve(&cli.global, args).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Benchmark(args) => benchmark::run(&cli.global, args).await,
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| Error::Other(format!("cannot read the password: {e}")))?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err(Error::invalid("password", "", "must not be empty"));
+            }
+            println!("{}", crate::rpc::auth::hash_password(password)?);
+            Ok(())
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The long-running roles: `start-runner`, `start-listener` (and the RPC server).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -162,11 +163,23 @@ pub fn rpc_config(
     if let Some(p) = broker.priority_queue_prefix {
         metrics.priority_queue_prefix = p;
     }
+    let users = Arc::new(crate::rpc::auth::Users::new(
+        global.file_config()?.rpc.users.clone(),
+    )?);
+    let loopback = matches!(args.host.as_str(), "127.0.0.1" | "::1" | "localhost");
+    if !users.enabled() && !loopback {
+        tracing::warn!(
+            "the RPC server listens on {} without authentication: anyone who reaches it can \
+             change the scheduler (set rpc.users in the configuration file)",
+            args.host
+        );
+    }
     Ok(RpcConfig {
         host: args.host.clone(),
         port: args.port,
         max_body: args.max_body_size,
         metrics,
+        users,
     })
 }
 

@@ -11,7 +11,10 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct RpcClient {
     http: reqwest::Client,
+    /// The server's URL, without credentials (it is shown in messages).
     base: String,
+    /// The `Authorization` header, from credentials in the URL (`http://user:pw@host/`).
+    authorization: Option<String>,
 }
 
 impl RpcClient {
@@ -24,16 +27,31 @@ impl RpcClient {
                 "expected an http:// URL of the scheduler's RPC server",
             ));
         }
-        let base = if url.ends_with('/') {
-            url.to_string()
+        // credentials in the URL become basic authentication, as `requests` makes them
+        let rest = &url["http://".len()..];
+        let (authorization, rest) = match rest.split_once('@') {
+            Some((cred, host)) if !cred.contains('/') => {
+                use base64::Engine;
+                let cred = percent_decode(cred);
+                let token = base64::engine::general_purpose::STANDARD.encode(cred);
+                (Some(format!("Basic {token}")), host)
+            }
+            _ => (None, rest),
+        };
+        let base = if rest.ends_with('/') {
+            format!("http://{rest}")
         } else {
-            format!("{url}/")
+            format!("http://{rest}/")
         };
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| Error::Other(e.to_string()))?;
-        Ok(RpcClient { http, base })
+        Ok(RpcClient {
+            http,
+            base,
+            authorization,
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -43,11 +61,15 @@ impl RpcClient {
     /// Calls a method: msgpack both ways, every keyword argument sent (as the original client).
     pub async fn call(&self, path: &str, args: Wire) -> Result<Wire> {
         let url = format!("{}{path}", self.base);
-        let resp = self
+        let mut req = self
             .http
             .post(&url)
             .header("content-type", MSGPACK)
-            .header("accept", MSGPACK)
+            .header("accept", MSGPACK);
+        if let Some(a) = &self.authorization {
+            req = req.header("authorization", a);
+        }
+        let resp = req
             .body(codec::to_msgpack(&args))
             .send()
             .await
@@ -87,4 +109,25 @@ impl RpcClient {
             message: text("message").unwrap_or_else(|| format!("HTTP {status} from {url}")),
         })
     }
+}
+
+/// `%XX` escapes of a URL's user information, decoded.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }

@@ -2,6 +2,7 @@
 //! codec, and how values travel in calls (keyword arguments and rows).
 
 pub mod args;
+pub mod auth;
 pub mod client;
 pub mod codec;
 pub mod error;

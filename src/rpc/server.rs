@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::info;
 
+use super::auth::Users;
 use super::codec::{self, Wire};
 use super::error::CallError;
 use super::metrics::{self, MetricsConfig};
@@ -36,6 +37,8 @@ pub struct RpcConfig {
     pub max_body: usize,
     /// What `/metrics` needs to find the broker queues.
     pub metrics: MetricsConfig,
+    /// Who may call (basic authentication); nobody is asked when empty.
+    pub users: Arc<Users>,
 }
 
 impl Default for RpcConfig {
@@ -45,6 +48,7 @@ impl Default for RpcConfig {
             port: 5008,
             max_body: DEFAULT_MAX_BODY,
             metrics: MetricsConfig::default(),
+            users: Arc::default(),
         }
     }
 }
@@ -75,6 +79,10 @@ pub fn router_for(api: Arc<dyn SchedulerApi>, store: Option<Store>, config: &Rpc
         .route("/metrics", get(metrics_page))
         .route("/{*path}", post(rpc))
         .layer(DefaultBodyLimit::max(config.max_body))
+        .layer(middleware::from_fn_with_state(
+            config.users.clone(),
+            super::auth::require,
+        ))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
