@@ -19,7 +19,13 @@ pub enum Error {
     #[error("cannot reach the scheduler RPC server at {url}: {reason}")]
     RpcConnection { url: String, reason: String },
     #[error("Redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
+    /// Redis did not answer in time: what was sent may have been applied, or not.
+    #[error(
+        "Redis did not answer in time ({0}): the call may have been applied, or not; read the \
+         state again before retrying (create_tasks and the run updates are safe to repeat)"
+    )]
+    Timeout(redis::RedisError),
     #[error("Redis connection pool: {0}")]
     Pool(String),
     /// An error the RPC server answered with.
@@ -70,10 +76,20 @@ impl Error {
     }
 }
 
+impl From<redis::RedisError> for Error {
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_timeout() {
+            Error::Timeout(e)
+        } else {
+            Error::Redis(e)
+        }
+    }
+}
+
 impl From<deadpool_redis::PoolError> for Error {
     fn from(e: deadpool_redis::PoolError) -> Self {
         match e {
-            deadpool_redis::PoolError::Backend(e) => Error::Redis(e),
+            deadpool_redis::PoolError::Backend(e) => e.into(),
             other => Error::Pool(other.to_string()),
         }
     }

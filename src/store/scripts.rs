@@ -291,7 +291,7 @@ fn script_error(e: RedisError) -> Error {
         Some("SWH_TOO_MANY_TYPES") => {
             Error::Other(format!("cannot create more than {} task types", detail()))
         }
-        _ => Error::Redis(e),
+        _ => e.into(),
     }
 }
 
