@@ -14,7 +14,7 @@ pub enum Error {
     },
     #[error("unknown task type {0:?}")]
     UnknownTaskType(String),
-    #[error("cannot connect to Redis at {url}: {reason}")]
+    #[error("cannot connect to Redis at {}: {reason}", redacted(url))]
     Connection { url: String, reason: String },
     #[error("cannot reach the scheduler RPC server at {url}: {reason}")]
     RpcConnection { url: String, reason: String },
@@ -95,5 +95,52 @@ impl From<deadpool_redis::PoolError> for Error {
     }
 }
 
+/// A URL as it may be shown: its password, if any, replaced by `***`
+/// (`redis://alice:***@host:6379/0`).
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let shown = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_string()
+            };
+            format!("{scheme}://{shown}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redacted("redis://alice:s3cret@h:6379/0"),
+            "redis://alice:***@h:6379/0"
+        );
+        assert_eq!(redacted("redis://:s3cret@h/1"), "redis://:***@h/1");
+        assert_eq!(
+            redacted("rediss://h:6380/0#insecure"),
+            "rediss://h:6380/0#insecure"
+        );
+        assert_eq!(redacted("http://u:p@h:5008/"), "http://u:***@h:5008/");
+        assert_eq!(
+            redacted("unix:///tmp/r.sock?db=2"),
+            "unix:///tmp/r.sock?db=2"
+        );
+    }
+}

@@ -228,10 +228,19 @@ pub fn broker_db(store_url: &str, broker_url: Option<&str>) -> Result<Option<u32
     };
     let info = |u: &str| {
         redis::IntoConnectionInfo::into_connection_info(u)
-            .map_err(|e| Error::Other(format!("invalid broker URL {u:?}: {e}")))
+            .map_err(|e| {
+                Error::Other(format!(
+                    "invalid broker URL {:?}: {e}",
+                    crate::error::redacted(u)
+                ))
+            })
     };
     let (s, b) = (info(store_url)?, info(broker)?);
     if s.addr() != b.addr() {
+        let (broker, store_url) = (
+            crate::error::redacted(broker),
+            crate::error::redacted(store_url),
+        );
         return Err(Error::Other(format!(
             "the Celery broker {broker} is not on the store's Redis server ({store_url}); the \
              runner pushes messages in the same atomic step that marks tasks scheduled, so the \

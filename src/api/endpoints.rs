@@ -84,7 +84,7 @@ macro_rules! endpoints {
         #[async_trait::async_trait]
         impl SchedulerApi for Store {
             fn location(&self) -> String {
-                self.config().url.clone()
+                crate::error::redacted(&self.config().url)
             }
             $(
                 async fn $name(&self, $($arg: $ty),*) -> Result<$ret> {

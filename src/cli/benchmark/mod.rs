@@ -96,7 +96,10 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
             store.config().prefix,
         )));
     }
-    header(&format!("Redis {}", store.config().url));
+    header(&format!(
+        "Redis {}",
+        crate::error::redacted(&store.config().url)
+    ));
     let mut result = Ok(Vec::new());
     if API_BLOCK.iter().any(|p| opts.wants(p)) {
         let sched: Arc<dyn SchedulerApi> = Arc::new(store.clone());
