@@ -227,13 +227,12 @@ pub fn broker_db(store_url: &str, broker_url: Option<&str>) -> Result<Option<u32
         return Ok(None);
     };
     let info = |u: &str| {
-        redis::IntoConnectionInfo::into_connection_info(u)
-            .map_err(|e| {
-                Error::Other(format!(
-                    "invalid broker URL {:?}: {e}",
-                    crate::error::redacted(u)
-                ))
-            })
+        redis::IntoConnectionInfo::into_connection_info(u).map_err(|e| {
+            Error::Other(format!(
+                "invalid broker URL {:?}: {e}",
+                crate::error::redacted(u)
+            ))
+        })
     };
     let (s, b) = (info(store_url)?, info(broker)?);
     if s.addr() != b.addr() {

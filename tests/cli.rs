@@ -339,7 +339,7 @@ fn runs_are_listed_with_their_times_and_metadata() {
         "{runs}"
     );
     let meta = ok(&g, &["task", "list", "-m"]);
-    assert!(meta.ends_with("      ended: 2026-07-20T10:00:02+00:00\n      metadata:\n        {\n          \"worker\": \"w1@vm\"\n        }\n"), "{meta}");
+    assert!(meta.ends_with("      ended: 2026-07-20T10:00:02+00:00\n      metadata:\n        {\n            \"worker\": \"w1@vm\"\n        }\n"), "{meta}");
 }
 
 #[test]

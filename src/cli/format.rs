@@ -165,8 +165,15 @@ pub fn run_block(r: &TaskRun, metadata: bool) -> String {
     );
     if metadata {
         out.push_str("\n      metadata:");
+        // json.dumps(metadata, indent=4), each line indented by 8, as the original prints it
         let json = match &r.metadata {
-            Some(m) => serde_json::to_string_pretty(&Value::Object(m.clone())).expect("JSON"),
+            Some(m) => {
+                let mut buf = Vec::new();
+                let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+                let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+                serde::Serialize::serialize(&Value::Object(m.clone()), &mut ser).expect("JSON");
+                String::from_utf8(buf).expect("JSON is UTF-8")
+            }
             None => "None".to_string(),
         };
         for line in json.lines() {
