@@ -149,3 +149,111 @@ async fn a_stall_longer_than_the_timeout_hides_no_write() {
         "repeating the call completed it, with no task twice"
     );
 }
+
+/// Redis killed with SIGKILL and restarted (`appendonly yes`) while a real Celery worker runs
+/// the tasks the runner sends and the listener follows its events: the services and the
+/// worker reconnect by themselves, and every task ends in a final state, settled from its
+/// events, from the result backend, or found lost within the bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_crash_under_a_real_worker_leaves_every_task_settled() {
+    use swh_scheduler::listener::{Listener, ListenerConfig};
+    use swh_scheduler::model::TaskStatus;
+
+    let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let store = server.store().await;
+    let mut t = TaskType::new("chaos-dumb", "swh.example.dumb", "dumb");
+    t.default_interval = Some(Interval::from_days(1));
+    t.num_retries = Some(0);
+    t.max_queue_length = Some(5); // sent in small waves, so that the crash falls mid-work
+    store.create_task_type(&t).await.unwrap();
+    let n = 40;
+    let tasks: Vec<NewTask> = (0..n)
+        .map(|i| {
+            let mut t = NewTask::new(
+                "chaos-dumb",
+                vec![],
+                json!({"status": "eventful", "sleep": 0.2, "n": i})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            );
+            t.next_run = Some(Utc::now() - TimeDelta::seconds(1));
+            t.policy = Some(Policy::Oneshot);
+            t
+        })
+        .collect();
+    let made = store.create_tasks(&tasks, Policy::Oneshot).await.unwrap();
+    let backend = format!("redis://127.0.0.1:{}/1", server.port);
+    let worker =
+        common::CeleryWorker::start(&server.url(), Some(&backend), "swh.example.dumb", &[]);
+
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut lc = ListenerConfig::new(&server.url());
+    lc.result_backend = Some(backend.clone());
+    lc.lost_after = Duration::from_secs(4);
+    lc.sweep_every = Duration::from_millis(500);
+    let listener = Listener::new(store.clone(), lc);
+    let runner = Runner::new(
+        store.clone(),
+        RunnerConfig {
+            period: Duration::from_millis(200),
+            ..RunnerConfig::default()
+        },
+    );
+    let (rx1, rx2) = (rx.clone(), rx);
+    let l = tokio::spawn(async move { listener.run(stopped(rx1)).await });
+    let r = tokio::spawn(async move { runner.run(stopped(rx2)).await });
+
+    // let some work start, then crash Redis in the middle of it
+    let ids: Vec<i64> = made.iter().map(|t| t.id).collect();
+    let settled_now = |tasks: &[swh_scheduler::model::Task]| {
+        tasks
+            .iter()
+            .filter(|t| matches!(t.status, TaskStatus::Completed | TaskStatus::Disabled))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = settled_now(&store.get_tasks(&ids).await.unwrap());
+        if done >= 3 {
+            assert!(done < n, "all done before the crash: nothing tested");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            worker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::block_in_place(|| {
+        server.kill();
+        std::thread::sleep(Duration::from_millis(800));
+        server.restart();
+    });
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let settled = match store.get_tasks(&ids).await {
+            Ok(tasks) => settled_now(&tasks),
+            Err(_) => 0,
+        };
+        if settled == n {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{settled} of {n} tasks settled\n{}",
+            worker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let runs = store.get_task_runs(&ids, None).await.unwrap();
+    assert!(runs.iter().all(|r| r.status.is_final()), "{runs:?}");
+    let _ = stop.send(true);
+    l.await.unwrap().unwrap();
+    r.await.unwrap().unwrap();
+}
