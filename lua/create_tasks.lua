@@ -34,6 +34,7 @@ for i = 1, n do
     retries = opt_num(ARGV[o + 5]) or tt.num_retries or 0,
     priority = opt_num(ARGV[o + 6]),
     runs = {},
+    created = now,
   }
   local args = ARGV[o + 7] .. '\n' .. ARGV[o + 8]
   if t.policy == RECURRING and t.interval == nil then

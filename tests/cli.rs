@@ -801,3 +801,34 @@ fn csv_import_refuses_what_creation_would_refuse_before_creating_anything() {
         "nothing was created"
     );
 }
+
+/// `task list` shows tasks in creation order across types, as the original's (whose ids
+/// follow creation), and `-l N` the first N created.
+#[test]
+fn task_list_is_in_creation_order() {
+    let redis = RedisServer::start();
+    let g = ["--redis-url", &redis.url()];
+    for ty in ["type-a", "type-b"] {
+        ok(&g, &["task-type", "add", ty, "x.y", ty, "-i", "1 day"]);
+    }
+    for i in 0..3 {
+        for ty in ["type-b", "type-a"] {
+            ok(&g, &["task", "add", ty, &format!("n={i}")]);
+        }
+    }
+    let order = |out: &str| -> Vec<String> {
+        let types = out.lines().filter_map(|l| l.strip_prefix("  Type: "));
+        let ns = out.lines().filter_map(|l| l.strip_prefix("    n: "));
+        types.zip(ns).map(|(t, n)| format!("{t}/{n}")).collect()
+    };
+    assert_eq!(
+        order(&ok(&g, &["task", "list"])),
+        [
+            "type-b/0", "type-a/0", "type-b/1", "type-a/1", "type-b/2", "type-a/2"
+        ]
+    );
+    assert_eq!(
+        order(&ok(&g, &["task", "list", "-l", "3"])),
+        ["type-b/0", "type-a/0", "type-b/1"]
+    );
+}

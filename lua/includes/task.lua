@@ -5,7 +5,8 @@
 -- the hash stays listpack-encoded (some 80 bytes a task instead of 130; raising that setting
 -- keeps longer ones compact too); and one HMGET reads a whole task.
 --   field f: the state, as consecutive cmsgpack values:
---       next_run (us), current_interval (seconds, nil if none), flags, retries_left, runs
+--       next_run (us), current_interval (seconds, nil if none), flags, retries_left, runs,
+--       created (us; listings are in creation order across types, as the original's ids are)
 --     flags = status + 4 * policy + 8 * priority (0 none, 1 high, 2 normal, 3 low);
 --     runs = the kept runs, oldest first, each as run_seq * 4 + 1 if the run has ended
 --     + 2 if its backend id is foreign (see includes/run.lua), so trimming reads no run.
@@ -29,7 +30,7 @@ end
 local function decode_task(raw)
   local t = {}
   local flags
-  t.next_run, t.interval, flags, t.retries, t.runs = cmsgpack.unpack(raw)
+  t.next_run, t.interval, flags, t.retries, t.runs, t.created = cmsgpack.unpack(raw)
   t.status = flags % 4
   t.policy = math.floor(flags / 4) % 2
   local priority = math.floor(flags / 8)
@@ -39,7 +40,7 @@ end
 
 local function encode_task(t)
   return cmsgpack.pack(t.next_run, t.interval, t.status + 4 * t.policy + 8 * (t.priority or 0),
-    t.retries, t.runs)
+    t.retries, t.runs, t.created)
 end
 
 -- The task's state, or nil.

@@ -233,8 +233,8 @@ pub async fn run(global: &GlobalOptions, cmd: TaskCommand) -> Result<()> {
             if let Some(p) = policy {
                 search.policies = vec![p.parse()?];
             }
-            let mut tasks = sched.search_tasks(&search).await?;
-            tasks.sort_by_key(|t| t.id);
+            // in the order search_tasks gives: creation order, as the original's id order
+            let tasks = sched.search_tasks(&search).await?;
             let mut runs: HashMap<i64, Vec<_>> = HashMap::new();
             if (list_runs || list_runs_metadata) && !tasks.is_empty() {
                 let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();

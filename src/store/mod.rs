@@ -187,6 +187,26 @@ pub fn url_db(url: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// Reads a script reply of (seq, state record, arguments record) triples as tasks, each with
+/// its creation key: (created, id), which orders tasks as the original's ids do.
+fn tasks_in_creation_order(
+    info: &TypeInfo,
+    items: &[Value],
+) -> Result<Vec<((i64, i64), crate::model::Task)>> {
+    if !items.len().is_multiple_of(3) {
+        return Err(Error::Other("script returned a partial task".into()));
+    }
+    items
+        .chunks(3)
+        .map(|c| {
+            let id = crate::model::ids::compose(info.index, as_int(&c[0]).unwrap_or(0) as u64);
+            let rec = records::TaskRecord::decode(as_bytes(&c[1]), as_bytes(&c[2]))?;
+            let key = (rec.created.unwrap_or(0), id);
+            Ok((key, rec.into_task(id, &info.task_type.task_type)?))
+        })
+        .collect()
+}
+
 /// Reads a script reply of (seq, state record, arguments record) triples as tasks.
 fn tasks_from(info: &TypeInfo, items: &[Value]) -> Result<Vec<crate::model::Task>> {
     if !items.len().is_multiple_of(3) {

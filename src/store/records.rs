@@ -16,6 +16,9 @@ pub struct TaskRecord {
     pub policy: Policy,
     pub retries_left: i64,
     pub priority: Option<Priority>,
+    /// When the task was created (us), for listings in creation order; absent from records
+    /// written before it was kept.
+    pub created: Option<i64>,
     pub args: String,
     pub kwargs: String,
 }
@@ -95,6 +98,7 @@ impl TaskRecord {
                 c => Some(Priority::from_code(c).ok_or_else(|| bad("priority"))?),
             },
             retries_left: int(v.get(3)).ok_or_else(|| bad("retries_left"))?,
+            created: int(v.get(5)),
             args: args.to_string(),
             kwargs: kwargs.to_string(),
         })

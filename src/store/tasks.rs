@@ -203,6 +203,9 @@ impl Store {
             tasks.truncate(limit);
             return Ok(tasks);
         }
+        // each type's matching tasks in creation order (its seq order), at most `limit` of
+        // each, then merged by creation across types: the tasks, and the order, the original
+        // gives (its ids follow creation across types)
         let mut infos = Vec::new();
         if search.task_types.is_empty() {
             for t in self.get_task_types().await? {
@@ -221,11 +224,12 @@ impl Store {
         let mut con = self.con().await?;
         for info in infos {
             let mut bucket = 0i64;
-            while bucket >= 0 && out.len() < limit {
+            let mut taken = 0;
+            while bucket >= 0 && taken < limit {
                 let reply = Call::new(ScriptName::ScanTasks, &[&info.keys.type_key])
                     .arg(bucket)
                     .arg(SCAN_BUCKETS)
-                    .arg(limit - out.len())
+                    .arg(limit - taken)
                     .arg(&statuses)
                     .arg(&priorities)
                     .arg(&policies)
@@ -236,11 +240,14 @@ impl Store {
                 let mut items = super::array(reply)?.into_iter();
                 bucket = items.next().as_ref().and_then(as_int).unwrap_or(-1);
                 let rest: Vec<_> = items.collect();
-                out.extend(tasks_from(&info, &rest)?);
+                let page = super::tasks_in_creation_order(&info, &rest)?;
+                taken += page.len();
+                out.extend(page);
             }
         }
+        out.sort_by_key(|(key, _)| *key);
         out.truncate(limit);
-        Ok(out)
+        Ok(out.into_iter().map(|(_, t)| t).collect())
     }
 
     /// The due tasks of a type without a priority, oldest first, left as they are.
