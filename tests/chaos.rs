@@ -257,3 +257,66 @@ async fn a_redis_crash_under_a_real_worker_leaves_every_task_settled() {
     l.await.unwrap().unwrap();
     r.await.unwrap().unwrap();
 }
+
+/// A dispatch pass caught by a stall longer than the timeout: the pass fails, saying it may
+/// have been applied; the script it sent ran once Redis woke up (its tasks sent and their runs
+/// recorded together), and the next pass sends the rest, nothing twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dispatch_caught_by_a_stall_sends_nothing_twice() {
+    let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let mut config = StoreConfig::new(&server.url());
+    config.response_timeout = Duration::from_millis(300);
+    let store = Store::connect(config).await.unwrap();
+    make_type(&store, "t-stall-dispatch").await;
+    let n = 30_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
+        let tasks: Vec<NewTask> = chunk.iter().map(|&i| due("t-stall-dispatch", i)).collect();
+        store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
+    }
+    let runner = Runner::new(store.clone(), RunnerConfig::default());
+    let url = server.url();
+    let pass = tokio::spawn(async move { runner.pass().await });
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let sleeper = std::thread::spawn(move || {
+        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(1.5)
+            .query(&mut con)
+            .unwrap();
+    });
+    let first = pass.await.unwrap();
+    sleeper.join().unwrap();
+    if let Err(e) = &first {
+        assert!(e.to_string().contains("may have been applied"), "{e}");
+    }
+    let runner = Runner::new(store.clone(), RunnerConfig::default());
+    while runner.pass().await.unwrap()[0].1 > 0 {}
+    let raw: Vec<String> = redis::cmd("LRANGE")
+        .arg(BACKEND)
+        .arg(0)
+        .arg(-1)
+        .query(&mut server.client())
+        .unwrap();
+    let ids: HashSet<String> = raw
+        .iter()
+        .map(|m| {
+            let v: Value = serde_json::from_str(m).unwrap();
+            v["headers"]["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(raw.len(), n, "every task sent once");
+    assert_eq!(ids.len(), n);
+    let all: Vec<i64> = store
+        .search_tasks(&Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(
+        store.get_task_runs(&all, None).await.unwrap().len(),
+        n,
+        "one run each"
+    );
+}

@@ -832,3 +832,81 @@ fn task_list_is_in_creation_order() {
         ["type-b/0", "type-a/0", "type-b/1"]
     );
 }
+
+/// `serve`: every role in one process. A task created through its RPC server is sent by its
+/// runner, a poison event is skipped by its listener and counted on its `/metrics`, and it
+/// stops promptly on SIGTERM.
+#[test]
+fn serve_runs_every_role_and_shows_the_listeners_counters() {
+    let redis = RedisServer::start();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "--redis-url",
+            &redis.url(),
+            "serve",
+            "--port",
+            &port.to_string(),
+        ])
+        .args(["--period", "0.2", "--sweep-every", "0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_for(20, "serve's RPC server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let u = ["-u", url.as_str()];
+    ok(
+        &u,
+        &[
+            "task-type",
+            "add",
+            "load-git",
+            "swh.loader.git.tasks.UpdateGitRepository",
+            "git",
+        ],
+    );
+    ok(
+        &u,
+        &["task", "add", "load-git", "url=https://example.com/a.git"],
+    );
+    let mut con = redis.client();
+    wait_for(20, "the task sent", || {
+        let n: i64 = redis::cmd("LLEN")
+            .arg("swh.loader.git.tasks.UpdateGitRepository")
+            .query(&mut con)
+            .unwrap();
+        (n == 1).then_some(())
+    });
+    let metrics = |con: &mut redis::Connection| {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("/0.celeryev/task.multi")
+            .arg("{not an event")
+            .query(con)
+            .unwrap();
+        // a plain HTTP/1.0 GET: enough for a page
+        let mut body = String::new();
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Read;
+            let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let _ = s.read_to_string(&mut body);
+        }
+        body.lines()
+            .find_map(|l| l.strip_prefix("swh_scheduler_listener_malformed_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v >= 1)
+    };
+    wait_for(20, "the listener's counters on /metrics", || {
+        metrics(&mut con)
+    });
+    let asked = std::time::Instant::now();
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(asked.elapsed() < std::time::Duration::from_secs(10));
+}

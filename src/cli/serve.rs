@@ -129,6 +129,9 @@ async fn serve(global: &GlobalOptions, args: &ServeArgs, redis_url: &str) -> Res
         roles.spawn(async move { r.run(stopped(rx)).await });
     }
     let (l, rx) = (Listener::new(store.clone(), listener), stop_rx.clone());
+    // one process: /metrics shows the listener's counters too
+    let mut rpc = rpc;
+    rpc.metrics.listener = Some(l.stats());
     roles.spawn(async move { l.run(stopped(rx)).await });
     let (s, rx) = (store.clone(), stop_rx.clone());
     roles.spawn(async move { crate::rpc::serve_on(socket, s, rpc, stopped(rx)).await });

@@ -20,6 +20,8 @@ pub struct MetricsConfig {
     pub priority_queue_prefix: String,
     /// The broker's database when it is not the store's.
     pub broker_db: Option<u32>,
+    /// The counters of a listener running in the same process (`serve`), if any.
+    pub listener: Option<std::sync::Arc<crate::listener::ListenerStats>>,
 }
 
 impl Default for MetricsConfig {
@@ -28,6 +30,7 @@ impl Default for MetricsConfig {
             naming: BrokerNaming::default(),
             priority_queue_prefix: "save_code_now".into(),
             broker_db: None,
+            listener: None,
         }
     }
 }
@@ -234,5 +237,39 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
             }
         },
     );
+    if let Some(stats) = &cfg.listener {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (name, help, v) in [
+            ("messages", "Pub/sub messages received", &stats.messages),
+            ("events", "Celery events decoded", &stats.events),
+            ("applied", "Run events that changed a run", &stats.applied),
+            (
+                "unchanged",
+                "Run events about unknown or ended runs",
+                &stats.unchanged,
+            ),
+            (
+                "malformed",
+                "Messages or events that could not be read, skipped",
+                &stats.malformed,
+            ),
+            (
+                "reconciled",
+                "Runs settled from the result backend",
+                &stats.reconciled,
+            ),
+            ("lost", "Runs marked lost", &stats.lost),
+            (
+                "dropped",
+                "Messages dropped while the store could not keep up",
+                &stats.dropped,
+            ),
+        ] {
+            let metric = format!("swh_scheduler_listener_{name}_total");
+            writeln!(out, "# HELP {metric} {help}.").unwrap();
+            writeln!(out, "# TYPE {metric} counter").unwrap();
+            writeln!(out, "{metric} {}", v.load(Relaxed)).unwrap();
+        }
+    }
     Ok(out)
 }
