@@ -577,7 +577,13 @@ async fn the_listener_stops_promptly_while_redis_is_down() {
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), handle)
         .await
-        .expect("stopped within 5 s")
+        .expect("stopped")
         .unwrap();
-    assert!(asked.elapsed() < Duration::from_secs(5));
+    // well under a second (measured: a fraction of a millisecond); the bound leaves room for
+    // a loaded machine without letting the old ten-second drain through
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
 }
