@@ -320,3 +320,194 @@ async fn a_dispatch_caught_by_a_stall_sends_nothing_twice() {
         "one run each"
     );
 }
+
+/// Four runner processes racing on 50,000 due tasks with a queue limit: each task sent
+/// exactly once, and the queue never above its limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn four_runner_processes_race_without_duplicates_or_overflow() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let mut t = TaskType::new("t-race4", BACKEND, "race");
+    t.default_interval = Some(Interval::from_days(1));
+    t.max_queue_length = Some(20_000);
+    store.create_task_type(&t).await.unwrap();
+    let n = 50_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
+        let tasks: Vec<NewTask> = chunk.iter().map(|&i| due("t-race4", i)).collect();
+        store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
+    }
+    let bin = env!("CARGO_BIN_EXE_swh-scheduler");
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(bin)
+                .args(["--redis-url", &server.url(), "start-runner"])
+                .env("RUST_LOG", "warn")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut r in racers {
+        assert!(r.wait().unwrap().success());
+    }
+    let len: usize = redis::cmd("LLEN")
+        .arg(BACKEND)
+        .query(&mut server.client())
+        .unwrap();
+    assert!(len <= 20_000, "the queue went past its limit: {len}");
+    // a worker drains the queue; the racers go again until every task is sent
+    let mut sent: Vec<String> = Vec::new();
+    loop {
+        let batch: Vec<String> = redis::cmd("LPOP")
+            .arg(BACKEND)
+            .arg(100_000)
+            .query::<Option<Vec<String>>>(&mut server.client())
+            .unwrap()
+            .unwrap_or_default();
+        sent.extend(batch);
+        if sent.len() >= n {
+            break;
+        }
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(bin)
+                    .args(["--redis-url", &server.url(), "start-runner"])
+                    .env("RUST_LOG", "warn")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut r in racers {
+            assert!(r.wait().unwrap().success());
+        }
+        let len: usize = redis::cmd("LLEN")
+            .arg(BACKEND)
+            .query(&mut server.client())
+            .unwrap();
+        assert!(len <= 20_000, "the queue went past its limit: {len}");
+        if len == 0 {
+            break;
+        }
+    }
+    let tasks: HashSet<u64> = sent
+        .iter()
+        .map(|m| {
+            let v: Value = serde_json::from_str(m).unwrap();
+            let body: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+            body[0][0].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(sent.len(), n, "every task sent once");
+    assert_eq!(tasks.len(), n);
+}
+
+/// The listener applying a large batch of events when Redis stalls longer than its timeout:
+/// the call fails (it may have been applied), the applier retries, and every run ends once:
+/// each task's interval is halved once by its eventful run, not twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_applied_across_a_stall_end_each_run_once() {
+    use base64::Engine;
+    use swh_scheduler::listener::{Listener, ListenerConfig};
+    use swh_scheduler::model::RunStatus;
+
+    let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let mut config = StoreConfig::new(&server.url());
+    config.response_timeout = Duration::from_millis(300);
+    let store = Store::connect(config).await.unwrap();
+    let mut t = TaskType::new("t-stall-events", BACKEND, "events");
+    t.default_interval = Some(Interval::from_days(1));
+    t.min_interval = Some(Interval::from_secs(3600));
+    t.backoff_factor = Some(2.0);
+    t.max_queue_length = None;
+    store.create_task_type(&t).await.unwrap();
+    let n = 20_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
+        let tasks: Vec<NewTask> = chunk.iter().map(|&i| due("t-stall-events", i)).collect();
+        store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
+    }
+    let runner = Runner::new(store.clone(), RunnerConfig::default());
+    while runner.pass().await.unwrap()[0].1 > 0 {}
+    let ids: Vec<i64> = store
+        .search_tasks(&Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    let runs = store.get_task_runs(&ids, None).await.unwrap();
+    assert_eq!(runs.len(), n);
+
+    let mut lc = ListenerConfig::new(&server.url());
+    lc.sweep_every = Duration::ZERO;
+    let listener = Listener::new(store.clone(), lc);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        listener
+            .run(async {
+                stopped.await.ok();
+            })
+            .await
+    });
+    common::wait_for(10, "listener subscription", || {
+        redis::cmd("PUBSUB")
+            .arg("NUMPAT")
+            .query::<i64>(&mut server.client())
+            .ok()
+            .filter(|n| *n > 0)
+    });
+    let now = Utc::now().timestamp_micros() as f64 / 1e6;
+    let mut con = server.client();
+    for chunk in runs.chunks(500) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .flat_map(|r| {
+                [
+                    json!({"hostname": "w1@vm", "uuid": r.backend_id, "timestamp": now, "type": "task-started"}),
+                    json!({"hostname": "w1@vm", "uuid": r.backend_id, "result": "{'status': 'eventful'}", "timestamp": now + 0.5, "type": "task-succeeded"}),
+                ]
+            })
+            .collect();
+        let body =
+            base64::engine::general_purpose::STANDARD.encode(Value::Array(events).to_string());
+        let envelope = json!({"body": body, "content-encoding": "utf-8",
+            "content-type": "application/json", "headers": {"hostname": "w1@vm"},
+            "properties": {"body_encoding": "base64", "delivery_tag": "t",
+                "delivery_info": {"exchange": "celeryev", "routing_key": "task.multi"}}});
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("/0.celeryev/task.multi")
+            .arg(envelope.to_string())
+            .query(&mut con)
+            .unwrap();
+    }
+    // the listener is applying them: stall Redis in the middle
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg(1.5)
+        .query(&mut con)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = store
+            .get_task_runs(&ids, None)
+            .await
+            .map(|r| r.iter().filter(|r| r.status == RunStatus::Eventful).count())
+            .unwrap_or(0);
+        if done == n {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{done} of {n} runs ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let tasks = store.get_tasks(&ids).await.unwrap();
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.current_interval == Some(Interval::from_secs(12 * 3600))),
+        "every interval halved once"
+    );
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
