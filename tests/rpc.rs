@@ -780,3 +780,29 @@ async fn users_are_asked_for_their_password() {
         assert_eq!(status, 401, "{path}");
     }
 }
+
+/// A real swh.lister lister (1.3.6) lists a forge into the scheduler through its RPC server:
+/// get_or_create_lister in its constructor, record_listed_origins in batches of 1000, its state
+/// saved by update_lister and read back by the next run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_swh_lister_lists_into_the_scheduler() {
+    let redis = RedisServer::start();
+    let server = RpcServe::start(&redis);
+    let venv = tokio::task::spawn_blocking(common::swh_lister_venv)
+        .await
+        .unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/swh_lister_check.py"
+    );
+    let out = Command::new(venv.join("bin/python"))
+        .args([script, &server.url])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("OK lister"), "{text}");
+}

@@ -249,6 +249,28 @@ pub fn swh016_venv() -> std::path::PathBuf {
     )
 }
 
+/// The original's lister framework (swh.lister 1.3.6, of swh.scheduler 0.16's time), with
+/// the scheduler client it uses.
+pub fn swh_lister_venv() -> std::path::PathBuf {
+    let constraints = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/swh016-constraints.txt"
+    );
+    python_venv(
+        "swhlister",
+        &[
+            &["pip==24.0", "setuptools==65.5.0"],
+            &[
+                "-c",
+                constraints,
+                "swh.lister==1.3.6",
+                "swh.scheduler==0.16.0",
+                "swh.core[http]==0.14.3",
+            ],
+        ],
+    )
+}
+
 /// A real Celery worker running `examples/worker/worker.py`, stopped when dropped.
 pub struct CeleryWorker {
     child: Child,
