@@ -144,26 +144,13 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
 /// A key under the store's prefix, if there is one: the whole keyspace is scanned (one SCAN
 /// page can be empty while later ones are not), stopping at the first match.
 async fn first_key_under(store: &Store) -> Result<Option<String>> {
-    let mut con = store.con().await?;
-    let pattern = format!("{}:*", store.config().prefix);
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(&mut con)
-            .await?;
-        if let Some(k) = keys.into_iter().next() {
-            return Ok(Some(k));
-        }
-        if next == 0 {
-            return Ok(None);
-        }
-        cursor = next;
-    }
+    let mut found = None;
+    phases::scan_prefix(store, async |_, keys| {
+        found = keys.into_iter().next();
+        Ok(found.is_none())
+    })
+    .await?;
+    Ok(found)
 }
 
 /// The phases of the task API; they run together.

@@ -195,8 +195,12 @@ pub async fn used_memory(store: &Store) -> Result<i64> {
         .unwrap_or(0))
 }
 
-/// Deletes every key under the store's prefix (the benchmark's own prefix).
-pub async fn delete_prefix(store: &Store) -> Result<()> {
+/// Walks the keys under the store's prefix, a SCAN page at a time, until `page` says stop
+/// (returns false) or the whole keyspace was scanned.
+pub(super) async fn scan_prefix<F>(store: &Store, mut page: F) -> Result<()>
+where
+    F: AsyncFnMut(&mut deadpool_redis::Connection, Vec<String>) -> Result<bool>,
+{
     let mut con = store.con().await?;
     let pattern = format!("{}:*", store.config().prefix);
     let mut cursor: u64 = 0;
@@ -209,15 +213,20 @@ pub async fn delete_prefix(store: &Store) -> Result<()> {
             .arg(10_000)
             .query_async(&mut con)
             .await?;
-        if !keys.is_empty() {
-            let _: () = redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async(&mut con)
-                .await?;
-        }
-        if next == 0 {
+        if !page(&mut con, keys).await? || next == 0 {
             return Ok(());
         }
         cursor = next;
     }
+}
+
+/// Deletes every key under the store's prefix (the benchmark's own prefix).
+pub async fn delete_prefix(store: &Store) -> Result<()> {
+    scan_prefix(store, async |con, keys| {
+        if !keys.is_empty() {
+            let _: () = redis::cmd("UNLINK").arg(&keys).query_async(con).await?;
+        }
+        Ok(true)
+    })
+    .await
 }
