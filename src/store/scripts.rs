@@ -28,6 +28,7 @@ const INCLUDES: &[(&str, &str)] = lua_files!(
     "includes/end_rules",
     "includes/end_run",
     "includes/origin",
+    "includes/grab",
 );
 
 /// The scripts, by name (their file name in `lua/`).
