@@ -18,6 +18,27 @@ pub struct FileConfig {
     pub celery: CelerySection,
     pub listener: ListenerSection,
     pub rpc: RpcSection,
+    pub recurrent_visits: RecurrentVisitsSection,
+}
+
+/// The `recurrent_visits:` section: what `schedule-recurrent` sends.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RecurrentVisitsSection {
+    /// Only these visit types (default: every one with listings and a `load-<type>` task type).
+    pub visit_types: Vec<String>,
+    /// An origin sent less than this ago, with no visit result since, is not sent again
+    /// (default 7 days).
+    pub scheduled_cooldown: Option<Interval>,
+    /// Policies and weights by visit type, and `default` for the others.
+    pub policies: std::collections::HashMap<String, Vec<WeightedPolicy>>,
+}
+
+/// One policy of a mix.
+#[derive(Clone, Debug, Deserialize)]
+pub struct WeightedPolicy {
+    pub policy: String,
+    pub weight: u32,
 }
 
 /// The `rpc:` section: the RPC server's users.
@@ -134,6 +155,19 @@ impl FileConfig {
                  positive number of seconds",
                 path.display()
             )));
+        }
+        for (vt, mix) in &config.recurrent_visits.policies {
+            for (i, p) in mix.iter().enumerate() {
+                if p.policy.parse::<crate::model::VisitPolicy>().is_err() {
+                    return Err(Error::Other(format!(
+                        "invalid configuration file {}: recurrent_visits.policies.{vt}[{i}].policy \
+                         is {:?}; it must be one of oldest_scheduled_first, \
+                         never_visited_oldest_update_first, already_visited_order_by_lag",
+                        path.display(),
+                        p.policy
+                    )));
+                }
+            }
         }
         if let Some(s) = &config.scheduler
             && let Some(cls) = s.cls.as_deref()

@@ -6,6 +6,7 @@
 //! - [`api`]: the scheduler API declared once (the trait, the endpoint table);
 //! - [`store`]: the API on Redis, every change one Lua script in `lua/`;
 //! - [`runner`]: sends due tasks to the Celery broker, atomically;
+//! - [`visit_runner`]: sends visits of listed origins to the loaders' queues, atomically;
 //! - [`listener`]: records runs from Celery's events, reschedules, marks lost runs;
 //! - [`rpc`]: the HTTP RPC server and client, wire-compatible with the original;
 //! - [`cli`]: the `swh-scheduler` command line (with `serve` and `benchmark`).
@@ -24,5 +25,6 @@ pub mod private_redis;
 pub mod rpc;
 pub mod runner;
 pub mod store;
+pub mod visit_runner;
 
 pub use error::{Error, Result};

@@ -415,3 +415,83 @@ mod loop_closing {
         stop.send(true).unwrap();
     }
 }
+
+/// The recurrent visit runner's messages, run by a stock worker: the loader gets the url, the
+/// lister's names and the listing's extra arguments as keyword arguments.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stock_worker_runs_the_visits_the_visit_runner_sends() {
+    use swh_scheduler::model::ListedOrigin;
+    use swh_scheduler::visit_runner::{VisitRunner, VisitRunnerConfig};
+
+    let server = RedisServer::start();
+    let store = server.store().await;
+    store
+        .create_task_type(&TaskType::new("load-git", ECHO, "load git"))
+        .await
+        .unwrap();
+    let lister = store.get_or_create_lister("cgit", None).await.unwrap();
+    let origins: Vec<ListedOrigin> = (0..3)
+        .map(|i| {
+            let mut o = ListedOrigin::new(
+                lister.id.as_deref().unwrap(),
+                &format!("https://git.example/r{i}/ü\"q\".git"),
+                "git",
+            );
+            o.extra_loader_arguments = json!({"base_git_url": null, "n": i})
+                .as_object()
+                .unwrap()
+                .clone();
+            o
+        })
+        .collect();
+    store.record_listed_origins(&origins).await.unwrap();
+    let sent = VisitRunner::new(store.clone(), VisitRunnerConfig::default())
+        .pass()
+        .await
+        .unwrap();
+    assert_eq!(sent, vec![("git".to_string(), 3)]);
+    let mut con = server.client();
+    let raw: Vec<String> = redis::cmd("LRANGE")
+        .arg(ECHO)
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    let ids: Vec<String> = raw
+        .iter()
+        .map(|m| {
+            let m: Value = serde_json::from_str(m).unwrap();
+            m["headers"]["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+
+    let backend = format!("redis://127.0.0.1:{}/1", server.port);
+    let worker = CeleryWorker::start(&server.url(), Some(&backend), ECHO, &[]);
+    let mut urls = Vec::new();
+    for id in &ids {
+        let got = tokio::task::block_in_place(|| {
+            wait_for(
+                90,
+                &format!("result of {id}\n{}", worker.log_text()),
+                || result(&server, id).filter(|r| r["status"] != "STARTED"),
+            )
+        });
+        assert_eq!(got["status"], json!("SUCCESS"), "{got}");
+        assert_eq!(got["result"]["args"], json!([]));
+        let kw = &got["result"]["kwargs"];
+        let n = kw["n"].as_i64().unwrap();
+        assert_eq!(
+            kw,
+            &json!({
+                "url": format!("https://git.example/r{n}/ü\"q\".git"),
+                "lister_name": "cgit",
+                "lister_instance_name": "",
+                "base_git_url": null,
+                "n": n,
+            })
+        );
+        urls.push(n);
+    }
+    urls.sort();
+    assert_eq!(urls, vec![0, 1, 2]);
+}

@@ -910,3 +910,77 @@ fn serve_runs_every_role_and_shows_the_listeners_counters() {
     assert!(status.success(), "{status:?}");
     assert!(asked.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn schedule_recurrent_sends_the_configured_visit_types_once() {
+    use swh_scheduler::model::ListedOrigin;
+    let server = RedisServer::start();
+    let url = server.url();
+    let g = ["--redis-url", url.as_str()];
+    let loader = "swh.loader.git.tasks.UpdateGitRepository";
+    ok(&g, &["task-type", "add", "load-git", loader, "git loader"]);
+    ok(
+        &g,
+        &["task-type", "add", "load-svn", "swh.loader.svn", "svn"],
+    );
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = server.store().await;
+        let lister = store.get_or_create_lister("github", None).await.unwrap();
+        let origins: Vec<ListedOrigin> = ["git", "svn"]
+            .iter()
+            .flat_map(|vt| {
+                let id = lister.id.clone().unwrap();
+                (0..5).map(move |i| {
+                    ListedOrigin::new(&id, &format!("https://example.com/{vt}/{i}"), vt)
+                })
+            })
+            .collect();
+        store.record_listed_origins(&origins).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yml");
+    let write = |policy: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "scheduler:\n  cls: redis\n  url: {url}\nrecurrent_visits:\n  visit_types: [git]\n  \
+                 policies:\n    default:\n      - policy: {policy}\n        weight: 1\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("oldest_scheduled_first");
+    let c = cfg.to_str().unwrap();
+    ok(&["-C", c], &["schedule-recurrent"]);
+    let mut con = server.client();
+    let len = |con: &mut redis::Connection, key: &str| -> usize {
+        redis::cmd("LLEN").arg(key).query(con).unwrap()
+    };
+    assert_eq!(len(&mut con, loader), 5);
+    assert_eq!(
+        len(&mut con, "swh.loader.svn"),
+        0,
+        "only the configured type"
+    );
+    // the option overrides the file; the git origins are in their cooldown
+    ok(
+        &["-C", c],
+        &[
+            "schedule-recurrent",
+            "--visit-type",
+            "svn",
+            "--visit-type",
+            "git",
+        ],
+    );
+    assert_eq!(len(&mut con, "swh.loader.svn"), 5);
+    assert_eq!(len(&mut con, loader), 5);
+
+    write("newest_first");
+    let (code, err) = fails(&["-C", c], &["schedule-recurrent"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("recurrent_visits.policies.default[0].policy is \"newest_first\""),
+        "{err}"
+    );
+}

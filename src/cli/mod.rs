@@ -64,6 +64,9 @@ pub enum Command {
     Origin(origin::OriginCommand),
     /// Send due tasks to the Celery workers' broker
     StartRunner(services::StartRunnerArgs),
+    /// Send visits of listed origins to the loaders' Celery queues, keeping them full (the
+    /// original's recurrent visit runner)
+    ScheduleRecurrent(services::ScheduleRecurrentArgs),
     /// Record what the workers report, reschedule, and mark lost runs
     StartListener(services::StartListenerArgs),
     /// Serve the HTTP RPC API of the original scheduler
@@ -221,6 +224,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Origin(cmd) => origin::run(&cli.global, cmd).await,
         Command::StartRunner(args) => services::start_runner(&cli.global, args).await,
         Command::StartListener(args) => services::start_listener(&cli.global, args).await,
+        Command::ScheduleRecurrent(args) => services::schedule_recurrent(&cli.global, args).await,
         Command::RpcServe(args) => services::rpc_serve(&cli.global, args).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Benchmark(args) => benchmark::run(&cli.global, args).await,

@@ -188,3 +188,56 @@ pub async fn rpc_serve(global: &GlobalOptions, args: RpcServeArgs) -> Result<()>
     let config = rpc_config(global, &store.config().url, &args)?;
     crate::rpc::serve(store, config, runner::shutdown_signal()).await
 }
+
+#[derive(Debug, clap::Args)]
+pub struct ScheduleRecurrentArgs {
+    /// Period (in s) between passes; 0 for a single pass
+    #[arg(short, long, default_value_t = 0.0)]
+    pub period: f64,
+    /// Only this visit type (repeatable) [config: recurrent_visits.visit_types]
+    #[arg(long = "visit-type")]
+    pub visit_types: Vec<String>,
+}
+
+/// The visit runner's settings from the options and the configuration file.
+pub fn visit_runner_config(
+    global: &GlobalOptions,
+    store_url: &str,
+    args: &ScheduleRecurrentArgs,
+) -> Result<crate::visit_runner::VisitRunnerConfig> {
+    let file = global.file_config()?;
+    let broker = file.celery.broker(store_url)?;
+    let section = &file.recurrent_visits;
+    let mut policies = std::collections::HashMap::new();
+    for (vt, mix) in &section.policies {
+        let mix = mix
+            .iter()
+            .map(|p| Ok((p.policy.parse()?, p.weight)))
+            .collect::<Result<Vec<_>>>()?;
+        policies.insert(vt.clone(), mix);
+    }
+    let mut c = crate::visit_runner::VisitRunnerConfig {
+        period: Duration::from_secs_f64(args.period.max(0.0)),
+        visit_types: if args.visit_types.is_empty() {
+            section.visit_types.clone()
+        } else {
+            args.visit_types.clone()
+        },
+        policies,
+        naming: broker.naming,
+        broker_db: broker.db,
+        ..Default::default()
+    };
+    if let Some(i) = section.scheduled_cooldown {
+        c.scheduled_cooldown = chrono::Duration::microseconds(i.as_micros());
+    }
+    Ok(c)
+}
+
+pub async fn schedule_recurrent(global: &GlobalOptions, args: ScheduleRecurrentArgs) -> Result<()> {
+    let store = global.store().await?;
+    let config = visit_runner_config(global, &store.config().url, &args)?;
+    crate::visit_runner::VisitRunner::new(store, config)
+        .run(runner::shutdown_signal())
+        .await
+}

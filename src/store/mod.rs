@@ -9,6 +9,7 @@ mod dispatch;
 pub mod keys;
 mod listers;
 mod origins;
+pub use origins::{VisitTarget, VisitsSent};
 pub mod records;
 mod runs;
 pub mod scripts;

@@ -607,3 +607,100 @@ fn decode_metrics(lister_id: &str, visit_type: &str, v: &str) -> Result<Schedule
         origins_with_pending_changes: pending,
     })
 }
+
+/// Where and how [`Store::send_visits`] sends the visits of one visit type.
+#[derive(Clone, Debug)]
+pub struct VisitTarget<'a> {
+    pub visit_type: &'a str,
+    /// The loader's Celery task name (the `load-<visit_type>` task type's `backend_name`).
+    pub task_name: &'a str,
+    /// The queue's list keys, bucket 0 first (see `BrokerNaming::queue_keys`).
+    pub queue_keys: &'a [String],
+    /// The routing key written in the messages.
+    pub queue: &'a str,
+    pub max_queue_length: Option<i64>,
+    /// `<name>@<host>` written in the messages.
+    pub origin: &'a str,
+    /// The broker's database when it is not the store's.
+    pub broker_db: Option<u32>,
+    /// The policies and their weights.
+    pub policies: &'a [(VisitPolicy, u32)],
+    /// An origin scheduled less than this ago, with no result since, is not sent again.
+    pub scheduled_cooldown: Duration,
+}
+
+/// What one [`Store::send_visits`] call did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VisitsSent {
+    pub sent: usize,
+    /// Messages waiting in the queue before.
+    pub waiting: usize,
+    /// Visits sent by each policy, in the order given.
+    pub by_policy: Vec<usize>,
+}
+
+impl Store {
+    /// Sends the next visits of a visit type to its loader's Celery queue, up to its free
+    /// slots, chosen by the weighted policies, and marks them scheduled, in one script (see
+    /// `lua/send_visits.lua`).
+    pub async fn send_visits(&self, t: &VisitTarget<'_>) -> Result<VisitsSent> {
+        validate_origin_text("visit_type", t.visit_type, MAX_VISIT_TYPE)?;
+        let index = self.lister_index().await?;
+        let listers = self.get_listers().await?;
+        let mut con = self.con().await?;
+        let meta = self.vt_keys(t.visit_type).meta;
+        let keys: Vec<&str> = std::iter::once(meta.as_str())
+            .chain(t.queue_keys.iter().map(String::as_str))
+            .collect();
+        let mut call = Call::new(ScriptName::SendVisits, &keys);
+        call.arg("")
+            .arg(opt_arg(t.max_queue_length))
+            .arg(t.scheduled_cooldown.num_microseconds().unwrap_or(i64::MAX))
+            .arg(t.task_name)
+            .arg(t.queue)
+            .arg(t.origin);
+        match t.broker_db {
+            Some(db) => call.arg(db).arg(self.db()),
+            None => call.arg("").arg(""),
+        };
+        let named: Vec<(&String, String)> = listers
+            .iter()
+            .filter_map(|l| {
+                let idx = index.by_id.get(l.id.as_deref()?)?;
+                let fields = serde_json::json!({
+                    "lister_name": l.name,
+                    "lister_instance_name": l.instance_name,
+                });
+                let text = fields.to_string();
+                Some((idx, text[1..text.len() - 1].to_string()))
+            })
+            .collect();
+        call.arg(named.len());
+        for (idx, fields) in &named {
+            call.arg(*idx).arg(fields);
+        }
+        for (policy, weight) in t.policies {
+            call.arg(match policy {
+                VisitPolicy::OldestScheduledFirst => "osf",
+                VisitPolicy::NeverVisitedOldestUpdateFirst => "nv",
+                VisitPolicy::AlreadyVisitedOrderByLag => "lag",
+            })
+            .arg(*weight);
+        }
+        let reply = array(call.run(&mut con).await?)?;
+        let n = |i: usize| reply.get(i).and_then(super::as_int).unwrap_or(0) as usize;
+        Ok(VisitsSent {
+            sent: n(0),
+            waiting: n(1),
+            by_policy: (0..t.policies.len()).map(|k| n(k + 2)).collect(),
+        })
+    }
+
+    /// The visit types that have listings or stats.
+    pub async fn visit_types(&self) -> Result<Vec<String>> {
+        let mut con = self.con().await?;
+        let mut types: Vec<String> = con.smembers(&self.global().visit_types).await?;
+        types.sort();
+        Ok(types)
+    }
+}

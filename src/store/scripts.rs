@@ -57,6 +57,7 @@ pub enum ScriptName {
     VisitStatsGet,
     ListedOrigins,
     GrabNextVisits,
+    SendVisits,
 }
 
 const SCRIPTS: &[(&str, &str)] = lua_files!(
@@ -83,11 +84,12 @@ const SCRIPTS: &[(&str, &str)] = lua_files!(
     "visit_stats_get",
     "listed_origins",
     "grab_next_visits",
+    "send_visits",
 );
 
 impl ScriptName {
     #[cfg(test)]
-    const ALL: [ScriptName; 23] = [
+    const ALL: [ScriptName; 24] = [
         ScriptName::RegisterType,
         ScriptName::CreateTaskType,
         ScriptName::CreateTasks,
@@ -111,6 +113,7 @@ impl ScriptName {
         ScriptName::VisitStatsGet,
         ScriptName::ListedOrigins,
         ScriptName::GrabNextVisits,
+        ScriptName::SendVisits,
     ];
 
     fn index(self) -> usize {

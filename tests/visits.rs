@@ -1,0 +1,369 @@
+//! The recurrent visit runner (`schedule-recurrent`) against a real redis-server: its Celery
+//! messages, the queue limit, the weighted policies, and racing runners.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as TimeDelta, Utc};
+use serde_json::{Value, json};
+use swh_scheduler::celery::BrokerNaming;
+use swh_scheduler::celery::message::validate;
+use swh_scheduler::model::{ListedOrigin, OriginVisitStats, TaskType, VisitPolicy};
+use swh_scheduler::store::{Store, VisitTarget};
+use swh_scheduler::visit_runner::{VisitRunner, VisitRunnerConfig};
+
+use common::RedisServer;
+
+const LOADER: &str = "swh.loader.git.tasks.UpdateGitRepository";
+
+async fn loader_type(store: &Store, visit_type: &str, mql: Option<i64>) {
+    let mut t = TaskType::new(&format!("load-{visit_type}"), LOADER, "load");
+    t.max_queue_length = mql;
+    store.create_task_type(&t).await.unwrap();
+}
+
+/// Records `n` listings of `visit_type` (urls `https://f.example/<tag>/<i>`), with a known
+/// `last_update` so that every policy can choose them.
+async fn listed(store: &Store, visit_type: &str, tag: &str, n: usize) -> Vec<ListedOrigin> {
+    let lister = store
+        .get_or_create_lister("gitlab", Some("inria"))
+        .await
+        .unwrap();
+    let origins: Vec<ListedOrigin> = (0..n)
+        .map(|i| {
+            let mut o = ListedOrigin::new(
+                lister.id.as_deref().unwrap(),
+                &format!("https://f.example/{tag}/{i}"),
+                visit_type,
+            );
+            o.last_update = Some(t0() + TimeDelta::seconds(i as i64));
+            o
+        })
+        .collect();
+    for chunk in origins.chunks(1000) {
+        store.record_listed_origins(chunk).await.unwrap();
+    }
+    origins
+}
+
+fn t0() -> DateTime<Utc> {
+    "2026-01-01T00:00:00Z".parse().unwrap()
+}
+
+fn runner(store: &Store, f: impl FnOnce(&mut VisitRunnerConfig)) -> VisitRunner {
+    let mut c = VisitRunnerConfig {
+        origin: "swh-scheduler@test".into(),
+        ..VisitRunnerConfig::default()
+    };
+    f(&mut c);
+    VisitRunner::new(store.clone(), c)
+}
+
+fn queue(server: &RedisServer, db: u32, key: &str) -> Vec<Value> {
+    let mut con = server.client();
+    let _: () = redis::cmd("SELECT").arg(db).query(&mut con).unwrap();
+    let raw: Vec<String> = redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    raw.iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect()
+}
+
+fn rpop(server: &RedisServer, key: &str, n: usize) -> Vec<Value> {
+    let mut con = server.client();
+    let raw: Option<Vec<String>> = redis::cmd("RPOP").arg(key).arg(n).query(&mut con).unwrap();
+    raw.unwrap_or_default()
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect()
+}
+
+/// The kwargs a message carries (its body is `[args, kwargs, embed]` as JSON text).
+fn kwargs(msg: &Value) -> Value {
+    let body: Value = serde_json::from_str(msg["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body[0], json!([]), "{msg}");
+    body[1].clone()
+}
+
+#[tokio::test]
+async fn visits_become_celery_messages_and_are_marked_scheduled() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    loader_type(&store, "git", None).await;
+    let lister = store
+        .get_or_create_lister("gitlab", Some("inria"))
+        .await
+        .unwrap();
+    let lid = lister.id.clone().unwrap();
+    let urls = [
+        "https://f.example/a.git",
+        "https://f.example/\"quoted\"\\back/ü",
+        "https://f.example/c.git",
+    ];
+    let mut origins = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let mut o = ListedOrigin::new(&lid, url, "git");
+        o.last_update = Some(t0());
+        if i == 0 {
+            o.extra_loader_arguments = json!({"branch": "main", "deep": {"x": [1, null, "\"é"]}})
+                .as_object()
+                .unwrap()
+                .clone();
+        }
+        origins.push(o);
+    }
+    store.record_listed_origins(&origins).await.unwrap();
+    // another visit type with no load-hg task type: nothing is sent for it
+    listed(&store, "hg", "hg", 2).await;
+
+    let before = Utc::now();
+    let sent = runner(&store, |_| {}).pass().await.unwrap();
+    assert_eq!(sent, vec![("git".to_string(), 3)]);
+
+    let msgs = queue(&server, 0, LOADER);
+    assert_eq!(msgs.len(), 3);
+    let mut ids = HashSet::new();
+    let mut by_url = std::collections::HashMap::new();
+    for m in &msgs {
+        validate(m).unwrap_or_else(|e| panic!("{e}: {m}"));
+        assert_eq!(m["headers"]["task"], json!(LOADER));
+        assert_eq!(m["headers"]["origin"], json!("swh-scheduler@test"));
+        assert_eq!(
+            m["properties"]["delivery_info"]["routing_key"],
+            json!(LOADER)
+        );
+        assert!(ids.insert(m["headers"]["id"].as_str().unwrap().to_string()));
+        let kw = kwargs(m);
+        assert_eq!(kw["lister_name"], json!("gitlab"), "{kw}");
+        assert_eq!(kw["lister_instance_name"], json!("inria"), "{kw}");
+        let repr: Value = serde_json::from_str(m["headers"]["kwargsrepr"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("kwargsrepr: {e}: {m}"));
+        assert_eq!(repr, kw);
+        by_url.insert(kw["url"].as_str().unwrap().to_string(), kw);
+    }
+    let mut got: Vec<&String> = by_url.keys().collect();
+    got.sort();
+    let mut want: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want.iter().collect::<Vec<_>>());
+    let first = &by_url[urls[0]];
+    assert_eq!(first["branch"], json!("main"));
+    assert_eq!(first["deep"], json!({"x": [1, null, "\"é"]}));
+    assert_eq!(
+        by_url[urls[1]].as_object().unwrap().len(),
+        3,
+        "url and the lister's names only"
+    );
+
+    // marked scheduled: the stats say when, and the next pass sends nothing
+    let ids: Vec<(String, String)> = urls.iter().map(|u| (u.to_string(), "git".into())).collect();
+    let stats = store.origin_visit_stats_get(&ids).await.unwrap();
+    assert_eq!(stats.len(), 3);
+    for s in &stats {
+        let at = s.last_scheduled.expect("last_scheduled");
+        assert!(
+            at >= before - TimeDelta::seconds(1) && at <= Utc::now(),
+            "{s:?}"
+        );
+    }
+    assert_eq!(
+        runner(&store, |_| {}).pass().await.unwrap(),
+        vec![("git".to_string(), 0)]
+    );
+    assert_eq!(queue(&server, 0, LOADER).len(), 3);
+
+    // past the cooldown, with no result since, they are sent again
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let again = runner(&store, |c| {
+        c.scheduled_cooldown = TimeDelta::milliseconds(10);
+    });
+    assert_eq!(again.pass().await.unwrap(), vec![("git".to_string(), 3)]);
+    assert_eq!(queue(&server, 0, LOADER).len(), 6);
+}
+
+#[tokio::test]
+async fn the_queue_limit_is_kept_and_small_gaps_wait() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    loader_type(&store, "git", Some(100)).await;
+    listed(&store, "git", "q", 300).await;
+    let r = runner(&store, |_| {});
+    assert_eq!(r.pass().await.unwrap()[0].1, 100);
+    assert_eq!(r.pass().await.unwrap()[0].1, 0, "the queue is full");
+
+    // five free slots are 5% of 100: the original's runner waits for more
+    assert_eq!(rpop(&server, LOADER, 5).len(), 5);
+    assert_eq!(r.pass().await.unwrap()[0].1, 0);
+    assert_eq!(rpop(&server, LOADER, 1).len(), 1);
+    assert_eq!(r.pass().await.unwrap()[0].1, 6);
+    assert_eq!(queue(&server, 0, LOADER).len(), 100);
+
+    // messages waiting in the priority buckets count too
+    let naming = BrokerNaming::default();
+    let keys = naming.queue_keys(LOADER);
+    assert!(keys.len() > 1, "{keys:?}");
+    let moved = rpop(&server, LOADER, 50);
+    let mut con = server.client();
+    for m in &moved {
+        let _: () = redis::cmd("LPUSH")
+            .arg(&keys[1])
+            .arg(m.to_string())
+            .query(&mut con)
+            .unwrap();
+    }
+    assert_eq!(r.pass().await.unwrap()[0].1, 0);
+}
+
+#[tokio::test]
+async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    loader_type(&store, "git", Some(100)).await;
+    // 10 visited origins changed since (only `lag` and `osf` choose them), 60 never visited
+    // with a known last update (`nv`, `osf`), 20 with no last update (`osf` only)
+    let visited = listed(&store, "git", "visited", 10).await;
+    let snapshot = Some(vec![7u8; 20]);
+    let stats: Vec<OriginVisitStats> = visited
+        .iter()
+        .map(|o| OriginVisitStats {
+            url: o.url.clone(),
+            visit_type: "git".into(),
+            last_eventful: Some(t0() - TimeDelta::days(1)),
+            last_snapshot: snapshot.clone(),
+            ..Default::default()
+        })
+        .collect();
+    store.origin_visit_stats_upsert(&stats).await.unwrap();
+    listed(&store, "git", "fresh", 60).await;
+    let lister = store
+        .get_or_create_lister("gitlab", Some("inria"))
+        .await
+        .unwrap();
+    let unknown: Vec<ListedOrigin> = (0..20)
+        .map(|i| {
+            ListedOrigin::new(
+                lister.id.as_deref().unwrap(),
+                &format!("https://f.example/unknown/{i}"),
+                "git",
+            )
+        })
+        .collect();
+    store.record_listed_origins(&unknown).await.unwrap();
+
+    let keys = BrokerNaming::default().queue_keys(LOADER);
+    let policies = [
+        (VisitPolicy::AlreadyVisitedOrderByLag, 40),
+        (VisitPolicy::NeverVisitedOldestUpdateFirst, 40),
+        (VisitPolicy::OldestScheduledFirst, 20),
+    ];
+    let sent = store
+        .send_visits(&VisitTarget {
+            visit_type: "git",
+            task_name: LOADER,
+            queue_keys: &keys,
+            queue: LOADER,
+            max_queue_length: Some(100),
+            origin: "test@here",
+            broker_db: None,
+            policies: &policies,
+            scheduled_cooldown: TimeDelta::days(7),
+        })
+        .await
+        .unwrap();
+    // lag fills 10 of its 40; nv gets its 40 plus those 30 and finds 60; osf takes what
+    // is left of the 100 slots, and finds the 20 no other policy chooses
+    assert_eq!(sent.sent, 90, "{sent:?}");
+    assert_eq!(sent.waiting, 0);
+    assert_eq!(sent.by_policy, vec![10, 60, 20]);
+    let urls: HashSet<String> = queue(&server, 0, LOADER)
+        .iter()
+        .map(|m| kwargs(m)["url"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(urls.len(), 90);
+
+    // a mix with no weight sends nothing
+    let none = store
+        .send_visits(&VisitTarget {
+            policies: &[(VisitPolicy::OldestScheduledFirst, 0)],
+            scheduled_cooldown: TimeDelta::zero(),
+            visit_type: "git",
+            task_name: LOADER,
+            queue_keys: &keys,
+            queue: LOADER,
+            max_queue_length: None,
+            origin: "test@here",
+            broker_db: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(none.sent, 0);
+}
+
+#[tokio::test]
+async fn a_separate_broker_database_gets_the_messages() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    loader_type(&store, "git", None).await;
+    listed(&store, "git", "db", 4).await;
+    let r = runner(&store, |c| c.broker_db = Some(5));
+    assert_eq!(r.pass().await.unwrap()[0].1, 4);
+    assert_eq!(queue(&server, 5, LOADER).len(), 4);
+    assert_eq!(queue(&server, 0, LOADER).len(), 0);
+    // and the store is still the one written (the script went back to its database)
+    assert_eq!(store.visit_types().await.unwrap(), vec!["git".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_runners_send_each_origin_once() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    loader_type(&store, "git", Some(200)).await;
+    listed(&store, "git", "race", 3000).await;
+
+    // four runners passing every few ms while a consumer drains the queue
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let r = runner(&store, |c| c.period = Duration::from_millis(5));
+        let mut rx = rx.clone();
+        handles.push(tokio::spawn(async move {
+            r.run(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 3000 && std::time::Instant::now() < deadline {
+        let got = rpop(&server, LOADER, 37);
+        if got.is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        seen.extend(
+            got.iter()
+                .map(|m| kwargs(m)["url"].as_str().unwrap().to_string()),
+        );
+    }
+    // a little longer: a duplicate would show up now
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    seen.extend(
+        rpop(&server, LOADER, 1000)
+            .iter()
+            .map(|m| kwargs(m)["url"].as_str().unwrap().to_string()),
+    );
+    tx.send(true).unwrap();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(seen.len(), 3000, "sent {} visits", seen.len());
+    assert_eq!(unique.len(), 3000);
+}
