@@ -84,7 +84,12 @@ impl VisitRunner {
         let mut out = Vec::with_capacity(types.len());
         for vt in types {
             let Some(loader) = self.store.type_info(&format!("load-{vt}")).await? else {
-                debug!("no task type load-{vt}: its origins are not sent");
+                // asked for by name, its absence is worth a warning
+                if self.config.visit_types.is_empty() {
+                    debug!("no task type load-{vt}: its origins are not sent");
+                } else {
+                    warn!("no task type load-{vt}: its origins are not sent");
+                }
                 continue;
             };
             let queue = loader.task_type.backend_name.clone();

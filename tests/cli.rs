@@ -881,6 +881,29 @@ fn serve_runs_every_role_and_shows_the_listeners_counters() {
             .unwrap();
         (n == 1).then_some(())
     });
+    // the visit runner's role: listed origins of that visit type are sent too
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = redis.store().await;
+        let lister = store.get_or_create_lister("cgit", None).await.unwrap();
+        let id = lister.id.unwrap();
+        let origins: Vec<_> = (0..2)
+            .map(|i| {
+                swh_scheduler::model::ListedOrigin::new(
+                    &id,
+                    &format!("https://example.com/{i}.git"),
+                    "git",
+                )
+            })
+            .collect();
+        store.record_listed_origins(&origins).await.unwrap();
+    });
+    wait_for(20, "the visits sent", || {
+        let n: i64 = redis::cmd("LLEN")
+            .arg("swh.loader.git.tasks.UpdateGitRepository")
+            .query(&mut con)
+            .unwrap();
+        (n == 3).then_some(())
+    });
     let metrics = |con: &mut redis::Connection| {
         let _: i64 = redis::cmd("PUBLISH")
             .arg("/0.celeryev/task.multi")

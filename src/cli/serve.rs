@@ -16,6 +16,7 @@ use crate::model::{Interval, NewTask, Policy, TaskType};
 use crate::private_redis::PrivateRedis;
 use crate::runner::{self, Runner};
 use crate::store::Store;
+use crate::visit_runner::VisitRunner;
 
 use super::GlobalOptions;
 use super::services::{self, StartListenerArgs};
@@ -28,7 +29,7 @@ pub struct ServeArgs {
     /// Port the RPC server listens on
     #[arg(long, default_value_t = 5008)]
     pub port: u16,
-    /// Seconds between runner passes
+    /// Seconds between runner passes (the task runners' and the visit runner's)
     #[arg(long, default_value_t = 1.0)]
     pub period: f64,
     /// Port of the private redis-server started when no Redis is configured
@@ -95,6 +96,14 @@ async fn serve(global: &GlobalOptions, args: &ServeArgs, redis_url: &str) -> Res
         ..normal.clone()
     };
     let listener = services::listener_config(global, redis_url, &args.listener)?;
+    let visits = services::visit_runner_config(
+        global,
+        redis_url,
+        &services::ScheduleRecurrentArgs {
+            period: args.period.max(0.05),
+            visit_types: vec![],
+        },
+    )?;
     let rpc_args = services::RpcServeArgs {
         host: args.host.clone(),
         port: args.port,
@@ -128,6 +137,8 @@ async fn serve(global: &GlobalOptions, args: &ServeArgs, redis_url: &str) -> Res
         let (r, rx) = (Runner::new(store.clone(), config), stop_rx.clone());
         roles.spawn(async move { r.run(stopped(rx)).await });
     }
+    let (v, rx) = (VisitRunner::new(store.clone(), visits), stop_rx.clone());
+    roles.spawn(async move { v.run(stopped(rx)).await });
     let (l, rx) = (Listener::new(store.clone(), listener), stop_rx.clone());
     // one process: /metrics shows the listener's counters too
     let mut rpc = rpc;
