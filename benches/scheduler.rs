@@ -3,7 +3,8 @@
 //!     cargo bench --bench scheduler -- [--tasks N] [--rpc-tasks N] [--csv-lines N]
 //!         [--origins N] [--original]
 //!
-//! Runs the store phases, dispatch (with its reference script), events, the origin-visit
+//! Runs the store phases, dispatch (with its reference script), schedule-recurrent
+//! (visits_dispatch), events, the origin-visit
 //! phases, the same API through the RPC server, and a CSV import with the CLI; with `--original`, also the original
 //! scheduler on PostgreSQL (`benches/original/run.sh`) in the same run, and prints each figure
 //! as a ratio to the reference measured beside it. Figures go to stdout as a Markdown table
@@ -114,6 +115,10 @@ fn main() {
         bench::run_dispatch_phase(&store, &opts(a.tasks), |m| record("redis", m))
             .await
             .unwrap();
+        let visits = bench::run_visits_phase(&store, &opts(a.tasks))
+            .await
+            .unwrap();
+        record("redis", &visits);
         flush(&redis);
         let store = Store::connect(StoreConfig::new(&redis.url()))
             .await
@@ -305,6 +310,12 @@ fn main() {
     row(
         "dispatch (Redis)",
         rate(&results, "redis", "dispatch"),
+        rate(&results, "redis", "dispatch_reference")
+            .map(|r| ("minimal Lua script".to_string(), r)),
+    );
+    row(
+        "schedule-recurrent (Redis)",
+        rate(&results, "redis", "visits_dispatch"),
         rate(&results, "redis", "dispatch_reference")
             .map(|r| ("minimal Lua script".to_string(), r)),
     );

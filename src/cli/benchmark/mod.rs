@@ -5,6 +5,7 @@ mod dispatch;
 mod events;
 mod origins;
 mod phases;
+mod visits;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ pub use dispatch::{BENCH_DISPATCH_TYPE, dispatch_queue, run_dispatch_phase};
 pub use events::{BENCH_EVENTS_TYPE, run_events_phase};
 pub use origins::run_origin_phases;
 pub use phases::*;
+pub use visits::run_visits_phase;
 
 use crate::api::SchedulerApi;
 use crate::error::{Error, Result};
@@ -39,7 +41,8 @@ pub struct BenchmarkArgs {
     #[arg(long)]
     pub keep: bool,
     /// Run only these phases (create, grab, schedule, start, end, memory: the task block;
-    /// dispatch; events; record_origins, visit_stats_upsert, grab_next_visits,
+    /// dispatch; visits_dispatch (schedule-recurrent sending N listed origins); events;
+    /// record_origins, visit_stats_upsert, grab_next_visits,
     /// update_metrics, origin_memory: the origin block, N listed origins)
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PHASES))]
     pub phases: Vec<String>,
@@ -101,6 +104,8 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         crate::error::redacted(&store.config().url)
     ));
     let mut result = Ok(Vec::new());
+    // dispatch_reference's rate, for the visits_dispatch ratio
+    let mut reference_per_s = None;
     if API_BLOCK.iter().any(|p| opts.wants(p)) {
         let sched: Arc<dyn SchedulerApi> = Arc::new(store.clone());
         result = run_api_phases(&sched, Some(&store), &opts, |m| print_measure(m, json)).await;
@@ -113,6 +118,7 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
                 reference = match reference {
                     None => Some(*per_s),
                     Some(ours) => {
+                        reference_per_s = Some(*per_s);
                         if !json {
                             println!(
                                 "dispatch / reference: {:.2}",
@@ -125,6 +131,18 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
             }
         })
         .await;
+    }
+    if result.is_ok() && opts.wants("visits_dispatch") {
+        result = run_visits_phase(&store, &opts).await.map(|m| {
+            print_measure(&m, json);
+            if let (Measure::Rate { per_s, .. }, Some(r), false) = (&m, reference_per_s, json) {
+                println!(
+                    "visits_dispatch / dispatch_reference: {:.2}",
+                    *per_s as f64 / r.max(1) as f64
+                );
+            }
+            vec![m]
+        });
     }
     if result.is_ok() && opts.wants("events") {
         result = run_events_phase(&store, &opts, |m| print_measure(m, json))

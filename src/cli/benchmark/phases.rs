@@ -23,7 +23,7 @@ pub struct BenchOptions {
     /// Calls in flight at once.
     pub concurrency: usize,
     /// Phases to run (all when empty): store phases (`create` ... `end`, `memory`),
-    /// `dispatch` and `events`.
+    /// `dispatch`, `visits_dispatch` and `events`.
     pub phases: Vec<String>,
 }
 
@@ -42,6 +42,7 @@ pub const PHASES: &[&str] = &[
     "start",
     "end",
     "dispatch",
+    "visits_dispatch",
     "events",
     "record_origins",
     "visit_stats_upsert",

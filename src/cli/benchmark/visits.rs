@@ -1,0 +1,68 @@
+//! The visits_dispatch phase: `schedule-recurrent` passes sending every eligible listed
+//! origin to its loader's queue (compare with `dispatch_reference`, the minimal pop-and-push
+//! script of the dispatch phase, when both run).
+
+use std::time::Instant;
+
+use chrono::{Duration, TimeZone, Utc};
+
+use super::phases::{BenchOptions, Measure};
+use crate::error::Result;
+use crate::model::{ListedOrigin, TaskType};
+use crate::store::Store;
+use crate::visit_runner::{VisitRunner, VisitRunnerConfig};
+
+/// The phase's visit type, apart from the origin phases' `git`.
+const VISIT_TYPE: &str = "bench-visit";
+
+/// Records `n` listed origins of [`VISIT_TYPE`] and a `load-` task type whose queue admits
+/// them all, then times visit runner passes until one sends nothing.
+pub async fn run_visits_phase(store: &Store, opts: &BenchOptions) -> Result<Measure> {
+    let n = opts.tasks;
+    let queue = format!("{}.visits", store.config().prefix);
+    let mut t = TaskType::new(&format!("load-{VISIT_TYPE}"), &queue, "benchmark loader");
+    t.max_queue_length = Some(n.max(1000) as i64);
+    store.create_task_type(&t).await?;
+    let lister = store
+        .get_or_create_lister("bench-visits", Some("example"))
+        .await?;
+    let lister_id = lister.id.unwrap_or_default();
+    let t0 = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap();
+    let origins: Vec<ListedOrigin> = (0..n)
+        .map(|i| {
+            let mut o = ListedOrigin::new(
+                &lister_id,
+                &format!("https://example.com/v/{i:07}.git"),
+                VISIT_TYPE,
+            );
+            o.last_update = Some(t0 + Duration::seconds(i as i64));
+            o
+        })
+        .collect();
+    for chunk in origins.chunks(1000) {
+        store.record_listed_origins(chunk).await?;
+    }
+    let runner = VisitRunner::new(
+        store.clone(),
+        VisitRunnerConfig {
+            visit_types: vec![VISIT_TYPE.into()],
+            ..VisitRunnerConfig::default()
+        },
+    );
+    let start = Instant::now();
+    let mut sent = 0;
+    loop {
+        let got: usize = runner.pass().await?.iter().map(|(_, n)| n).sum();
+        sent += got;
+        if got == 0 {
+            break;
+        }
+    }
+    let m = Measure::rate("visits_dispatch", sent, start.elapsed().as_secs_f64());
+    let mut con = store.con().await?;
+    let _: () = redis::cmd("UNLINK")
+        .arg(&queue)
+        .query_async(&mut con)
+        .await?;
+    Ok(m)
+}
