@@ -367,3 +367,51 @@ async fn racing_runners_send_each_origin_once() {
     assert_eq!(seen.len(), 3000, "sent {} visits", seen.len());
     assert_eq!(unique.len(), 3000);
 }
+
+/// Four `schedule-recurrent` processes racing on 100,000 eligible origins with a queue limit,
+/// a worker draining the queue between races: each origin sent exactly once, and the queue
+/// never above its limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn four_schedule_recurrent_processes_race_without_duplicates_or_overflow() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    loader_type(&store, "git", Some(20_000)).await;
+    let n = 100_000;
+    listed(&store, "git", "p", n).await;
+    let race = || {
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_swh-scheduler"))
+                    .args(["--redis-url", &server.url(), "schedule-recurrent"])
+                    .env("RUST_LOG", "warn")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut r in racers {
+            assert!(r.wait().unwrap().success());
+        }
+        let len: usize = redis::cmd("LLEN")
+            .arg(LOADER)
+            .query(&mut server.client())
+            .unwrap();
+        assert!(len <= 20_000, "the queue went past its limit: {len}");
+        len
+    };
+    race();
+    let mut urls: Vec<String> = Vec::new();
+    loop {
+        let drained = rpop(&server, LOADER, 100_000);
+        urls.extend(
+            drained
+                .iter()
+                .map(|m| kwargs(m)["url"].as_str().unwrap().to_string()),
+        );
+        if race() == 0 {
+            break;
+        }
+    }
+    let unique: HashSet<&String> = urls.iter().collect();
+    assert_eq!(urls.len(), n, "every origin sent once");
+    assert_eq!(unique.len(), n);
+}
