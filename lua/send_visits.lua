@@ -17,7 +17,8 @@
 -- ARGV[6] origin ("<name>@<host>" of the runner)
 -- ARGV[7] the broker's database number and ARGV[8] the store's, when they differ; '' when
 --   they are the same
--- ARGV[9] k, then k pairs: lister index, `"lister_name":…,"lister_instance_name":…` (JSON)
+-- ARGV[9] the visit type's index (lua/visit_type_index.lua), for the messages' task ids
+-- ARGV[10] k, then k pairs: lister index, `"lister_name":…,"lister_instance_name":…` (JSON)
 -- then pairs: policy ('osf', 'nv' or 'lag'), weight
 -- Returns {visits sent, messages waiting before, then the visits sent by each policy}.
 --@include origin
@@ -47,8 +48,9 @@ if mql and mql > 0 then
   slots = math.min(mql - waiting, MAX_SLOTS)
   if slots <= math.floor(math.min(mql, MAX_SLOTS) / 20) then slots = 0 end
 end
-local listers, i = {}, 10
-for _ = 1, tonumber(ARGV[9]) do
+local vt_index = tonumber(ARGV[9])
+local listers, i = {}, 11
+for _ = 1, tonumber(ARGV[10]) do
   listers[ARGV[i]] = ARGV[i + 1]
   i = i + 2
 end
@@ -86,9 +88,10 @@ end
 if #sent == 0 then return out end
 
 -- the messages: as dispatch.lua builds them (see src/celery/message.rs), with the kwargs of a
--- visit and a task id of their own (time, a per-type sequence, the visit type's hash)
-local last = redis.call('HINCRBY', KEYS[1], 'msg_seq', #sent)
-local tag = string.sub(redis.sha1hex(KEYS[1]), 1, 7)
+-- visit and a task id that names the visit type and the origin (src/model/ids.rs: visit_id)
+local ms = math.floor(ts / 1000)
+local id_head = string.format('%08x-%04x-85c9-8%03x-', math.floor(ms / 65536), ms % 65536,
+  vt_index)
 local p1 = '{"body":"[[],'
 local p2 = ',{\\"callbacks\\":null,\\"errbacks\\":null,\\"chain\\":null,\\"chord\\":null}]",'
   .. '"content-encoding":"utf-8","content-type":"application/json","headers":{"lang":"py",'
@@ -103,10 +106,8 @@ local p6 = '","reply_to":"","delivery_mode":2,"delivery_info":{"exchange":"","ro
   .. cjson.encode(ARGV[5]) .. '},"priority":0,"delivery_tag":"'
 local p7 = '"}}'
 local msgs = {}
-for n, c in ipairs(sent) do
-  local hex = string.format('%013x%012x%s', ts, last - #sent + n, tag)
-  local id = string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-'
-    .. string.sub(hex, 13, 16) .. '-' .. string.sub(hex, 17, 20) .. '-' .. string.sub(hex, 21, 32)
+for _, c in ipairs(sent) do
+  local id = id_head .. string.format('%012x', c.id)
   local extra = string.sub(c.l.extra, 2, -2)
   local kwargs = '{"url":' .. cjson.encode(c.o.url)
     .. (listers[c.l.lidx] and (',' .. listers[c.l.lidx]) or '')

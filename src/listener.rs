@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use crate::celery::BrokerNaming;
 use crate::celery::events::{self, Meaning};
 use crate::error::{Error, Result};
-use crate::model::RunStatus;
+use crate::model::{RunStatus, VisitOutcome};
 use crate::runner::Backoff;
 use crate::store::{RunEvent, Store};
 
@@ -89,6 +89,10 @@ pub struct ListenerStats {
     pub reconciled: AtomicU64,
     /// Runs marked lost.
     pub lost: AtomicU64,
+    /// Visit results (of visits the visit runner sent) received.
+    pub visit_results: AtomicU64,
+    /// Visit results that changed an origin's visit stats.
+    pub visits_applied: AtomicU64,
     /// Messages dropped because the store could not take events as fast as they came (the
     /// queue between reading and applying is bounded); reconciliation and the lost-run sweep
     /// settle their runs.
@@ -98,6 +102,24 @@ pub struct ListenerStats {
 /// Messages read and not yet applied, at most: past that, new ones are dropped and counted
 /// (blocking the reader instead would make Redis disconnect it, losing more).
 const MAX_PENDING_MESSAGES: usize = 100_000;
+
+/// What one round of the applier applies: run events, and results of visits the visit runner
+/// sent.
+#[derive(Debug, Default)]
+pub struct EventBatch {
+    pub runs: Vec<RunEvent>,
+    pub visits: Vec<VisitOutcome>,
+}
+
+impl EventBatch {
+    pub fn len(&self) -> usize {
+        self.runs.len() + self.visits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// A listener over one store.
 pub struct Listener {
@@ -216,7 +238,7 @@ impl Listener {
         let (raw_tx, mut raw_rx) = mpsc::channel::<Vec<u8>>(MAX_PENDING_MESSAGES);
         let mut applier_stop = stop.clone();
         let stats = self.stats.clone();
-        let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<RunEvent>>(2);
+        let (batch_tx, mut batch_rx) = mpsc::channel::<EventBatch>(2);
         let (mut sink, mut stream) = pubsub.split();
         let reader = async move {
             let mut ping = tokio::time::interval(PING_EVERY);
@@ -258,7 +280,7 @@ impl Listener {
         };
         let decoder = async move {
             while let Some(payload) = raw_rx.recv().await {
-                let mut batch = Vec::new();
+                let mut batch = EventBatch::default();
                 self.decode(&payload, &mut batch);
                 while batch.len() < self.config.max_batch {
                     match raw_rx.try_recv() {
@@ -281,10 +303,10 @@ impl Listener {
                 // the events are in hand: retry until the store takes them, or until shutdown
                 // (then they are counted; reconciliation and the sweep settle their runs)
                 let mut retry = Backoff::new();
-                while let Err(e) = self.apply(&batch).await {
+                while let Err(e) = self.apply_batch(&batch).await {
                     let wait = retry.next_delay();
                     warn!(
-                        "could not apply {} run events, retrying in {wait:?}: {e}",
+                        "could not apply {} events, retrying in {wait:?}: {e}",
                         batch.len()
                     );
                     tokio::select! {
@@ -297,7 +319,7 @@ impl Listener {
                 }
             }
             if not_applied > 0 {
-                warn!("stopped with {not_applied} run events received and not applied");
+                warn!("stopped with {not_applied} events received and not applied");
             }
         };
         // the reader's end drops its sender: the decoder, then the applier, finish what came
@@ -306,7 +328,7 @@ impl Listener {
     }
 
     /// Decodes one pub/sub message into the batch; bad input is logged and skipped.
-    fn decode(&self, payload: &[u8], batch: &mut Vec<RunEvent>) {
+    fn decode(&self, payload: &[u8], batch: &mut EventBatch) {
         self.stats.messages.fetch_add(1, Ordering::Relaxed);
         let events = match events::decode_payload(payload) {
             Ok(e) => e,
@@ -319,7 +341,11 @@ impl Listener {
         for event in events {
             self.stats.events.fetch_add(1, Ordering::Relaxed);
             match events::interpret(&event) {
-                Ok(Meaning::Run(r)) => batch.push(r),
+                Ok(Meaning::Run(r)) => batch.runs.push(r),
+                Ok(Meaning::Visit(v)) => {
+                    self.stats.visit_results.fetch_add(1, Ordering::Relaxed);
+                    batch.visits.push(v)
+                }
                 Ok(Meaning::Ignored) => {}
                 Err(e) => {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
@@ -327,6 +353,29 @@ impl Listener {
                 }
             }
         }
+    }
+
+    /// Applies a batch: its run events, then its visit results (both are idempotent, so a
+    /// retry after an error applies nothing twice).
+    pub async fn apply_batch(&self, batch: &EventBatch) -> Result<()> {
+        self.apply(&batch.runs).await?;
+        self.apply_visits(&batch.visits).await
+    }
+
+    /// Applies visit results to the origins' visit stats (see `lua/visit_outcomes.lua`).
+    pub async fn apply_visits(&self, visits: &[VisitOutcome]) -> Result<()> {
+        if visits.is_empty() {
+            return Ok(());
+        }
+        let changed = self.store.apply_visit_outcomes(visits).await?;
+        self.stats
+            .visits_applied
+            .fetch_add(changed as u64, Ordering::Relaxed);
+        debug!(
+            "{changed} origins' stats changed by {} visit results",
+            visits.len()
+        );
+        Ok(())
     }
 
     /// Applies a batch of run events in one round trip.

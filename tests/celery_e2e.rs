@@ -495,3 +495,139 @@ async fn a_stock_worker_runs_the_visits_the_visit_runner_sends() {
     urls.sort();
     assert_eq!(urls, vec![0, 1, 2]);
 }
+
+/// The loop closed for visits: listed origins sent by the visit runner, loaded by a stock
+/// worker whose task returns the loaders' result shape, and the listener applying each result
+/// to the origin's visit stats (eventful, uneventful, not found, and a task that raises).
+#[tokio::test(flavor = "multi_thread")]
+async fn visit_results_from_a_real_worker_update_the_visit_stats() {
+    use std::time::Duration;
+    use swh_scheduler::listener::{Listener, ListenerConfig};
+    use swh_scheduler::model::{ListedOrigin, OriginVisitStats};
+    use swh_scheduler::visit_runner::{VisitRunner, VisitRunnerConfig};
+
+    const VISIT: &str = "swh.example.visit";
+    let server = RedisServer::start();
+    let store = server.store().await;
+    store
+        .create_task_type(&TaskType::new("load-git", VISIT, "load git"))
+        .await
+        .unwrap();
+    let lister = store
+        .get_or_create_lister("gitea", Some("codeberg"))
+        .await
+        .unwrap();
+    let snp = "0123456789abcdef0123456789abcdef01234567";
+    let cases = [
+        (
+            "eventful",
+            json!({"status": "eventful", "snapshot_id": snp}),
+        ),
+        (
+            "uneventful",
+            json!({"status": "uneventful", "snapshot_id": snp}),
+        ),
+        ("not_found", json!({"status": "not_found"})),
+        ("raise", json!({"status": "raise"})),
+    ];
+    let origins: Vec<ListedOrigin> = cases
+        .iter()
+        .map(|(name, extra)| {
+            let mut o = ListedOrigin::new(
+                lister.id.as_deref().unwrap(),
+                &format!("https://codeberg.example/{name}.git"),
+                "git",
+            );
+            o.extra_loader_arguments = extra.as_object().unwrap().clone();
+            o
+        })
+        .collect();
+    store.record_listed_origins(&origins).await.unwrap();
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let listener = Listener::new(store.clone(), ListenerConfig::new(&server.url()));
+    let counters = listener.stats();
+    let mut rx1 = rx.clone();
+    let l = tokio::spawn(async move {
+        listener
+            .run(async move {
+                let _ = rx1.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    // the listener subscribed before anything runs (pub/sub keeps nothing for later)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = VisitRunner::new(store.clone(), VisitRunnerConfig::default())
+        .pass()
+        .await
+        .unwrap();
+    assert_eq!(sent, vec![("git".to_string(), 4)]);
+    let before = Utc::now();
+    let worker = CeleryWorker::start(&server.url(), None, VISIT, &[]);
+
+    let ids: Vec<(String, String)> = origins
+        .iter()
+        .map(|o| (o.url.clone(), "git".to_string()))
+        .collect();
+    let done = |s: &OriginVisitStats| {
+        s.last_eventful.is_some()
+            || s.last_uneventful.is_some()
+            || s.last_failed.is_some()
+            || s.last_notfound.is_some()
+    };
+    let mut stats = Vec::new();
+    for _ in 0..1800 {
+        stats = store.origin_visit_stats_get(&ids).await.unwrap();
+        if stats.len() == 4 && stats.iter().all(done) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let by_url = |name: &str| {
+        stats
+            .iter()
+            .find(|s| s.url.ends_with(&format!("/{name}.git")))
+            .unwrap_or_else(|| panic!("no stats for {name}: {stats:?}\n{}", worker.log_text()))
+            .clone()
+    };
+    let snapshot: Vec<u8> = (0..20)
+        .map(|i| u8::from_str_radix(&snp[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let now = Utc::now();
+    let within = |t: Option<chrono::DateTime<Utc>>| t.is_some_and(|t| t >= before && t <= now);
+    let e = by_url("eventful");
+    assert!(within(e.last_eventful), "{e:?}\n{}", worker.log_text());
+    assert_eq!(e.last_snapshot.as_deref(), Some(&snapshot[..]));
+    // the first result naming a snapshot makes the visit eventful, whatever the loader said
+    let u = by_url("uneventful");
+    assert!(within(u.last_eventful), "{u:?}");
+    assert_eq!(u.last_snapshot.as_deref(), Some(&snapshot[..]));
+    let n = by_url("not_found");
+    assert!(
+        within(n.last_notfound) && n.last_eventful.is_none(),
+        "{n:?}"
+    );
+    let f = by_url("raise");
+    assert!(within(f.last_failed) && f.last_snapshot.is_none(), "{f:?}");
+    for s in &stats {
+        assert!(s.last_scheduled.is_some_and(|t| t <= before), "{s:?}");
+    }
+    // the worker's SWHTask sends task-result and task-succeeded: one visit each, not two
+    use std::sync::atomic::Ordering::Relaxed;
+    // (the counter moves just after the write it counts)
+    for _ in 0..100 {
+        if counters.visits_applied.load(Relaxed) >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counters.visit_results.load(Relaxed), 4);
+    assert_eq!(counters.visits_applied.load(Relaxed), 4);
+    assert_eq!(
+        stats.iter().filter(|s| s.last_uneventful.is_some()).count(),
+        0
+    );
+    tx.send(true).unwrap();
+    l.await.unwrap().unwrap();
+    drop(worker);
+}

@@ -415,3 +415,139 @@ async fn four_schedule_recurrent_processes_race_without_duplicates_or_overflow()
     assert_eq!(urls.len(), n, "every origin sent once");
     assert_eq!(unique.len(), n);
 }
+
+mod results {
+    use super::*;
+    use swh_scheduler::model::ids::parse_visit_id;
+    use swh_scheduler::model::{VisitOutcome, VisitStatus};
+
+    /// The (visit-type index, origin id) of each url sent, from the messages' task ids.
+    fn sent_ids(server: &RedisServer) -> std::collections::HashMap<String, (u32, i64)> {
+        queue(server, 0, LOADER)
+            .iter()
+            .map(|m| {
+                let (vt, origin, _) =
+                    parse_visit_id(m["headers"]["id"].as_str().unwrap()).expect("a visit id");
+                (kwargs(m)["url"].as_str().unwrap().to_string(), (vt, origin))
+            })
+            .collect()
+    }
+
+    fn at(hours: i64) -> DateTime<Utc> {
+        t0() + TimeDelta::days(365) + TimeDelta::hours(hours)
+    }
+
+    async fn stats(store: &Store, url: &str) -> OriginVisitStats {
+        store
+            .origin_visit_stats_get(&[(url.to_string(), "git".into())])
+            .await
+            .unwrap()
+            .pop()
+            .unwrap()
+    }
+
+    /// The original journal client's rules, on results arriving in and out of order.
+    #[tokio::test]
+    async fn results_update_the_stats_as_the_journal_client_does() {
+        let server = RedisServer::start();
+        let store = server.store().await;
+        loader_type(&store, "git", None).await;
+        let origins = listed(&store, "git", "r", 3).await;
+        assert_eq!(runner(&store, |_| {}).pass().await.unwrap()[0].1, 3);
+        let ids = sent_ids(&server);
+        let (a, b, c) = (&origins[0].url, &origins[1].url, &origins[2].url);
+        let outcome = |url: &str, status, snapshot: Option<u8>, date| {
+            let (visit_type_index, origin_id) = ids[url];
+            VisitOutcome {
+                visit_type_index,
+                origin_id,
+                status,
+                snapshot: snapshot.map(|s| vec![s; 20]),
+                date: Some(date),
+            }
+        };
+        use VisitStatus::*;
+        let apply = async |o: &[VisitOutcome]| store.apply_visit_outcomes(o).await.unwrap();
+        let scheduled = stats(&store, a).await.last_scheduled;
+
+        assert_eq!(apply(&[outcome(a, Eventful, Some(1), at(1))]).await, 1);
+        let s = stats(&store, a).await;
+        assert_eq!(
+            (s.last_eventful, s.last_snapshot.clone()),
+            (Some(at(1)), Some(vec![1; 20]))
+        );
+        assert_eq!(s.last_scheduled, scheduled, "kept");
+        // the same result again changes nothing
+        assert_eq!(apply(&[outcome(a, Eventful, Some(1), at(1))]).await, 0);
+        // the same snapshot later: uneventful
+        apply(&[outcome(a, Uneventful, Some(1), at(3))]).await;
+        assert_eq!(stats(&store, a).await.last_uneventful, Some(at(3)));
+        // the same snapshot from an earlier visit arriving late: it was eventful earlier
+        apply(&[outcome(a, Eventful, Some(1), at(0))]).await;
+        let s = stats(&store, a).await;
+        assert_eq!(
+            (s.last_eventful, s.last_uneventful),
+            (Some(at(0)), Some(at(3)))
+        );
+        // another snapshot from before the last success is ignored; after it, it is eventful
+        assert_eq!(apply(&[outcome(a, Eventful, Some(2), at(2))]).await, 0);
+        apply(&[outcome(a, Eventful, Some(2), at(4))]).await;
+        let s = stats(&store, a).await;
+        assert_eq!(
+            (s.last_eventful, s.last_snapshot),
+            (Some(at(4)), Some(vec![2; 20]))
+        );
+
+        // failures and not-found never move their date backwards; several results of one
+        // origin in one batch apply in order
+        apply(&[
+            outcome(b, Failed, None, at(5)),
+            outcome(b, Failed, None, at(2)),
+            outcome(b, NotFound, None, at(6)),
+        ])
+        .await;
+        let s = stats(&store, b).await;
+        assert_eq!((s.last_failed, s.last_notfound), (Some(at(5)), Some(at(6))));
+        assert_eq!((s.last_eventful, s.last_snapshot), (None, None));
+
+        // a success naming no snapshot: its date only
+        apply(&[outcome(c, Eventful, None, at(7))]).await;
+        let s = stats(&store, c).await;
+        assert_eq!((s.last_eventful, s.last_snapshot), (Some(at(7)), None));
+
+        // a visit type index this store never gave: skipped
+        let mut stray = outcome(c, Failed, None, at(8));
+        stray.visit_type_index = 4000;
+        assert_eq!(apply(&[stray]).await, 0);
+        assert_eq!(stats(&store, c).await.last_failed, None);
+    }
+
+    /// A sent origin waits for its result (or the cooldown): once its result is in, the
+    /// policies see it again.
+    #[tokio::test]
+    async fn a_result_ends_the_wait_of_a_sent_origin() {
+        let server = RedisServer::start();
+        let store = server.store().await;
+        loader_type(&store, "git", None).await;
+        let origins = listed(&store, "git", "w", 1).await;
+        let only_osf = |c: &mut VisitRunnerConfig| {
+            c.policies
+                .insert("git".into(), vec![(VisitPolicy::OldestScheduledFirst, 1)]);
+        };
+        assert_eq!(runner(&store, only_osf).pass().await.unwrap()[0].1, 1);
+        assert_eq!(runner(&store, only_osf).pass().await.unwrap()[0].1, 0);
+        let (visit_type_index, origin_id) = sent_ids(&server)[&origins[0].url];
+        let changed = store
+            .apply_visit_outcomes(&[VisitOutcome {
+                visit_type_index,
+                origin_id,
+                status: VisitStatus::Uneventful,
+                snapshot: Some(vec![9; 20]),
+                date: None,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(changed, 1);
+        assert_eq!(runner(&store, only_osf).pass().await.unwrap()[0].1, 1);
+    }
+}

@@ -15,6 +15,9 @@ Tasks:
 - ``swh.example.echo(*args, **kwargs)``: returns ``{"status": "eventful", "args": args,
   "kwargs": kwargs}``.
 - ``swh.example.fail(message="boom")``: raises, so its run ends ``failed``.
+- ``swh.example.visit(url, status="eventful", snapshot_id=None, **kwargs)``: a loader's
+  result shape, ``{"status": status, "snapshot_id": snapshot_id}``; raises when status is
+  ``raise`` (for the visit runner: its messages carry the listing's extra arguments).
 
 Every task uses ``SWHTask``, which, like the original's ``swh.scheduler.task.SWHTask``,
 emits a ``task-result`` event carrying the return value.
@@ -70,3 +73,10 @@ def echo(*args, **kwargs):
 @app.task(name="swh.example.fail")
 def fail(message="boom"):
     raise ValueError(message)
+
+
+@app.task(name="swh.example.visit")
+def visit(url, status="eventful", snapshot_id=None, **kwargs):
+    if status == "raise":
+        raise RuntimeError(f"cannot load {url}")
+    return {"status": status, "snapshot_id": snapshot_id}

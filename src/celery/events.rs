@@ -5,7 +5,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::model::RunStatus;
+use crate::model::{RunStatus, VisitOutcome, VisitStatus, ids};
 use crate::store::RunEvent;
 
 use super::pyrepr;
@@ -44,6 +44,8 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<Value>, String> {
 pub enum Meaning {
     /// Start or end a run.
     Run(RunEvent),
+    /// The result of a visit the visit runner sent.
+    Visit(VisitOutcome),
     /// An event the scheduler has no use for (task-received, worker heartbeats...).
     Ignored,
 }
@@ -74,6 +76,22 @@ pub fn interpret(event: &Value) -> Result<Meaning, String> {
             Some(timestamp(t).ok_or_else(|| format!("{kind} event has a bad timestamp {t}"))?)
         }
     };
+    if let Some((visit_type_index, origin_id, _)) = ids::parse_visit_id(uuid) {
+        // every worker sends task-succeeded; the original's worker class sends task-result
+        // too, a moment apart: counting both would record a second, uneventful visit
+        let (status, snapshot) = match kind {
+            "task-started" | "task-result" => return Ok(Meaning::Ignored),
+            "task-failed" => (VisitStatus::Failed, None),
+            _ => visit_result(&result_value(kind, event)),
+        };
+        return Ok(Meaning::Visit(VisitOutcome {
+            visit_type_index,
+            origin_id,
+            status,
+            snapshot,
+            date: timestamp,
+        }));
+    }
     let (end_status, metadata) = match kind {
         "task-started" => {
             let mut m = Map::new();
@@ -82,19 +100,8 @@ pub fn interpret(event: &Value) -> Result<Meaning, String> {
             }
             (None, m)
         }
-        "task-result" => {
-            let (status, m) = from_result(event.get("result").unwrap_or(&Value::Null));
-            (Some(status), m)
-        }
-        "task-succeeded" => {
-            let result = match event.get("result") {
-                Some(Value::String(repr)) => pyrepr::parse(repr)
-                    .or_else(|| pyrepr::scrape_status(repr))
-                    .unwrap_or(Value::Bool(!repr.is_empty())),
-                Some(other) => other.clone(),
-                None => Value::Null,
-            };
-            let (status, m) = from_result(&result);
+        "task-result" | "task-succeeded" => {
+            let (status, m) = from_result(&result_value(kind, event));
             (Some(status), m)
         }
         _ => {
@@ -116,6 +123,54 @@ pub fn interpret(event: &Value) -> Result<Meaning, String> {
         metadata: Some(metadata),
         timestamp,
     }))
+}
+
+/// The task's return value an end event carries: as JSON in `task-result` (sent by the
+/// original's worker class), as its Python repr in `task-succeeded`.
+fn result_value(kind: &str, event: &Value) -> Value {
+    match (kind, event.get("result")) {
+        ("task-succeeded", Some(Value::String(repr))) => pyrepr::parse(repr)
+            .or_else(|| pyrepr::scrape_status(repr))
+            .unwrap_or(Value::Bool(!repr.is_empty())),
+        (_, Some(v)) => v.clone(),
+        (_, None) => Value::Null,
+    }
+}
+
+/// What a loader's return value says of its visit: `{"status": "eventful" | "uneventful" |
+/// "failed" | "not_found", "snapshot_id": <hex SHA1> | None}` (the loaders' shape); other
+/// values are read as [`from_result`] reads a task's. A snapshot id that is not 40 hex digits
+/// is ignored (and logged).
+pub fn visit_result(result: &Value) -> (VisitStatus, Option<Vec<u8>>) {
+    let status = match result.get("status").and_then(Value::as_str) {
+        Some("not_found") => VisitStatus::NotFound,
+        _ => match from_result(result).0 {
+            RunStatus::Eventful => VisitStatus::Eventful,
+            RunStatus::Uneventful => VisitStatus::Uneventful,
+            _ => VisitStatus::Failed,
+        },
+    };
+    let snapshot = match result.get("snapshot_id") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let bytes = v.as_str().and_then(|h| {
+                let h = h.strip_prefix("swh:1:snp:").unwrap_or(h);
+                (h.len() == 40 && h.is_ascii())
+                    .then(|| {
+                        (0..40)
+                            .step_by(2)
+                            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok())
+                            .collect::<Option<Vec<u8>>>()
+                    })
+                    .flatten()
+            });
+            if bytes.is_none() {
+                tracing::warn!("ignoring a visit result's snapshot_id {v}: not a SHA1 in hex");
+            }
+            bytes
+        }
+    };
+    (status, snapshot)
 }
 
 /// An event's `timestamp` (the sender's `time.time()`) as a datetime, within the range the
@@ -297,7 +352,7 @@ mod tests {
         let ev = |result: &str| json!({"type": "task-succeeded", "uuid": "u", "result": result, "timestamp": 1.5});
         let status = |e: Value| match interpret(&e).unwrap() {
             Meaning::Run(r) => r.end_status.unwrap(),
-            Meaning::Ignored => panic!(),
+            other => panic!("{other:?}"),
         };
         assert_eq!(
             status(ev("{'status': 'uneventful'}")),
@@ -311,6 +366,67 @@ mod tests {
         assert_eq!(status(ev("False")), RunStatus::Uneventful);
         assert_eq!(status(ev("''")), RunStatus::Uneventful);
         assert_eq!(status(ev("[1]")), RunStatus::Eventful);
+    }
+
+    #[test]
+    fn visit_results_are_read_from_task_succeeded_only() {
+        let id = ids::visit_id(2, 77, 1_795_723_864_323);
+        let ev = |kind: &str, result: &str| json!({"type": kind, "uuid": id, "result": result, "timestamp": 1_795_723_900.5});
+        let snp = "0123456789abcdef0123456789abcdef01234567";
+        let Meaning::Visit(v) = interpret(&ev(
+            "task-succeeded",
+            &format!("{{'status': 'uneventful', 'snapshot_id': '{snp}'}}"),
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!((v.visit_type_index, v.origin_id), (2, 77));
+        assert_eq!(v.status, VisitStatus::Uneventful);
+        assert_eq!(
+            v.snapshot.as_deref().map(|s| s[..2].to_vec()),
+            Some(vec![1, 0x23])
+        );
+        assert_eq!(v.date.unwrap().timestamp_micros(), 1_795_723_900_500_000);
+        assert_eq!(
+            interpret(&ev("task-result", "x")).unwrap(),
+            Meaning::Ignored
+        );
+        assert_eq!(
+            interpret(&ev("task-started", "")).unwrap(),
+            Meaning::Ignored
+        );
+        let Meaning::Visit(f) = interpret(&ev("task-failed", "")).unwrap() else {
+            panic!()
+        };
+        assert_eq!((f.status, f.snapshot), (VisitStatus::Failed, None));
+        let cases = [
+            (json!({"status": "not_found"}), VisitStatus::NotFound, false),
+            (json!({"status": "failed"}), VisitStatus::Failed, false),
+            (
+                json!({"status": "eventful", "snapshot_id": snp}),
+                VisitStatus::Eventful,
+                true,
+            ),
+            (
+                json!({"status": "eventful", "snapshot_id": "xyz"}),
+                VisitStatus::Eventful,
+                false,
+            ),
+            (
+                json!({"status": "success", "eventful": false}),
+                VisitStatus::Uneventful,
+                false,
+            ),
+            (
+                json!({"status": "eventful", "snapshot_id": format!("swh:1:snp:{snp}")}),
+                VisitStatus::Eventful,
+                true,
+            ),
+        ];
+        for (result, status, has_snapshot) in cases {
+            let (s, snap) = visit_result(&result);
+            assert_eq!((s, snap.is_some()), (status, has_snapshot), "{result}");
+        }
     }
 
     #[test]

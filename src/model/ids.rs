@@ -10,6 +10,11 @@
 //! bits), `C` the constant [`BACKEND_ID_MAGIC`] and `R` the run id (60 bits). The listener thus
 //! finds a run from the id a Celery event carries without any lookup. Lua builds the same string
 //! in `lua/includes/run.lua`.
+//!
+//! A visit the recurrent visit runner sends gets `MMMMMMMM-MMMM-8CCC-8VVV-OOOOOOOOOOOO`, with
+//! `C` the constant [`VISIT_ID_MAGIC`], `V` the visit type's index (12 bits) and `O` the
+//! origin's id within its visit type (48 bits): the listener applies a visit's result to the
+//! origin's stats from the id alone. `lua/send_visits.lua` builds it.
 
 /// Bits of an id that hold the per-type sequence number.
 pub const SEQ_BITS: u32 = 40;
@@ -18,6 +23,11 @@ const SEQ_SPAN: i64 = 1 << SEQ_BITS;
 pub const MAX_TYPE_INDEX: u32 = (1 << 13) - 1;
 /// The 12 bits that mark a backend id as one of ours.
 pub const BACKEND_ID_MAGIC: u16 = 0x5c8;
+
+/// The 12 bits that mark a Celery task id as a visit the visit runner sent.
+pub const VISIT_ID_MAGIC: u16 = 0x5c9;
+/// Largest visit-type index (12 bits in a visit id).
+pub const MAX_VISIT_TYPE_INDEX: u32 = (1 << 12) - 1;
 
 /// Composes an id from a task-type index and a per-type sequence number.
 pub fn compose(type_index: u32, seq: u64) -> i64 {
@@ -65,6 +75,37 @@ pub fn parse_backend_id(s: &str) -> Option<(i64, i64)> {
     Some((run, ms as i64))
 }
 
+/// The Celery task id of a visit of origin `origin_id` of visit type `visit_type_index`, sent
+/// at `sent_ms`.
+pub fn visit_id(visit_type_index: u32, origin_id: i64, sent_ms: i64) -> String {
+    let ms = sent_ms as u64 & 0xffff_ffff_ffff;
+    format!(
+        "{:08x}-{:04x}-8{:03x}-8{:03x}-{:012x}",
+        ms >> 16,
+        ms & 0xffff,
+        VISIT_ID_MAGIC,
+        visit_type_index & MAX_VISIT_TYPE_INDEX,
+        origin_id as u64 & 0xffff_ffff_ffff
+    )
+}
+
+/// The (visit-type index, origin id, sending time in ms) inside a visit id made by
+/// [`visit_id`], if it is one.
+pub fn parse_visit_id(s: &str) -> Option<(u32, i64, i64)> {
+    let b = s.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let hex = |r: std::ops::Range<usize>| u64::from_str_radix(s.get(r)?, 16).ok();
+    let ms = hex(0..8)? << 16 | hex(9..13)?;
+    if b[14] != b'8' || hex(15..18)? != VISIT_ID_MAGIC as u64 || b[19] != b'8' {
+        return None;
+    }
+    let vt = hex(20..23)? as u32;
+    let origin = hex(24..36)? as i64;
+    (vt > 0 && origin > 0).then_some((vt, origin, ms as i64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +140,24 @@ mod tests {
             parse_backend_id(&id.to_uppercase()),
             Some((run, 1_795_723_864_323))
         );
+    }
+
+    #[test]
+    fn visit_ids_carry_the_visit_type_and_the_origin() {
+        let id = visit_id(4095, (1 << 48) - 1, 1_795_723_864_323);
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "8", "version nibble");
+        assert_eq!(
+            parse_visit_id(&id),
+            Some((4095, (1 << 48) - 1, 1_795_723_864_323))
+        );
+        let id = visit_id(3, 42, 7);
+        assert_eq!(id, "00000000-0007-85c9-8003-00000000002a");
+        assert_eq!(parse_visit_id(&id), Some((3, 42, 7)));
+        // a run's backend id is not a visit, nor the other way round
+        let run = backend_id(compose(3, 42), 7);
+        assert_eq!(parse_visit_id(&run), None);
+        assert_eq!(parse_backend_id(&id), None);
+        assert_eq!(parse_visit_id("00000000-0007-85c9-8000-00000000002a"), None);
     }
 }

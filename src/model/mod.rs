@@ -10,7 +10,8 @@ pub use interval::{Interval, ParseIntervalError};
 pub use lister::{Lister, MAX_LISTER_NAME, validate_lister_name};
 pub use origins::{
     GrabOptions, ListedOrigin, ListedOriginPage, MAX_BATCH, MAX_EXTRA_LOADER_ARGUMENTS, MAX_URL,
-    OriginVisitStats, SchedulerMetrics, VisitPolicy, validate_origin_text,
+    OriginVisitStats, SchedulerMetrics, VisitOutcome, VisitPolicy, VisitStatus,
+    validate_origin_text,
 };
 
 use chrono::{DateTime, Utc};

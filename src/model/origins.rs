@@ -175,3 +175,38 @@ pub fn validate_origin_text(field: &str, value: &str, max: usize) -> Result<()> 
     }
     Ok(())
 }
+
+/// What a loader's visit found, as its Celery task returns it (`{"status": …}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VisitStatus {
+    Eventful,
+    Uneventful,
+    Failed,
+    NotFound,
+}
+
+impl VisitStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisitStatus::Eventful => "eventful",
+            VisitStatus::Uneventful => "uneventful",
+            VisitStatus::Failed => "failed",
+            VisitStatus::NotFound => "not_found",
+        }
+    }
+}
+
+/// The result of one visit the visit runner sent, from the loader's Celery task, to apply to
+/// the origin's visit stats.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VisitOutcome {
+    /// The visit type's index and the origin's id, from the Celery task id
+    /// (`crate::model::ids::parse_visit_id`).
+    pub visit_type_index: u32,
+    pub origin_id: i64,
+    pub status: VisitStatus,
+    /// The snapshot the visit made or found (a SHA1), when the result names one.
+    pub snapshot: Option<Vec<u8>>,
+    /// When the visit ended (the event's time); `None` for now.
+    pub date: Option<DateTime<Utc>>,
+}

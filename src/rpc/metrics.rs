@@ -260,6 +260,16 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
             ),
             ("lost", "Runs marked lost", &stats.lost),
             (
+                "visit_results",
+                "Results of visits the visit runner sent",
+                &stats.visit_results,
+            ),
+            (
+                "visits_applied",
+                "Visit results that changed an origin's visit stats",
+                &stats.visits_applied,
+            ),
+            (
                 "dropped",
                 "Messages dropped while the store could not keep up",
                 &stats.dropped,

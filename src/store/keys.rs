@@ -57,6 +57,9 @@ pub struct GlobalKeys {
     pub lister_visit_types: String,
     /// Hash `<lister id>|<visit type>` -> the metrics `update_metrics` last computed.
     pub metrics: String,
+    /// Hash `n:<visit type>` -> index and `i:<index>` -> visit type (and `seq`): the indexes
+    /// the visit runner's task ids carry.
+    pub visit_type_idx: String,
 }
 
 /// The keys of one visit type of the origin-visit scheduler, all with the hash tag
@@ -91,6 +94,7 @@ impl GlobalKeys {
             visit_types: format!("{prefix}:{{global}}:visit_types"),
             lister_visit_types: format!("{prefix}:{{global}}:lister_visit_types:"),
             metrics: format!("{prefix}:{{global}}:metrics"),
+            visit_type_idx: format!("{prefix}:{{global}}:visit_type_idx"),
         }
     }
 }

@@ -15,8 +15,8 @@ use super::{Store, array, as_bytes, opt_arg};
 use crate::error::{Error, Result};
 use crate::model::{
     GrabOptions, ListedOrigin, ListedOriginPage, MAX_BATCH, MAX_EXTRA_LOADER_ARGUMENTS, MAX_URL,
-    OriginVisitStats, SchedulerMetrics, VisitPolicy, check_time, from_micros, to_micros,
-    validate_origin_text,
+    OriginVisitStats, SchedulerMetrics, VisitOutcome, VisitPolicy, VisitStatus, check_time,
+    from_micros, ids, to_micros, validate_origin_text,
 };
 
 /// Listings or stats one script call carries at most, so that no call holds Redis long.
@@ -645,6 +645,7 @@ impl Store {
     /// `lua/send_visits.lua`).
     pub async fn send_visits(&self, t: &VisitTarget<'_>) -> Result<VisitsSent> {
         validate_origin_text("visit_type", t.visit_type, MAX_VISIT_TYPE)?;
+        let vt_index = self.visit_type_index(t.visit_type).await?;
         let index = self.lister_index().await?;
         let listers = self.get_listers().await?;
         let mut con = self.con().await?;
@@ -675,7 +676,7 @@ impl Store {
                 Some((idx, text[1..text.len() - 1].to_string()))
             })
             .collect();
-        call.arg(named.len());
+        call.arg(vt_index).arg(named.len());
         for (idx, fields) in &named {
             call.arg(*idx).arg(fields);
         }
@@ -702,5 +703,68 @@ impl Store {
         let mut types: Vec<String> = con.smembers(&self.global().visit_types).await?;
         types.sort();
         Ok(types)
+    }
+}
+
+impl Store {
+    /// The small index of a visit type that the visit runner's task ids carry, given on first
+    /// use (see `lua/visit_type_index.lua`).
+    pub async fn visit_type_index(&self, visit_type: &str) -> Result<u32> {
+        let mut con = self.con().await?;
+        let key = &self.global().visit_type_idx;
+        let reply = Call::new(ScriptName::VisitTypeIndex, &[key.as_str()])
+            .arg(visit_type)
+            .arg(ids::MAX_VISIT_TYPE_INDEX)
+            .run(&mut con)
+            .await?;
+        super::as_int(&reply)
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| Error::Other(format!("bad visit type index {reply:?}")))
+    }
+
+    /// Applies visit results to the origins' stats, one script per visit type and 1000
+    /// outcomes, each origin atomically (see `lua/visit_outcomes.lua` for the rules). Outcomes
+    /// naming a visit-type index never given are skipped (and logged). Returns the number of
+    /// origins whose stats changed.
+    pub async fn apply_visit_outcomes(&self, outcomes: &[VisitOutcome]) -> Result<usize> {
+        if outcomes.is_empty() {
+            return Ok(0);
+        }
+        let mut con = self.con().await?;
+        let names: HashMap<String, String> = con.hgetall(&self.global().visit_type_idx).await?;
+        let mut by_type: BTreeMap<u32, Vec<&VisitOutcome>> = BTreeMap::new();
+        for o in outcomes {
+            by_type.entry(o.visit_type_index).or_default().push(o);
+        }
+        let mut changed = 0;
+        for (idx, list) in by_type {
+            let Some(vt) = names.get(&format!("i:{idx}")) else {
+                tracing::warn!(
+                    "skipping {} visit results of visit type index {idx}, which this store \
+                     never gave",
+                    list.len()
+                );
+                continue;
+            };
+            let meta = self.vt_keys(vt).meta;
+            for chunk in list.chunks(ORIGINS_PER_CALL) {
+                let mut call = Call::new(ScriptName::VisitOutcomes, &[meta.as_str()]);
+                call.arg("");
+                for o in chunk {
+                    call.arg(o.origin_id)
+                        .arg(match o.status {
+                            VisitStatus::Eventful => "e",
+                            VisitStatus::Uneventful => "u",
+                            VisitStatus::Failed => "f",
+                            VisitStatus::NotFound => "n",
+                        })
+                        .arg(opt_arg(o.date.map(to_micros)))
+                        .arg(o.snapshot.as_deref().unwrap_or_default());
+                }
+                let reply = call.run(&mut con).await?;
+                changed += super::as_int(&reply).unwrap_or(0) as usize;
+            }
+        }
+        Ok(changed)
     }
 }

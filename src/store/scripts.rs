@@ -58,6 +58,8 @@ pub enum ScriptName {
     ListedOrigins,
     GrabNextVisits,
     SendVisits,
+    VisitTypeIndex,
+    VisitOutcomes,
 }
 
 const SCRIPTS: &[(&str, &str)] = lua_files!(
@@ -85,11 +87,13 @@ const SCRIPTS: &[(&str, &str)] = lua_files!(
     "listed_origins",
     "grab_next_visits",
     "send_visits",
+    "visit_type_index",
+    "visit_outcomes",
 );
 
 impl ScriptName {
     #[cfg(test)]
-    const ALL: [ScriptName; 24] = [
+    const ALL: [ScriptName; 26] = [
         ScriptName::RegisterType,
         ScriptName::CreateTaskType,
         ScriptName::CreateTasks,
@@ -114,6 +118,8 @@ impl ScriptName {
         ScriptName::ListedOrigins,
         ScriptName::GrabNextVisits,
         ScriptName::SendVisits,
+        ScriptName::VisitTypeIndex,
+        ScriptName::VisitOutcomes,
     ];
 
     fn index(self) -> usize {

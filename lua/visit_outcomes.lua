@@ -1,0 +1,93 @@
+-- Applies the results of visits the visit runner sent (from the loaders' Celery tasks) to
+-- the origins' visit stats, each origin atomically, with the rules of the original's journal
+-- client (0.16 swh/scheduler/journal_client.py), in the order given:
+--   not_found: last_notfound = max(date, last_notfound)
+--   failed:    last_failed = max(date, last_failed)
+--   eventful or uneventful with snapshot S:
+--     no snapshot stored: last_eventful = date, last_snapshot = S
+--     otherwise, L = max(last_eventful, last_uneventful):
+--       S differs: ignored if date < L, else last_eventful = date, last_snapshot = S
+--       S is the stored one: date < L: last_uneventful = L, last_eventful =
+--         min(last_eventful, date); date = L: a duplicate, nothing changes; date > L:
+--         last_uneventful = date
+--   eventful or uneventful naming no snapshot: last_eventful (or last_uneventful) =
+--     max(date, it); the stored snapshot stays (an origin counts as having a snapshot only
+--     once a result names one, as for the original, whose visits without one are failures)
+-- A result moves the origin out of `parked` (it has a result since it was scheduled).
+-- Outcomes for origins unknown here (deleted since) are skipped.
+-- KEYS[1] <prefix>:{vt:<visit_type>}:meta
+-- ARGV[1] now in us (for outcomes with no date), or '' for the server clock
+-- ARGV[2..] 4 values per outcome: origin id, status ('e', 'u', 'f' or 'n'), date in us or '',
+--   snapshot (20 bytes) or ''
+-- Returns the number of origins whose stats changed.
+--@include origin
+local base = string.sub(KEYS[1], 1, -6)
+local now = num(ARGV[1])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local ids, seen = {}, {}
+for i = 2, #ARGV, 4 do
+  local id = tonumber(ARGV[i])
+  if id and not seen[id] then
+    seen[id] = true
+    ids[#ids + 1] = id
+  end
+end
+local stored = load_origins(base, ids)
+local cur = {}
+
+local function later(a, b)
+  if a == nil or b > a then return b end
+  return a
+end
+
+for i = 2, #ARGV, 4 do
+  local id = tonumber(ARGV[i])
+  local old = id and stored[id]
+  if old then
+    local o = cur[id]
+    if o == nil then
+      o = copy_origin(old)
+      cur[id] = o
+    end
+    local status, date, snap = ARGV[i + 1], num(ARGV[i + 2]) or now, ARGV[i + 3]
+    if status == 'n' then
+      o.lnf = later(o.lnf, date)
+    elseif status == 'f' then
+      o.lf = later(o.lf, date)
+    elseif snap == '' then
+      if status == 'e' then o.le = later(o.le, date) else o.lu = later(o.lu, date) end
+    elseif o.snapshot == nil then
+      o.le = date
+      o.snapshot = snap
+    else
+      local L = last_success(o)
+      if snap ~= o.snapshot then
+        if L == nil or date >= L then
+          o.le = date
+          o.snapshot = snap
+        end
+      elseif L ~= nil and date < L then
+        o.lu = L
+        if o.le == nil or date < o.le then o.le = date end
+      elseif L == nil or date > L then
+        o.lu = date
+      end
+    end
+    o.has_stats = true
+  end
+end
+
+local b, changed = new_batch(), 0
+for _, id in ipairs(ids) do
+  local o, old = cur[id], stored[id]
+  if o and (o.le ~= old.le or o.lu ~= old.lu or o.lf ~= old.lf or o.lnf ~= old.lnf
+      or o.snapshot ~= old.snapshot or o.has_stats ~= old.has_stats) then
+    changed = changed + 1
+    put_origin(b, base, id, old, o)
+  end
+end
+flush(b, base)
+return changed
