@@ -1,6 +1,8 @@
-"""The original's own tests (swh.scheduler 0.16.0's TestScheduler, unmodified, imported from
-the installed package as its test_api_client.py does) run through its RemoteScheduler against
-this scheduler's RPC server.
+"""The original's own tests (swh.scheduler 0.16.0's TestScheduler and its journal client's
+tests, unmodified, imported from the installed package as its test_api_client.py does) run
+through its RemoteScheduler against this scheduler's RPC server: the journal client
+(`swh scheduler journal-client`, which only calls visit_stats/get and visit_stats/upsert)
+gives the stats the original's tests expect of it on PostgreSQL.
 
 SWH_SCHEDULER_URL is the server's URL and SWH_SCHEDULER_REDIS the host:port of its Redis,
 emptied before each test (the original gives each test a fresh database).
@@ -19,6 +21,7 @@ from swh.scheduler.tests.conftest import (  # noqa: F401 (fixtures)
     visit_types,
 )
 from swh.scheduler.tests.test_scheduler import TestScheduler  # noqa: F401
+from swh.scheduler.tests.test_journal_client import *  # noqa: F401,F403
 
 
 def flushdb():
