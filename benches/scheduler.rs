@@ -115,10 +115,12 @@ fn main() {
         bench::run_dispatch_phase(&store, &opts(a.tasks), |m| record("redis", m))
             .await
             .unwrap();
-        let visits = bench::run_visits_phase(&store, &opts(a.tasks))
+        for m in bench::run_visits_phase(&store, &opts(a.tasks), true)
             .await
-            .unwrap();
-        record("redis", &visits);
+            .unwrap()
+        {
+            record("redis", &m);
+        }
         flush(&redis);
         let store = Store::connect(StoreConfig::new(&redis.url()))
             .await
@@ -318,6 +320,12 @@ fn main() {
         rate(&results, "redis", "visits_dispatch"),
         rate(&results, "redis", "dispatch_reference")
             .map(|r| ("minimal Lua script".to_string(), r)),
+    );
+    row(
+        "visit results applied by the listener (Redis)",
+        rate(&results, "redis", "visit_outcomes"),
+        rate(&results, "redis", "visits_dispatch")
+            .map(|r| ("schedule-recurrent's sending".to_string(), r)),
     );
     row(
         "events applied (Redis)",

@@ -711,7 +711,7 @@ fn the_benchmark_leaves_other_data_alone() {
             "-n",
             "100",
             "--phases",
-            "create,dispatch,visits_dispatch,record_origins",
+            "create,dispatch,visits_dispatch,visit_outcomes,record_origins",
         ],
     );
     assert_eq!(

@@ -24,7 +24,6 @@ pub async fn run_events_phase(
     opts: &BenchOptions,
     mut report: impl FnMut(&Measure),
 ) -> Result<Measure> {
-    use base64::Engine;
     let n = opts.tasks;
     // the broker queue, named after the store's prefix so that it is the benchmark's own
     let queue = format!("{}.events", store.config().prefix);
@@ -54,11 +53,56 @@ pub async fn run_events_phase(
     let runs = store.inflight_runs(BENCH_EVENTS_TYPE).await?;
 
     // the messages, built before the clock starts
+    let ids: Vec<&str> = runs.iter().map(|r| r.backend_id.as_str()).collect();
+    let payloads = event_payloads(&queue, &ids, |_| "{'status': 'eventful'}".to_string());
+    let want = 2 * runs.len() as u64;
+    let seconds = publish_and_apply(store, &payloads, |stats| {
+        stats.applied.load(Ordering::Relaxed) + stats.unchanged.load(Ordering::Relaxed) >= want
+    })
+    .await?;
+    let m = Measure::rate("events", runs.len(), seconds);
+    let m = match m {
+        Measure::Rate {
+            phase,
+            tasks,
+            seconds,
+            ..
+        } => Measure::Rate {
+            per_s: (want as f64 / seconds.max(1e-9)).round() as u64,
+            phase,
+            tasks,
+            seconds,
+        },
+        other => other,
+    };
+    report(&m);
+    let mut con = store.con().await?;
+    let _: () = redis::cmd("DEL").arg(&queue).query_async(&mut con).await?;
+    // the tasks are back in their ready set: what remains is the runs (records, run-list
+    // entries), as they are kept once ended
+    let mem1 = used_memory(store).await?;
+    report(&Measure::RunMemory {
+        phase: "run_memory",
+        runs: runs.len(),
+        bytes_per_run: ((mem1 - mem0) as f64 / runs.len().max(1) as f64).round() as i64,
+    });
+    Ok(m)
+}
+
+/// Celery event messages as a prefork worker publishes them: `task.multi` batches of
+/// task-received, task-started and task-succeeded (its result's repr from `result`) for 25
+/// tasks each.
+pub(super) fn event_payloads(
+    task_name: &str,
+    ids: &[&str],
+    result: impl Fn(usize) -> String,
+) -> Vec<String> {
+    use base64::Engine;
     let now = Utc::now().timestamp_micros() as f64 / 1e6;
     let mut payloads = Vec::new();
-    for chunk in runs.chunks(25) {
+    for (c, chunk) in ids.chunks(25).enumerate() {
         let mut events = Vec::new();
-        for r in chunk {
+        for (j, id) in chunk.iter().enumerate() {
             let common =
                 json!({"hostname": "celery@bench", "utcoffset": 0.0, "pid": 4242, "clock": 1});
             let with = |mut v: serde_json::Value, extra: serde_json::Value| {
@@ -67,12 +111,12 @@ pub async fn run_events_phase(
                     .extend(extra.as_object().unwrap().clone());
                 v
             };
-            events.push(with(common.clone(), json!({"uuid": r.backend_id, "name": queue, "args": "[]", "kwargs": "{}", "retries": 0, "eta": null, "expires": null, "timestamp": now, "type": "task-received"})));
+            events.push(with(common.clone(), json!({"uuid": id, "name": task_name, "args": "[]", "kwargs": "{}", "retries": 0, "eta": null, "expires": null, "timestamp": now, "type": "task-received"})));
             events.push(with(
                 common.clone(),
-                json!({"uuid": r.backend_id, "timestamp": now + 0.001, "type": "task-started"}),
+                json!({"uuid": id, "timestamp": now + 0.001, "type": "task-started"}),
             ));
-            events.push(with(common, json!({"uuid": r.backend_id, "result": "{'status': 'eventful'}", "runtime": 0.5, "timestamp": now + 0.5, "type": "task-succeeded"})));
+            events.push(with(common, json!({"uuid": id, "result": result(c * 25 + j), "runtime": 0.5, "timestamp": now + 0.5, "type": "task-succeeded"})));
         }
         let body = base64::engine::general_purpose::STANDARD
             .encode(serde_json::Value::Array(events).to_string());
@@ -84,7 +128,17 @@ pub async fn run_events_phase(
             .to_string(),
         );
     }
+    payloads
+}
 
+/// Starts a listener on the store's event channel, publishes the payloads once it listens,
+/// and returns the seconds from the first publication until `done` says the listener applied
+/// them.
+pub(super) async fn publish_and_apply(
+    store: &Store,
+    payloads: &[String],
+    done: impl Fn(&crate::listener::ListenerStats) -> bool,
+) -> Result<f64> {
     let mut config = crate::listener::ListenerConfig::new(&store.config().url);
     config.naming.db = store.db();
     config.sweep_every = std::time::Duration::ZERO;
@@ -108,7 +162,6 @@ pub async fn run_events_phase(
     {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let want = 2 * runs.len() as u64;
     let start = Instant::now();
     for chunk in payloads.chunks(100) {
         let mut pipe = redis::pipe();
@@ -117,40 +170,18 @@ pub async fn run_events_phase(
         }
         let _: () = pipe.query_async(&mut con).await?;
     }
-    while stats.applied.load(Ordering::Relaxed) + stats.unchanged.load(Ordering::Relaxed) < want {
+    let mut result = Ok(());
+    while !done(&stats) {
         if start.elapsed() > std::time::Duration::from_secs(600) {
-            return Err(crate::Error::Other(
+            result = Err(crate::Error::Other(
                 "the listener did not apply every event".into(),
             ));
+            break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    let m = Measure::rate("events", runs.len(), start.elapsed().as_secs_f64());
-    let m = match m {
-        Measure::Rate {
-            phase,
-            tasks,
-            seconds,
-            ..
-        } => Measure::Rate {
-            per_s: (want as f64 / seconds.max(1e-9)).round() as u64,
-            phase,
-            tasks,
-            seconds,
-        },
-        other => other,
-    };
-    report(&m);
+    let seconds = start.elapsed().as_secs_f64();
     let _ = stop.send(());
     let _ = handle.await;
-    let _: () = redis::cmd("DEL").arg(&queue).query_async(&mut con).await?;
-    // the tasks are back in their ready set: what remains is the runs (records, run-list
-    // entries), as they are kept once ended
-    let mem1 = used_memory(store).await?;
-    report(&Measure::RunMemory {
-        phase: "run_memory",
-        runs: runs.len(),
-        bytes_per_run: ((mem1 - mem0) as f64 / runs.len().max(1) as f64).round() as i64,
-    });
-    Ok(m)
+    result.map(|()| seconds)
 }

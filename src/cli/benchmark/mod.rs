@@ -41,7 +41,8 @@ pub struct BenchmarkArgs {
     #[arg(long)]
     pub keep: bool,
     /// Run only these phases (create, grab, schedule, start, end, memory: the task block;
-    /// dispatch; visits_dispatch (schedule-recurrent sending N listed origins); events;
+    /// dispatch; visits_dispatch (schedule-recurrent sending N listed origins) and
+    /// visit_outcomes (the listener applying their results); events;
     /// record_origins, visit_stats_upsert, grab_next_visits,
     /// update_metrics, origin_memory: the origin block, N listed origins)
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PHASES))]
@@ -132,17 +133,37 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         })
         .await;
     }
-    if result.is_ok() && opts.wants("visits_dispatch") {
-        result = run_visits_phase(&store, &opts).await.map(|m| {
-            print_measure(&m, json);
-            if let (Measure::Rate { per_s, .. }, Some(r), false) = (&m, reference_per_s, json) {
-                println!(
-                    "visits_dispatch / dispatch_reference: {:.2}",
-                    *per_s as f64 / r.max(1) as f64
-                );
-            }
-            vec![m]
-        });
+    if result.is_ok() && (opts.wants("visits_dispatch") || opts.wants("visit_outcomes")) {
+        result = run_visits_phase(&store, &opts, opts.wants("visit_outcomes"))
+            .await
+            .inspect(|ms| {
+                for m in ms {
+                    print_measure(m, json);
+                }
+                let rate = |phase: &str| {
+                    ms.iter().find_map(|m| match m {
+                        Measure::Rate {
+                            phase: p, per_s, ..
+                        } if p == phase => Some(*per_s),
+                        _ => None,
+                    })
+                };
+                if json {
+                    return;
+                }
+                if let (Some(v), Some(r)) = (rate("visits_dispatch"), reference_per_s) {
+                    println!(
+                        "visits_dispatch / dispatch_reference: {:.2}",
+                        v as f64 / r.max(1) as f64
+                    );
+                }
+                if let (Some(o), Some(v)) = (rate("visit_outcomes"), rate("visits_dispatch")) {
+                    println!(
+                        "visit_outcomes / visits_dispatch: {:.2}",
+                        o as f64 / v.max(1) as f64
+                    );
+                }
+            });
     }
     if result.is_ok() && opts.wants("events") {
         result = run_events_phase(&store, &opts, |m| print_measure(m, json))

@@ -23,7 +23,7 @@ pub struct BenchOptions {
     /// Calls in flight at once.
     pub concurrency: usize,
     /// Phases to run (all when empty): store phases (`create` ... `end`, `memory`),
-    /// `dispatch`, `visits_dispatch` and `events`.
+    /// `dispatch`, `visits_dispatch`, `visit_outcomes` and `events`.
     pub phases: Vec<String>,
 }
 
@@ -43,6 +43,7 @@ pub const PHASES: &[&str] = &[
     "end",
     "dispatch",
     "visits_dispatch",
+    "visit_outcomes",
     "events",
     "record_origins",
     "visit_stats_upsert",

@@ -1,11 +1,18 @@
-//! The visits_dispatch phase: `schedule-recurrent` passes sending every eligible listed
-//! origin to its loader's queue (compare with `dispatch_reference`, the minimal pop-and-push
-//! script of the dispatch phase, when both run).
+//! The visit phases: `visits_dispatch`, `schedule-recurrent` passes sending every eligible
+//! listed origin to its loader's queue (compare with `dispatch_reference`, the minimal
+//! pop-and-push script of the dispatch phase, when both run); then `visit_outcomes`, a
+//! listener applying the Celery events of those visits (task-received, task-started,
+//! task-succeeded with the loaders' result shape) to the origins' visit stats.
 
 use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
 
+use std::sync::atomic::Ordering;
+
+use redis::AsyncCommands;
+
+use super::events::{event_payloads, publish_and_apply};
 use super::phases::{BenchOptions, Measure};
 use crate::error::Result;
 use crate::model::{ListedOrigin, TaskType};
@@ -16,8 +23,13 @@ use crate::visit_runner::{VisitRunner, VisitRunnerConfig};
 const VISIT_TYPE: &str = "bench-visit";
 
 /// Records `n` listed origins of [`VISIT_TYPE`] and a `load-` task type whose queue admits
-/// them all, then times visit runner passes until one sends nothing.
-pub async fn run_visits_phase(store: &Store, opts: &BenchOptions) -> Result<Measure> {
+/// them all, then times visit runner passes until one sends nothing (`visits_dispatch`) and,
+/// if `outcomes`, the listener applying a result for each visit (`visit_outcomes`).
+pub async fn run_visits_phase(
+    store: &Store,
+    opts: &BenchOptions,
+    outcomes: bool,
+) -> Result<Vec<Measure>> {
     let n = opts.tasks;
     let queue = format!("{}.visits", store.config().prefix);
     let mut t = TaskType::new(&format!("load-{VISIT_TYPE}"), &queue, "benchmark loader");
@@ -58,11 +70,39 @@ pub async fn run_visits_phase(store: &Store, opts: &BenchOptions) -> Result<Meas
             break;
         }
     }
-    let m = Measure::rate("visits_dispatch", sent, start.elapsed().as_secs_f64());
+    let mut out = vec![Measure::rate(
+        "visits_dispatch",
+        sent,
+        start.elapsed().as_secs_f64(),
+    )];
     let mut con = store.con().await?;
+    if outcomes {
+        let messages: Vec<String> = con.lrange(&queue, 0, -1).await?;
+        let ids: Vec<String> = messages
+            .iter()
+            .filter_map(|m| {
+                let v: serde_json::Value = serde_json::from_str(m).ok()?;
+                Some(v["headers"]["id"].as_str()?.to_string())
+            })
+            .collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        // each visit eventful with a snapshot of its own: every result changes its origin
+        let payloads = event_payloads(&queue, &refs, |i| {
+            format!(
+                "{{'status': 'eventful', 'snapshot_id': '{:040x}'}}",
+                i as u128 + 1
+            )
+        });
+        let want = ids.len() as u64;
+        let seconds = publish_and_apply(store, &payloads, |stats| {
+            stats.visits_applied.load(Ordering::Relaxed) >= want
+        })
+        .await?;
+        out.push(Measure::rate("visit_outcomes", ids.len(), seconds));
+    }
     let _: () = redis::cmd("UNLINK")
         .arg(&queue)
         .query_async(&mut con)
         .await?;
-    Ok(m)
+    Ok(out)
 }
