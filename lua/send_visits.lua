@@ -20,7 +20,8 @@
 -- ARGV[9] the visit type's index (lua/visit_type_index.lua), for the messages' task ids
 -- ARGV[10] k, then k pairs: lister index, `"lister_name":…,"lister_instance_name":…` (JSON)
 -- then pairs: policy ('osf', 'nv' or 'lag'), weight
--- Returns {visits sent, messages waiting before, then the visits sent by each policy}.
+-- Returns {visits sent, messages waiting before, then the visits sent by each policy}; adds
+-- the visits sent to the `visits_sent` field of KEYS[1].
 --@include origin
 --@include grab
 local base = string.sub(KEYS[1], 1, -6)
@@ -122,5 +123,7 @@ in_broker(function()
     redis.call('LPUSH', KEYS[2], unpack(msgs, j, math.min(j + 999, #msgs)))
   end
 end)
+-- counted for /metrics (src/rpc/metrics.rs)
+redis.call('HINCRBY', KEYS[1], 'visits_sent', #sent)
 out[1] = #sent
 return out

@@ -19,7 +19,8 @@
 -- ARGV[1] now in us (for outcomes with no date), or '' for the server clock
 -- ARGV[2..] 4 values per outcome: origin id, status ('e', 'u', 'f' or 'n'), date in us or '',
 --   snapshot (20 bytes) or ''
--- Returns the number of origins whose stats changed.
+-- Returns the number of origins whose stats changed; counts the results of known origins by
+-- status in the `results_<status>` fields of KEYS[1] (for /metrics).
 --@include origin
 local base = string.sub(KEYS[1], 1, -6)
 local now = num(ARGV[1])
@@ -37,6 +38,7 @@ for i = 2, #ARGV, 4 do
 end
 local stored = load_origins(base, ids)
 local cur = {}
+local counted = {e = 0, u = 0, f = 0, n = 0}
 
 local function later(a, b)
   if a == nil or b > a then return b end
@@ -53,6 +55,7 @@ for i = 2, #ARGV, 4 do
       cur[id] = o
     end
     local status, date, snap = ARGV[i + 1], num(ARGV[i + 2]) or now, ARGV[i + 3]
+    if counted[status] then counted[status] = counted[status] + 1 end
     if status == 'n' then
       o.lnf = later(o.lnf, date)
     elseif status == 'f' then
@@ -90,4 +93,8 @@ for _, id in ipairs(ids) do
   end
 end
 flush(b, base)
+local names = {e = 'eventful', u = 'uneventful', f = 'failed', n = 'not_found'}
+for code, n in pairs(counted) do
+  if n > 0 then redis.call('HINCRBY', KEYS[1], 'results_' .. names[code], n) end
+end
 return changed

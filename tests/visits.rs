@@ -551,3 +551,65 @@ mod results {
         assert_eq!(runner(&store, only_osf).pass().await.unwrap()[0].1, 1);
     }
 }
+
+/// `/metrics` per visit type: eligible and waiting origins, the lag, and counters of visits
+/// sent and of their results.
+#[tokio::test]
+async fn metrics_follow_the_visits_and_their_results() {
+    use swh_scheduler::model::ids::parse_visit_id;
+    use swh_scheduler::model::{VisitOutcome, VisitStatus};
+    use swh_scheduler::rpc::metrics::{MetricsConfig, render};
+    let server = RedisServer::start();
+    let store = server.store().await;
+    loader_type(&store, "git", None).await;
+    listed(&store, "git", "m", 5).await;
+    let value = |text: &str, line: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in\n{text}"))
+    };
+    let m = render(&store, &MetricsConfig::default()).await.unwrap();
+    let g = |name: &str| format!("{name}{{visit_type=\"git\"}} ");
+    assert_eq!(value(&m, &g("swh_scheduler_visit_origins_eligible")), 5.0);
+    assert_eq!(value(&m, &g("swh_scheduler_visits_sent_total")), 0.0);
+
+    assert_eq!(runner(&store, |_| {}).pass().await.unwrap()[0].1, 5);
+    let outcomes: Vec<VisitOutcome> = queue(&server, 0, LOADER)[..2]
+        .iter()
+        .zip([VisitStatus::Eventful, VisitStatus::NotFound])
+        .map(|(msg, status)| {
+            let (visit_type_index, origin_id, _) =
+                parse_visit_id(msg["headers"]["id"].as_str().unwrap()).unwrap();
+            VisitOutcome {
+                visit_type_index,
+                origin_id,
+                status,
+                snapshot: Some(vec![3; 20]).filter(|_| status == VisitStatus::Eventful),
+                date: None,
+            }
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.apply_visit_outcomes(&outcomes).await.unwrap();
+    let m = render(&store, &MetricsConfig::default()).await.unwrap();
+    assert_eq!(value(&m, &g("swh_scheduler_visits_sent_total")), 5.0);
+    assert_eq!(value(&m, &g("swh_scheduler_visit_origins_eligible")), 2.0);
+    assert_eq!(
+        value(&m, &g("swh_scheduler_visit_origins_awaiting_result")),
+        3.0
+    );
+    let lag = value(&m, &g("swh_scheduler_visit_oldest_eligible_sent_seconds"));
+    assert!((0.02..60.0).contains(&lag), "{lag}");
+    let r = |status: &str| {
+        value(
+            &m,
+            &format!(
+                "swh_scheduler_visit_results_total{{visit_type=\"git\",status=\"{status}\"}} "
+            ),
+        )
+    };
+    assert_eq!(
+        (r("eventful"), r("not_found"), r("failed")),
+        (1.0, 1.0, 0.0)
+    );
+}

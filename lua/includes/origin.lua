@@ -1,7 +1,8 @@
 -- Origins of one visit type: their records, their places in the policy indexes and their
 -- share of the metric counters. Every key of a visit type starts with the base
 -- "<prefix>:{vt:<visit_type>}" and so lives in one Cluster hash slot:
---   <base>:meta          hash: seq (the last origin id)
+--   <base>:meta          hash: seq (the last origin id), and the visit runner's counters:
+--                        visits_sent, results_<status> (see send_visits.lua, visit_outcomes.lua)
 --   <base>:ids           hash url -> origin id
 --   <base>:o:<id / 64>   hash (id % 64) -> origin record, ORIGIN_BUCKET to a hash
 --   <base>:lister:<lidx> zset, scores 0, members the urls the lister listed (lexical order)

@@ -1,6 +1,7 @@
 //! `GET /metrics`: Prometheus text, per task type: tasks by status, the due backlog and how
 //! old its oldest task is, the broker queues' lengths, and counters of dispatched runs and of
-//! run events. Counts come from counters the scripts keep in each type's hash, so a scrape
+//! run events; per visit type: origins eligible and awaiting their result, the scheduling lag,
+//! and counters of visits sent and of their results. Counts come from counters the scripts keep in each type's hash, so a scrape
 //! costs a few commands per type whatever the number of tasks.
 
 use std::collections::HashMap;
@@ -11,7 +12,7 @@ use redis::AsyncCommands;
 use crate::celery::BrokerNaming;
 use crate::error::Result;
 use crate::model::TaskStatus;
-use crate::store::Store;
+use crate::store::{Store, VisitFigures};
 
 /// What `/metrics` needs beyond the store: where the broker queues are.
 #[derive(Clone, Debug)]
@@ -107,6 +108,11 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
             oldest_due_us: oldest,
             queues,
         });
+    }
+    let mut visits = Vec::new();
+    for vt in store.visit_types().await? {
+        let f = store.visit_figures(&vt).await?;
+        visits.push((vt, f));
     }
     let mut out = String::new();
     let mut section = |name: &str, kind: &str, help: &str, lines: &mut dyn FnMut(&mut String)| {
@@ -231,6 +237,78 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
                         o,
                         "swh_scheduler_run_events_total{{task_type=\"{}\",event=\"{event}\"}} {n}",
                         label(&f.name)
+                    )
+                    .unwrap();
+                }
+            }
+        },
+    );
+    // the origin-visit half, per visit type: what the visit runner can send, what waits for
+    // its result, and what it sent and got back
+    type Gauge = (&'static str, &'static str, fn(&VisitFigures, i64) -> String);
+    let gauges: [Gauge; 3] = [
+        (
+            "swh_scheduler_visit_origins_eligible",
+            "Enabled origins the policies may send now.",
+            |f, _| f.eligible.to_string(),
+        ),
+        (
+            "swh_scheduler_visit_origins_awaiting_result",
+            "Origins sent whose result has not come yet (nor the scheduled cooldown passed).",
+            |f, _| f.awaiting_result.to_string(),
+        ),
+        (
+            "swh_scheduler_visit_oldest_eligible_sent_seconds",
+            "How long ago the eligible origin sent longest ago was sent (0 if none): the \
+             scheduling lag.",
+            |f, now| {
+                format!(
+                    "{:.3}",
+                    f.oldest_sent_us.map_or(0.0, |t| (now - t) as f64 / 1e6)
+                )
+            },
+        ),
+    ];
+    for (name, help, value) in gauges {
+        section(name, "gauge", help, &mut |o| {
+            for (vt, f) in &visits {
+                writeln!(
+                    o,
+                    "{name}{{visit_type=\"{}\"}} {}",
+                    label(vt),
+                    value(f, now)
+                )
+                .unwrap();
+            }
+        });
+    }
+    section(
+        "swh_scheduler_visits_sent_total",
+        "counter",
+        "Visits the visit runner sent to the loaders' queues.",
+        &mut |o| {
+            for (vt, f) in &visits {
+                writeln!(
+                    o,
+                    "swh_scheduler_visits_sent_total{{visit_type=\"{}\"}} {}",
+                    label(vt),
+                    f.sent
+                )
+                .unwrap();
+            }
+        },
+    );
+    section(
+        "swh_scheduler_visit_results_total",
+        "counter",
+        "Results of the visits sent, by status, as the listener received them.",
+        &mut |o| {
+            for (vt, f) in &visits {
+                for (status, n) in &f.results {
+                    writeln!(
+                        o,
+                        "swh_scheduler_visit_results_total{{visit_type=\"{}\",status=\"{status}\"}} {n}",
+                        label(vt)
                     )
                     .unwrap();
                 }

@@ -9,7 +9,7 @@ mod dispatch;
 pub mod keys;
 mod listers;
 mod origins;
-pub use origins::{VisitTarget, VisitsSent};
+pub use origins::{VisitFigures, VisitTarget, VisitsSent};
 pub mod records;
 mod runs;
 pub mod scripts;

@@ -768,3 +768,65 @@ impl Store {
         Ok(changed)
     }
 }
+
+/// What `/metrics` shows of one visit type (see `Store::visit_figures`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VisitFigures {
+    /// Enabled origins the oldest_scheduled_first policy would choose now (never sent, or
+    /// with a result since their last sending, or past the scheduled cooldown).
+    pub eligible: i64,
+    /// Origins sent and waiting for their result.
+    pub awaiting_result: i64,
+    /// The earliest last sending among eligible origins sent before (µs), if any.
+    pub oldest_sent_us: Option<i64>,
+    /// Visits the visit runner sent.
+    pub sent: i64,
+    /// Visit results received, by status (`eventful`, `uneventful`, `failed`, `not_found`).
+    pub results: Vec<(&'static str, i64)>,
+}
+
+impl Store {
+    /// The visit runner's figures of a visit type, in one round trip. `eligible` counts the
+    /// policy indexes, so an origin parked past the cooldown counts once the next pass (or
+    /// grab) releases it.
+    pub async fn visit_figures(&self, visit_type: &str) -> Result<VisitFigures> {
+        let meta = self.vt_keys(visit_type).meta;
+        let base = &meta[..meta.len() - ":meta".len()];
+        let statuses = [
+            VisitStatus::Eventful,
+            VisitStatus::Uneventful,
+            VisitStatus::Failed,
+            VisitStatus::NotFound,
+        ];
+        let mut fields = vec!["visits_sent".to_string()];
+        fields.extend(statuses.iter().map(|s| format!("results_{}", s.as_str())));
+        let mut con = self.con().await?;
+        type Reply = (i64, i64, i64, Vec<(String, f64)>, Vec<Option<i64>>);
+        let (never, again, parked, first, counters): Reply = redis::pipe()
+            .zcard(format!("{base}:p:osf0"))
+            .zcard(format!("{base}:p:osf"))
+            .zcard(format!("{base}:parked"))
+            .cmd("ZRANGE")
+            .arg(format!("{base}:p:osf"))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .cmd("HMGET")
+            .arg(&meta)
+            .arg(&fields)
+            .query_async(&mut con)
+            .await?;
+        let count = |i: usize| counters.get(i).copied().flatten().unwrap_or(0);
+        Ok(VisitFigures {
+            eligible: never + again,
+            awaiting_result: parked,
+            oldest_sent_us: first.first().map(|(_, s)| *s as i64),
+            sent: count(0),
+            results: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.as_str(), count(i + 1)))
+                .collect(),
+        })
+    }
+}
