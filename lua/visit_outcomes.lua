@@ -14,10 +14,15 @@
 --     max(date, it); the stored snapshot stays (an origin counts as having a snapshot only
 --     once a result names one, as for the original, whose visits without one are failures)
 -- A result moves the origin out of `parked` (it has a result since it was scheduled).
+-- Later versions' rules, off unless asked: the origin's listings are disabled after N failed
+-- or not-found results in a row (ARGV[2]; results that move no date do not count), or after a success (ARGV[3], for visit types whose
+-- artifacts never change); a lister listing it again enables it again.
 -- Outcomes for origins unknown here (deleted since) are skipped.
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
 -- ARGV[1] now in us (for outcomes with no date), or '' for the server clock
--- ARGV[2..] 4 values per outcome: origin id, status ('e', 'u', 'f' or 'n'), date in us or '',
+-- ARGV[2] disable after this many failed or not-found results in a row (0: never)
+-- ARGV[3] '1' to disable after a success, else '0'
+-- ARGV[4..] 4 values per outcome: origin id, status ('e', 'u', 'f' or 'n'), date in us or '',
 --   snapshot (20 bytes) or ''
 -- Returns the number of origins whose stats changed; counts the results of known origins by
 -- status in the `results_<status>` fields of KEYS[1] (for /metrics).
@@ -29,7 +34,8 @@ if now == nil then
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local ids, seen = {}, {}
-for i = 2, #ARGV, 4 do
+local disable_after, stop_after_success = tonumber(ARGV[2]), ARGV[3] == '1'
+for i = 4, #ARGV, 4 do
   local id = tonumber(ARGV[i])
   if id and not seen[id] then
     seen[id] = true
@@ -45,7 +51,7 @@ local function later(a, b)
   return a
 end
 
-for i = 2, #ARGV, 4 do
+for i = 4, #ARGV, 4 do
   local id = tonumber(ARGV[i])
   local old = id and stored[id]
   if old then
@@ -55,6 +61,7 @@ for i = 2, #ARGV, 4 do
       cur[id] = o
     end
     local status, date, snap = ARGV[i + 1], num(ARGV[i + 2]) or now, ARGV[i + 3]
+    local prev = {le = o.le, lu = o.lu, lf = o.lf, lnf = o.lnf}
     if counted[status] then counted[status] = counted[status] + 1 end
     if status == 'n' then
       o.lnf = later(o.lnf, date)
@@ -80,14 +87,23 @@ for i = 2, #ARGV, 4 do
       end
     end
     o.has_stats = true
+    -- only a result that moved a date counts (a repeated one changes nothing)
+    local success = status == 'e' or status == 'u'
+    if success and (o.le ~= prev.le or o.lu ~= prev.lu) then
+      o.fails = 0
+    elseif not success and (o.lf ~= prev.lf or o.lnf ~= prev.lnf) then
+      o.fails = o.fails + 1
+    end
+    if (disable_after > 0 and o.fails >= disable_after) or (stop_after_success and success) then
+      for _, l in ipairs(o.listings) do l.enabled = false end
+    end
   end
 end
 
 local b, changed = new_batch(), 0
 for _, id in ipairs(ids) do
   local o, old = cur[id], stored[id]
-  if o and (o.le ~= old.le or o.lu ~= old.lu or o.lf ~= old.lf or o.lnf ~= old.lnf
-      or o.snapshot ~= old.snapshot or o.has_stats ~= old.has_stats) then
+  if o and encode_origin(o) ~= encode_origin(old) then
     changed = changed + 1
     put_origin(b, base, id, old, o)
   end

@@ -32,6 +32,11 @@ pub struct RecurrentVisitsSection {
     pub scheduled_cooldown: Option<Interval>,
     /// Policies and weights by visit type, and `default` for the others.
     pub policies: std::collections::HashMap<String, Vec<WeightedPolicy>>,
+    /// The listener disables an origin after this many failed or not-found visits in a row
+    /// (later versions' rule, with 3; off by default as in 0.16).
+    pub disable_after_failures: Option<u32>,
+    /// Visit types whose origins the listener disables after a successful visit.
+    pub stop_after_success: Vec<String>,
 }
 
 /// One policy of a mix.
@@ -153,6 +158,13 @@ impl FileConfig {
             return Err(Error::Other(format!(
                 "invalid configuration file {}: scheduler.response_timeout is {t}; it must be a \
                  positive number of seconds",
+                path.display()
+            )));
+        }
+        if config.recurrent_visits.disable_after_failures == Some(0) {
+            return Err(Error::Other(format!(
+                "invalid configuration file {}: recurrent_visits.disable_after_failures is 0; \
+                 it must be at least 1 (leave it out to never disable origins)",
                 path.display()
             )));
         }

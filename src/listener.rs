@@ -52,6 +52,8 @@ pub struct ListenerConfig {
     pub priority_queue_prefix: String,
     /// The broker's database on the store's server, when not the store's (for queue lengths).
     pub broker_db: Option<u32>,
+    /// Later versions' rules for visit results (`recurrent_visits` in the configuration).
+    pub visit_rules: crate::model::VisitRules,
 }
 
 impl ListenerConfig {
@@ -68,6 +70,7 @@ impl ListenerConfig {
             enable_events: false,
             priority_queue_prefix: "save_code_now".into(),
             broker_db: None,
+            visit_rules: Default::default(),
         }
     }
 }
@@ -367,7 +370,10 @@ impl Listener {
         if visits.is_empty() {
             return Ok(());
         }
-        let changed = self.store.apply_visit_outcomes(visits).await?;
+        let changed = self
+            .store
+            .apply_visit_outcomes(visits, &self.config.visit_rules)
+            .await?;
         self.stats
             .visits_applied
             .fetch_add(changed as u64, Ordering::Relaxed);

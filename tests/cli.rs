@@ -1006,4 +1006,14 @@ fn schedule_recurrent_sends_the_configured_visit_types_once() {
         err.contains("recurrent_visits.policies.default[0].policy is \"newest_first\""),
         "{err}"
     );
+    std::fs::write(
+        &cfg,
+        format!("scheduler:\n  cls: redis\n  url: {url}\nrecurrent_visits:\n  disable_after_failures: 0\n"),
+    )
+    .unwrap();
+    let (_, err) = fails(&["-C", c], &["start-listener"]);
+    assert!(
+        err.contains("recurrent_visits.disable_after_failures is 0"),
+        "{err}"
+    );
 }

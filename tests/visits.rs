@@ -467,7 +467,12 @@ mod results {
             }
         };
         use VisitStatus::*;
-        let apply = async |o: &[VisitOutcome]| store.apply_visit_outcomes(o).await.unwrap();
+        let apply = async |o: &[VisitOutcome]| {
+            store
+                .apply_visit_outcomes(o, &Default::default())
+                .await
+                .unwrap()
+        };
         let scheduled = stats(&store, a).await.last_scheduled;
 
         assert_eq!(apply(&[outcome(a, Eventful, Some(1), at(1))]).await, 1);
@@ -522,6 +527,104 @@ mod results {
         assert_eq!(stats(&store, c).await.last_failed, None);
     }
 
+    /// Later versions' rules, when configured: an origin is disabled after N failed or
+    /// not-found results in a row (a success in between starts the count again; a repeated
+    /// result does not count), or after a success for a visit type listed in
+    /// stop_after_success; listing it again enables it again.
+    #[tokio::test]
+    async fn later_versions_rules_disable_origins_when_asked() {
+        use swh_scheduler::model::VisitRules;
+        let server = RedisServer::start();
+        let store = server.store().await;
+        loader_type(&store, "git", None).await;
+        let origins = listed(&store, "git", "d", 3).await;
+        runner(&store, |_| {}).pass().await.unwrap();
+        let ids = sent_ids(&server);
+        let outcome = |url: &str, status, hours| {
+            let (visit_type_index, origin_id) = ids[url];
+            VisitOutcome {
+                visit_type_index,
+                origin_id,
+                status,
+                snapshot: Some(vec![5; 20]).filter(|_| status == VisitStatus::Eventful),
+                date: Some(at(hours)),
+            }
+        };
+        let enabled = async |url: &str| {
+            let lister = store
+                .get_or_create_lister("gitlab", Some("inria"))
+                .await
+                .unwrap();
+            let page = store
+                .get_listed_origins(lister.id.as_deref(), Some(url), 10, None)
+                .await
+                .unwrap();
+            page.results[0].enabled
+        };
+        use VisitStatus::*;
+        let rules = VisitRules {
+            disable_after_failures: Some(3),
+            stop_after_success: vec![],
+        };
+        let (a, b) = (&origins[0].url, &origins[1].url);
+        // a: failed, not found, (the same again), a success, then three failures
+        for (status, h) in [(Failed, 1), (NotFound, 2), (NotFound, 2), (Eventful, 3)] {
+            store
+                .apply_visit_outcomes(&[outcome(a, status, h)], &rules)
+                .await
+                .unwrap();
+        }
+        assert!(enabled(a).await);
+        for h in [4, 5] {
+            store
+                .apply_visit_outcomes(&[outcome(a, Failed, h)], &rules)
+                .await
+                .unwrap();
+        }
+        assert!(enabled(a).await, "two in a row");
+        store
+            .apply_visit_outcomes(&[outcome(a, NotFound, 6)], &rules)
+            .await
+            .unwrap();
+        assert!(!enabled(a).await, "three in a row");
+        // off by default: b fails five times and stays
+        for h in 1..=5 {
+            store
+                .apply_visit_outcomes(&[outcome(b, Failed, h)], &Default::default())
+                .await
+                .unwrap();
+        }
+        assert!(enabled(b).await);
+        // stop_after_success
+        let c = &origins[2].url;
+        let once = VisitRules {
+            disable_after_failures: None,
+            stop_after_success: vec!["git".into()],
+        };
+        store
+            .apply_visit_outcomes(&[outcome(c, Eventful, 1)], &once)
+            .await
+            .unwrap();
+        assert!(!enabled(c).await);
+        // a disabled origin is not sent; the lister listing it again enables it
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let again = runner(&store, |c| {
+            c.scheduled_cooldown = TimeDelta::milliseconds(1)
+        });
+        let sent: HashSet<String> = {
+            again.pass().await.unwrap();
+            let q = queue(&server, 0, LOADER);
+            // newest first (LPUSH): the first pass's three are at the end
+            q[..q.len() - 3]
+                .iter()
+                .map(|m| kwargs(m)["url"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(sent, HashSet::from([b.clone()]));
+        listed(&store, "git", "d", 3).await;
+        assert!(enabled(a).await && enabled(c).await);
+    }
+
     /// A sent origin waits for its result (or the cooldown): once its result is in, the
     /// policies see it again.
     #[tokio::test]
@@ -538,13 +641,16 @@ mod results {
         assert_eq!(runner(&store, only_osf).pass().await.unwrap()[0].1, 0);
         let (visit_type_index, origin_id) = sent_ids(&server)[&origins[0].url];
         let changed = store
-            .apply_visit_outcomes(&[VisitOutcome {
-                visit_type_index,
-                origin_id,
-                status: VisitStatus::Uneventful,
-                snapshot: Some(vec![9; 20]),
-                date: None,
-            }])
+            .apply_visit_outcomes(
+                &[VisitOutcome {
+                    visit_type_index,
+                    origin_id,
+                    status: VisitStatus::Uneventful,
+                    snapshot: Some(vec![9; 20]),
+                    date: None,
+                }],
+                &Default::default(),
+            )
             .await
             .unwrap();
         assert_eq!(changed, 1);
@@ -590,7 +696,10 @@ async fn metrics_follow_the_visits_and_their_results() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    store.apply_visit_outcomes(&outcomes).await.unwrap();
+    store
+        .apply_visit_outcomes(&outcomes, &Default::default())
+        .await
+        .unwrap();
     let m = render(&store, &MetricsConfig::default()).await.unwrap();
     assert_eq!(value(&m, &g("swh_scheduler_visits_sent_total")), 5.0);
     assert_eq!(value(&m, &g("swh_scheduler_visit_origins_eligible")), 2.0);

@@ -12,7 +12,9 @@
 -- A record is a msgpack array: url, has_stats, last_eventful, last_uneventful, last_failed,
 -- last_notfound, last_scheduled, last_snapshot (20 bytes), unparked, then the listings, one
 -- array per lister: lister index, enabled, last_update, first_seen, last_seen,
--- extra_loader_arguments (JSON text). Times are microseconds; false stands for none.
+-- extra_loader_arguments (JSON text), then, when not 0, the number of failed or not-found
+-- visit results in a row (lua/visit_outcomes.lua). Times are microseconds; false stands for
+-- none.
 -- Scripts read the records they need with one HMGET per bucket, and write records, indexes
 -- and counters through a batch (new_batch ... flush), one command per key: the cost of a
 -- call is then in the records, not in commands.
@@ -52,6 +54,7 @@ local function decode_origin(raw)
   local o = {
     url = a[1], has_stats = a[2], le = orf(a[3]), lu = orf(a[4]), lf = orf(a[5]),
     lnf = orf(a[6]), ls = orf(a[7]), snapshot = orf(a[8]), unparked = a[9], listings = {},
+    fails = a[11] or 0,
   }
   for i, l in ipairs(a[10]) do
     o.listings[i] = {
@@ -85,8 +88,10 @@ local function encode_origin(o)
   for i, l in ipairs(o.listings) do
     ls[i] = {l.lidx, l.enabled, f(l.last_update), f(l.first_seen), f(l.last_seen), l.extra}
   end
-  return cmsgpack.pack({o.url, o.has_stats, f(o.le), f(o.lu), f(o.lf), f(o.lnf), f(o.ls),
-    f(o.snapshot), o.unparked, ls})
+  local a = {o.url, o.has_stats, f(o.le), f(o.lu), f(o.lf), f(o.lnf), f(o.ls), f(o.snapshot),
+    o.unparked, ls}
+  if o.fails and o.fails > 0 then a[11] = o.fails end
+  return cmsgpack.pack(a)
 end
 
 -- Calls a command with a fixed head and a long list of arguments, a few thousand at a time

@@ -117,6 +117,10 @@ pub fn listener_config(
         c.sweep_every = Duration::from_secs_f64(s.max(0.0));
     }
     c.enable_events = args.enable_events || file.listener.enable_events.unwrap_or(false);
+    c.visit_rules = crate::model::VisitRules {
+        disable_after_failures: file.recurrent_visits.disable_after_failures,
+        stop_after_success: file.recurrent_visits.stop_after_success.clone(),
+    };
     Ok(c)
 }
 

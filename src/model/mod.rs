@@ -10,7 +10,7 @@ pub use interval::{Interval, ParseIntervalError};
 pub use lister::{Lister, MAX_LISTER_NAME, validate_lister_name};
 pub use origins::{
     GrabOptions, ListedOrigin, ListedOriginPage, MAX_BATCH, MAX_EXTRA_LOADER_ARGUMENTS, MAX_URL,
-    OriginVisitStats, SchedulerMetrics, VisitOutcome, VisitPolicy, VisitStatus,
+    OriginVisitStats, SchedulerMetrics, VisitOutcome, VisitPolicy, VisitRules, VisitStatus,
     validate_origin_text,
 };
 

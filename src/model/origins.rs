@@ -196,6 +196,17 @@ impl VisitStatus {
     }
 }
 
+/// Later versions' rules for visit results (0.16 has none, so both are off by default).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VisitRules {
+    /// Disable an origin's listings after this many failed or not-found results in a row
+    /// (later versions use 3).
+    pub disable_after_failures: Option<u32>,
+    /// Visit types whose origins are disabled after their first successful visit (their
+    /// artifacts never change).
+    pub stop_after_success: Vec<String>,
+}
+
 /// The result of one visit the visit runner sent, from the loader's Celery task, to apply to
 /// the origin's visit stats.
 #[derive(Clone, Debug, PartialEq)]

@@ -15,8 +15,8 @@ use super::{Store, array, as_bytes, opt_arg};
 use crate::error::{Error, Result};
 use crate::model::{
     GrabOptions, ListedOrigin, ListedOriginPage, MAX_BATCH, MAX_EXTRA_LOADER_ARGUMENTS, MAX_URL,
-    OriginVisitStats, SchedulerMetrics, VisitOutcome, VisitPolicy, VisitStatus, check_time,
-    from_micros, ids, to_micros, validate_origin_text,
+    OriginVisitStats, SchedulerMetrics, VisitOutcome, VisitPolicy, VisitRules, VisitStatus,
+    check_time, from_micros, ids, to_micros, validate_origin_text,
 };
 
 /// Listings or stats one script call carries at most, so that no call holds Redis long.
@@ -725,8 +725,12 @@ impl Store {
     /// Applies visit results to the origins' stats, one script per visit type and 1000
     /// outcomes, each origin atomically (see `lua/visit_outcomes.lua` for the rules). Outcomes
     /// naming a visit-type index never given are skipped (and logged). Returns the number of
-    /// origins whose stats changed.
-    pub async fn apply_visit_outcomes(&self, outcomes: &[VisitOutcome]) -> Result<usize> {
+    /// origins whose stats changed. `rules` are later versions' (disabling origins).
+    pub async fn apply_visit_outcomes(
+        &self,
+        outcomes: &[VisitOutcome],
+        rules: &VisitRules,
+    ) -> Result<usize> {
         if outcomes.is_empty() {
             return Ok(0);
         }
@@ -749,7 +753,13 @@ impl Store {
             let meta = self.vt_keys(vt).meta;
             for chunk in list.chunks(ORIGINS_PER_CALL) {
                 let mut call = Call::new(ScriptName::VisitOutcomes, &[meta.as_str()]);
-                call.arg("");
+                call.arg("")
+                    .arg(rules.disable_after_failures.unwrap_or(0))
+                    .arg(if rules.stop_after_success.contains(vt) {
+                        "1"
+                    } else {
+                        "0"
+                    });
                 for o in chunk {
                     call.arg(o.origin_id)
                         .arg(match o.status {
