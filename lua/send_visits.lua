@@ -18,7 +18,9 @@
 -- ARGV[7] the broker's database number and ARGV[8] the store's, when they differ; '' when
 --   they are the same
 -- ARGV[9] the visit type's index (lua/visit_type_index.lua), for the messages' task ids
--- ARGV[10] k, then k pairs: lister index, `"lister_name":…,"lister_instance_name":…` (JSON)
+-- ARGV[10] failed cooldown, ARGV[11] not-found cooldown, ARGV[12] absolute cooldown: in us,
+--   or '' for none (later versions' rules; see grab.lua)
+-- ARGV[13] k, then k pairs: lister index, `"lister_name":…,"lister_instance_name":…` (JSON)
 -- then pairs: policy ('osf', 'nv' or 'lag'), weight
 -- Returns {visits sent, messages waiting before, then the visits sent by each policy}; adds
 -- the visits sent to the `visits_sent` field of KEYS[1].
@@ -50,8 +52,8 @@ if mql and mql > 0 then
   if slots <= math.floor(math.min(mql, MAX_SLOTS) / 20) then slots = 0 end
 end
 local vt_index = tonumber(ARGV[9])
-local listers, i = {}, 11
-for _ = 1, tonumber(ARGV[10]) do
+local listers, i = {}, 14
+for _ = 1, tonumber(ARGV[13]) do
   listers[ARGV[i]] = ARGV[i + 1]
   i = i + 2
 end
@@ -65,7 +67,8 @@ local out = {0, waiting}
 for k = 1, #policies do out[k + 2] = 0 end
 if slots <= 0 or total <= 0 then return out end
 
-local g = {ts = ts, release = ts - tonumber(ARGV[3])}
+local g = {ts = ts, release = ts - tonumber(ARGV[3]), failed = num(ARGV[10]),
+  not_found = num(ARGV[11]), absolute = num(ARGV[12])}
 release_parked(base, g.release)
 -- each policy's share of the slots, plus what the ones before it could not fill; the last
 -- one takes what is left (the rounding too)

@@ -32,6 +32,12 @@ pub struct RecurrentVisitsSection {
     pub scheduled_cooldown: Option<Interval>,
     /// Policies and weights by visit type, and `default` for the others.
     pub policies: std::collections::HashMap<String, Vec<WeightedPolicy>>,
+    /// Later versions' cooldowns (none by default, as in 0.16): an origin whose last visit
+    /// failed, or found nothing, less than this ago is not sent; nor one sent less than
+    /// `absolute_cooldown` ago, whatever happened since.
+    pub failed_cooldown: Option<Interval>,
+    pub not_found_cooldown: Option<Interval>,
+    pub absolute_cooldown: Option<Interval>,
     /// The listener disables an origin after this many failed or not-found visits in a row
     /// (later versions' rule, with 3; off by default as in 0.16).
     pub disable_after_failures: Option<u32>,

@@ -34,6 +34,11 @@ pub struct VisitRunnerConfig {
     pub policies: HashMap<String, Vec<(VisitPolicy, u32)>>,
     /// An origin sent less than this ago, with no visit result since, is not sent again.
     pub scheduled_cooldown: chrono::Duration,
+    /// Later versions' cooldowns (none by default): after a failed visit, after a not-found
+    /// one, and after any sending whatever happened since.
+    pub failed_cooldown: Option<chrono::Duration>,
+    pub not_found_cooldown: Option<chrono::Duration>,
+    pub absolute_cooldown: Option<chrono::Duration>,
     pub naming: BrokerNaming,
     /// The broker's database, when it is not the store's.
     pub broker_db: Option<u32>,
@@ -48,6 +53,9 @@ impl Default for VisitRunnerConfig {
             visit_types: Vec::new(),
             policies: HashMap::new(),
             scheduled_cooldown: chrono::Duration::days(7),
+            failed_cooldown: None,
+            not_found_cooldown: None,
+            absolute_cooldown: None,
             naming: BrokerNaming::default(),
             broker_db: None,
             origin: format!("swh-scheduler@{}", crate::runner::hostname()),
@@ -106,6 +114,9 @@ impl VisitRunner {
                     broker_db: self.config.broker_db,
                     policies: self.policies(&vt),
                     scheduled_cooldown: self.config.scheduled_cooldown,
+                    failed_cooldown: self.config.failed_cooldown,
+                    not_found_cooldown: self.config.not_found_cooldown,
+                    absolute_cooldown: self.config.absolute_cooldown,
                 })
                 .await?;
             if sent.sent > 0 {

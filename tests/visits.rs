@@ -273,6 +273,9 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
             broker_db: None,
             policies: &policies,
             scheduled_cooldown: TimeDelta::days(7),
+            failed_cooldown: None,
+            not_found_cooldown: None,
+            absolute_cooldown: None,
         })
         .await
         .unwrap();
@@ -299,6 +302,9 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
             max_queue_length: None,
             origin: "test@here",
             broker_db: None,
+            failed_cooldown: None,
+            not_found_cooldown: None,
+            absolute_cooldown: None,
         })
         .await
         .unwrap();
@@ -623,6 +629,87 @@ mod results {
         assert_eq!(sent, HashSet::from([b.clone()]));
         listed(&store, "git", "d", 3).await;
         assert!(enabled(a).await && enabled(c).await);
+    }
+
+    /// Later versions' cooldowns, when configured: after a failed visit, after a not-found
+    /// one, and after any sending.
+    #[tokio::test]
+    async fn later_versions_cooldowns_hold_origins_back_when_asked() {
+        let server = RedisServer::start();
+        let store = server.store().await;
+        loader_type(&store, "git", None).await;
+        let origins = listed(&store, "git", "c", 3).await;
+        let osf = |c: &mut VisitRunnerConfig| {
+            c.policies
+                .insert("git".into(), vec![(VisitPolicy::OldestScheduledFirst, 1)]);
+        };
+        runner(&store, osf).pass().await.unwrap();
+        let ids = sent_ids(&server);
+        // a failed, b not found, c eventful: all have a result, so all are eligible again
+        let results: Vec<VisitOutcome> = origins
+            .iter()
+            .zip([
+                VisitStatus::Failed,
+                VisitStatus::NotFound,
+                VisitStatus::Eventful,
+            ])
+            .map(|(o, status)| {
+                let (visit_type_index, origin_id) = ids[&o.url];
+                VisitOutcome {
+                    visit_type_index,
+                    origin_id,
+                    status,
+                    snapshot: Some(vec![1; 20]).filter(|_| status == VisitStatus::Eventful),
+                    date: None,
+                }
+            })
+            .collect();
+        store
+            .apply_visit_outcomes(&results, &Default::default())
+            .await
+            .unwrap();
+        async fn sent_now(server: &RedisServer, r: VisitRunner) -> Vec<String> {
+            let before = queue(server, 0, LOADER).len();
+            r.pass().await.unwrap();
+            let q = queue(server, 0, LOADER);
+            let mut urls: Vec<String> = q[..q.len() - before]
+                .iter()
+                .map(|m| kwargs(m)["url"].as_str().unwrap().to_string())
+                .collect();
+            urls.sort();
+            urls
+        }
+        let day = Some(TimeDelta::days(1));
+        // the absolute cooldown holds all three back (each pass marks what it sends, so the
+        // passes go from the strictest to the loosest)
+        let all = sent_now(
+            &server,
+            runner(&store, |c| {
+                osf(c);
+                c.absolute_cooldown = day;
+            }),
+        )
+        .await;
+        assert!(all.is_empty(), "{all:?}");
+        let sent = sent_now(
+            &server,
+            runner(&store, |c| {
+                osf(c);
+                c.failed_cooldown = day;
+                c.not_found_cooldown = day;
+            }),
+        )
+        .await;
+        assert_eq!(sent, vec![origins[2].url.clone()], "only the eventful one");
+        let sent = sent_now(
+            &server,
+            runner(&store, |c| {
+                osf(c);
+                c.not_found_cooldown = day;
+            }),
+        )
+        .await;
+        assert_eq!(sent, vec![origins[0].url.clone()], "the failed one, now");
     }
 
     /// A sent origin waits for its result (or the cooldown): once its result is in, the

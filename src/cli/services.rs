@@ -232,9 +232,15 @@ pub fn visit_runner_config(
         broker_db: broker.db,
         ..Default::default()
     };
-    if let Some(i) = section.scheduled_cooldown {
-        c.scheduled_cooldown = chrono::Duration::microseconds(i.as_micros());
+    let duration = |i: Option<crate::model::Interval>| {
+        i.map(|i| chrono::Duration::microseconds(i.as_micros()))
+    };
+    if let Some(d) = duration(section.scheduled_cooldown) {
+        c.scheduled_cooldown = d;
     }
+    c.failed_cooldown = duration(section.failed_cooldown);
+    c.not_found_cooldown = duration(section.not_found_cooldown);
+    c.absolute_cooldown = duration(section.absolute_cooldown);
     Ok(c)
 }
 

@@ -627,6 +627,11 @@ pub struct VisitTarget<'a> {
     pub policies: &'a [(VisitPolicy, u32)],
     /// An origin scheduled less than this ago, with no result since, is not sent again.
     pub scheduled_cooldown: Duration,
+    /// Later versions' cooldowns: an origin whose last visit failed (or found nothing) less
+    /// than this ago, or sent less than `absolute_cooldown` ago, is not sent.
+    pub failed_cooldown: Option<Duration>,
+    pub not_found_cooldown: Option<Duration>,
+    pub absolute_cooldown: Option<Duration>,
 }
 
 /// What one [`Store::send_visits`] call did.
@@ -676,7 +681,12 @@ impl Store {
                 Some((idx, text[1..text.len() - 1].to_string()))
             })
             .collect();
-        call.arg(vt_index).arg(named.len());
+        let us = |d: Option<Duration>| opt_arg(d.map(|d| d.num_microseconds().unwrap_or(i64::MAX)));
+        call.arg(vt_index)
+            .arg(us(t.failed_cooldown))
+            .arg(us(t.not_found_cooldown))
+            .arg(us(t.absolute_cooldown))
+            .arg(named.len());
         for (idx, fields) in &named {
             call.arg(*idx).arg(fields);
         }
