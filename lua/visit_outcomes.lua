@@ -13,6 +13,8 @@
 --   eventful or uneventful naming no snapshot: last_eventful (or last_uneventful) =
 --     max(date, it); the stored snapshot stays (an origin counts as having a snapshot only
 --     once a result names one, as for the original, whose visits without one are failures)
+--   lost (the listener's sweep): the date is a bound; if the origin was last sent before it
+--     and has no result since, it is a failed visit now: last_failed = max(now, last_failed)
 -- A result moves the origin out of `parked` (it has a result since it was scheduled).
 -- Later versions' rules, off unless asked: the origin's listings are disabled after N failed
 -- or not-found results in a row (ARGV[2]; results that move no date do not count), or after a success (ARGV[3], for visit types whose
@@ -22,7 +24,7 @@
 -- ARGV[1] now in us (for outcomes with no date), or '' for the server clock
 -- ARGV[2] disable after this many failed or not-found results in a row (0: never)
 -- ARGV[3] '1' to disable after a success, else '0'
--- ARGV[4..] 4 values per outcome: origin id, status ('e', 'u', 'f' or 'n'), date in us or '',
+-- ARGV[4..] 4 values per outcome: origin id, status ('e', 'u', 'f', 'n' or 'l'), date in us or '',
 --   snapshot (20 bytes) or ''
 -- Returns the number of origins whose stats changed; counts the results of known origins by
 -- status in the `results_<status>` fields of KEYS[1] (for /metrics).
@@ -44,7 +46,7 @@ for i = 4, #ARGV, 4 do
 end
 local stored = load_origins(base, ids)
 local cur = {}
-local counted = {e = 0, u = 0, f = 0, n = 0}
+local counted = {e = 0, u = 0, f = 0, n = 0, l = 0}
 
 local function later(a, b)
   if a == nil or b > a then return b end
@@ -62,8 +64,21 @@ for i = 4, #ARGV, 4 do
     end
     local status, date, snap = ARGV[i + 1], num(ARGV[i + 2]) or now, ARGV[i + 3]
     local prev = {le = o.le, lu = o.lu, lf = o.lf, lnf = o.lnf}
-    if counted[status] then counted[status] = counted[status] + 1 end
-    if status == 'n' then
+    if status == 'l' then
+      -- still no result since it was sent before the bound: it failed; else it is not lost
+      local r = last_result(o)
+      if o.ls ~= nil and o.ls < date and (r == nil or r <= o.ls) then
+        status, date = 'f', now
+        counted.l = counted.l + 1
+      else
+        status = nil
+      end
+    elseif counted[status] then
+      counted[status] = counted[status] + 1
+    end
+    if status == nil then
+      -- nothing to do
+    elseif status == 'n' then
       o.lnf = later(o.lnf, date)
     elseif status == 'f' then
       o.lf = later(o.lf, date)
@@ -86,7 +101,7 @@ for i = 4, #ARGV, 4 do
         o.lu = date
       end
     end
-    o.has_stats = true
+    if status then o.has_stats = true end
     -- only a result that moved a date counts (a repeated one changes nothing)
     local success = status == 'e' or status == 'u'
     if success and (o.le ~= prev.le or o.lu ~= prev.lu) then
@@ -109,7 +124,7 @@ for _, id in ipairs(ids) do
   end
 end
 flush(b, base)
-local names = {e = 'eventful', u = 'uneventful', f = 'failed', n = 'not_found'}
+local names = {e = 'eventful', u = 'uneventful', f = 'failed', n = 'not_found', l = 'lost'}
 for code, n in pairs(counted) do
   if n > 0 then redis.call('HINCRBY', KEYS[1], 'results_' .. names[code], n) end
 end

@@ -90,7 +90,7 @@ pub struct ListenerStats {
     pub malformed: AtomicU64,
     /// Runs settled from the result backend.
     pub reconciled: AtomicU64,
-    /// Runs marked lost.
+    /// Runs marked lost, and visits marked failed for want of a result.
     pub lost: AtomicU64,
     /// Visit results (of visits the visit runner sent) received.
     pub visit_results: AtomicU64,
@@ -486,6 +486,62 @@ impl Listener {
                 .await?;
             if n > 0 {
                 warn!(task_type = %tt.task_type, "marked {n} runs lost (no news for {after:?})");
+            }
+            total += n;
+        }
+        self.stats.lost.fetch_add(total as u64, Ordering::Relaxed);
+        total += self.sweep_visits().await?;
+        Ok(total)
+    }
+
+    /// Marks failed the visits the visit runner sent that have had no result for the
+    /// lost-run bound of their loader's task type (`load-<visit type>`), with the same rule
+    /// as runs: while the loader's queue holds messages, only past `lost_scheduled_after`.
+    pub async fn sweep_visits(&self) -> Result<usize> {
+        let mut total = 0;
+        for vt in self.store.visit_types().await? {
+            let loader = format!("load-{vt}");
+            let Some(info) = self.store.type_info(&loader).await? else {
+                continue;
+            };
+            let after = self
+                .config
+                .lost_after_by_type
+                .get(&loader)
+                .copied()
+                .unwrap_or(self.config.lost_after);
+            let queue = self.config.naming.queue_keys(&info.task_type.backend_name);
+            let waiting = self
+                .store
+                .queue_waiting(&queue, self.config.broker_db)
+                .await?;
+            let after = if waiting > 0 {
+                self.config
+                    .lost_scheduled_after
+                    .unwrap_or(after.saturating_mul(2))
+            } else {
+                after
+            };
+            // a bound beyond the calendar: nothing can be that old
+            let Some(before) = chrono::Duration::from_std(after)
+                .ok()
+                .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+            else {
+                continue;
+            };
+            let mut n = 0;
+            loop {
+                let marked = self
+                    .store
+                    .sweep_lost_visits(&vt, before, &self.config.visit_rules, 1000)
+                    .await?;
+                n += marked;
+                if marked < 1000 {
+                    break;
+                }
+            }
+            if n > 0 {
+                warn!(visit_type = %vt, "marked {n} visits failed (no result for {after:?})");
             }
             total += n;
         }

@@ -712,6 +712,75 @@ mod results {
         assert_eq!(sent, vec![origins[0].url.clone()], "the failed one, now");
     }
 
+    /// The listener's sweep marks failed the visits with no result within the lost-run
+    /// bound, not those with a result, and, while the loader's queue holds messages, only
+    /// past lost_scheduled_after.
+    #[tokio::test]
+    async fn visits_with_no_result_are_failed_by_the_sweep() {
+        use swh_scheduler::listener::{Listener, ListenerConfig};
+        let server = RedisServer::start();
+        let store = server.store().await;
+        loader_type(&store, "git", None).await;
+        let origins = listed(&store, "git", "l", 3).await;
+        runner(&store, |_| {}).pass().await.unwrap();
+        let ids = sent_ids(&server);
+        let (visit_type_index, origin_id) = ids[&origins[0].url];
+        store
+            .apply_visit_outcomes(
+                &[VisitOutcome {
+                    visit_type_index,
+                    origin_id,
+                    status: VisitStatus::Eventful,
+                    snapshot: Some(vec![1; 20]),
+                    date: None,
+                }],
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let mut config = ListenerConfig::new(&server.url());
+        config.lost_after = Duration::from_millis(10);
+        config.lost_scheduled_after = Some(Duration::from_secs(3600));
+        let listener = Listener::new(store.clone(), config);
+        // the three messages still wait in the queue: not lost yet
+        assert_eq!(listener.sweep_visits().await.unwrap(), 0);
+        let _: () = redis::cmd("DEL")
+            .arg(LOADER)
+            .query(&mut server.client())
+            .unwrap();
+        assert_eq!(listener.sweep_visits().await.unwrap(), 2);
+        assert_eq!(listener.sweep_visits().await.unwrap(), 0, "once");
+        let first = stats(&store, &origins[0].url).await;
+        assert!(first.last_failed.is_none() && first.last_eventful.is_some());
+        for o in &origins[1..] {
+            let s = stats(&store, &o.url).await;
+            assert!(s.last_failed > s.last_scheduled, "{s:?}");
+        }
+        // a lost mark after a result changes nothing (the sweep's check is in the script)
+        let late = VisitOutcome {
+            visit_type_index,
+            origin_id,
+            status: VisitStatus::Lost,
+            snapshot: None,
+            date: Some(Utc::now()),
+        };
+        assert_eq!(
+            store
+                .apply_visit_outcomes(&[late], &Default::default())
+                .await
+                .unwrap(),
+            0
+        );
+        let m = swh_scheduler::rpc::metrics::render(&store, &Default::default())
+            .await
+            .unwrap();
+        assert!(
+            m.contains("swh_scheduler_visit_results_total{visit_type=\"git\",status=\"lost\"} 2"),
+            "{m}"
+        );
+    }
+
     /// A sent origin waits for its result (or the cooldown): once its result is in, the
     /// policies see it again.
     #[tokio::test]

@@ -183,6 +183,9 @@ pub enum VisitStatus {
     Uneventful,
     Failed,
     NotFound,
+    /// No result came within the listener's lost-run bound (`lost_after`): a failed visit,
+    /// unless a result came meanwhile.
+    Lost,
 }
 
 impl VisitStatus {
@@ -192,6 +195,7 @@ impl VisitStatus {
             VisitStatus::Uneventful => "uneventful",
             VisitStatus::Failed => "failed",
             VisitStatus::NotFound => "not_found",
+            VisitStatus::Lost => "lost",
         }
     }
 }
@@ -218,6 +222,7 @@ pub struct VisitOutcome {
     pub status: VisitStatus,
     /// The snapshot the visit made or found (a SHA1), when the result names one.
     pub snapshot: Option<Vec<u8>>,
-    /// When the visit ended (the event's time); `None` for now.
+    /// When the visit ended (the event's time); `None` for now. For [`VisitStatus::Lost`],
+    /// the bound: the visit is lost if it was sent before it, with no result since.
     pub date: Option<DateTime<Utc>>,
 }

@@ -336,7 +336,11 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
                 "Runs settled from the result backend",
                 &stats.reconciled,
             ),
-            ("lost", "Runs marked lost", &stats.lost),
+            (
+                "lost",
+                "Runs marked lost, and visits failed for want of a result",
+                &stats.lost,
+            ),
             (
                 "visit_results",
                 "Results of visits the visit runner sent",

@@ -777,6 +777,7 @@ impl Store {
                             VisitStatus::Uneventful => "u",
                             VisitStatus::Failed => "f",
                             VisitStatus::NotFound => "n",
+                            VisitStatus::Lost => "l",
                         })
                         .arg(opt_arg(o.date.map(to_micros)))
                         .arg(o.snapshot.as_deref().unwrap_or_default());
@@ -801,7 +802,8 @@ pub struct VisitFigures {
     pub oldest_sent_us: Option<i64>,
     /// Visits the visit runner sent.
     pub sent: i64,
-    /// Visit results received, by status (`eventful`, `uneventful`, `failed`, `not_found`).
+    /// Visit results received, by status (`eventful`, `uneventful`, `failed`, `not_found`),
+    /// and visits the listener found lost (`lost`).
     pub results: Vec<(&'static str, i64)>,
 }
 
@@ -817,6 +819,7 @@ impl Store {
             VisitStatus::Uneventful,
             VisitStatus::Failed,
             VisitStatus::NotFound,
+            VisitStatus::Lost,
         ];
         let mut fields = vec!["visits_sent".to_string()];
         fields.extend(statuses.iter().map(|s| format!("results_{}", s.as_str())));
@@ -848,5 +851,47 @@ impl Store {
                 .map(|(i, s)| (s.as_str(), count(i + 1)))
                 .collect(),
         })
+    }
+}
+
+impl Store {
+    /// Marks failed the visits of `visit_type` sent before `sent_before` with no result since
+    /// (lost: a worker died, or the events were missed), up to `limit`; the check and the
+    /// marking are one script (`lua/visit_outcomes.lua`), so a result arriving meanwhile
+    /// wins. Returns the number of visits marked.
+    pub async fn sweep_lost_visits(
+        &self,
+        visit_type: &str,
+        sent_before: DateTime<Utc>,
+        rules: &VisitRules,
+        limit: usize,
+    ) -> Result<usize> {
+        let meta = self.vt_keys(visit_type).meta;
+        let parked = format!("{}:parked", &meta[..meta.len() - ":meta".len()]);
+        let mut con = self.con().await?;
+        let ids: Vec<i64> = redis::cmd("ZRANGEBYSCORE")
+            .arg(&parked)
+            .arg("-inf")
+            .arg(format!("({}", to_micros(sent_before)))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut con)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let visit_type_index = self.visit_type_index(visit_type).await?;
+        let lost: Vec<VisitOutcome> = ids
+            .into_iter()
+            .map(|origin_id| VisitOutcome {
+                visit_type_index,
+                origin_id,
+                status: VisitStatus::Lost,
+                snapshot: None,
+                date: Some(sent_before),
+            })
+            .collect();
+        self.apply_visit_outcomes(&lost, rules).await
     }
 }
