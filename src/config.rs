@@ -174,7 +174,31 @@ impl FileConfig {
                 path.display()
             )));
         }
-        for (vt, mix) in &config.recurrent_visits.policies {
+        let rv = &config.recurrent_visits;
+        for (field, v) in [
+            ("scheduled_cooldown", rv.scheduled_cooldown),
+            ("failed_cooldown", rv.failed_cooldown),
+            ("not_found_cooldown", rv.not_found_cooldown),
+            ("absolute_cooldown", rv.absolute_cooldown),
+        ] {
+            if let Some(i) = v
+                && i.as_micros() < 0
+            {
+                return Err(Error::Other(format!(
+                    "invalid configuration file {}: recurrent_visits.{field} is {i}; it must \
+                     not be negative",
+                    path.display()
+                )));
+            }
+        }
+        for (vt, mix) in &rv.policies {
+            if mix.iter().all(|p| p.weight == 0) {
+                return Err(Error::Other(format!(
+                    "invalid configuration file {}: recurrent_visits.policies.{vt} has no \
+                     policy with a weight above 0, so it would send nothing",
+                    path.display()
+                )));
+            }
             for (i, p) in mix.iter().enumerate() {
                 if p.policy.parse::<crate::model::VisitPolicy>().is_err() {
                     return Err(Error::Other(format!(

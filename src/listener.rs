@@ -529,14 +529,16 @@ impl Listener {
             else {
                 continue;
             };
-            let mut n = 0;
+            let (mut n, mut offset) = (0, 0);
             loop {
-                let marked = self
+                let (read, marked) = self
                     .store
-                    .sweep_lost_visits(&vt, before, &self.config.visit_rules, 1000)
+                    .sweep_lost_visits(&vt, before, &self.config.visit_rules, offset, 1000)
                     .await?;
                 n += marked;
-                if marked < 1000 {
+                // marked or not, they stay waiting (until the scheduled cooldown): page on
+                offset += read;
+                if read < 1000 {
                     break;
                 }
             }

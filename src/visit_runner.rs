@@ -82,7 +82,9 @@ impl VisitRunner {
             .map_or(&DEFAULT_POLICIES[..], Vec::as_slice)
     }
 
-    /// One pass over the visit types; returns the visits sent per visit type.
+    /// One pass over the visit types; returns the visits sent per visit type. A visit type
+    /// that fails (a queue key of the wrong type, say) is logged and the others are served;
+    /// the first error is returned after them.
     pub async fn pass(&self) -> Result<Vec<(String, usize)>> {
         let types = if self.config.visit_types.is_empty() {
             self.store.visit_types().await?
@@ -90,6 +92,7 @@ impl VisitRunner {
             self.config.visit_types.clone()
         };
         let mut out = Vec::with_capacity(types.len());
+        let mut first_error = None;
         for vt in types {
             let Some(loader) = self.store.type_info(&format!("load-{vt}")).await? else {
                 // asked for by name, its absence is worth a warning
@@ -102,7 +105,7 @@ impl VisitRunner {
             };
             let queue = loader.task_type.backend_name.clone();
             let keys = self.config.naming.queue_keys(&queue);
-            let sent = self
+            let sent = match self
                 .store
                 .send_visits(&VisitTarget {
                     visit_type: &vt,
@@ -118,7 +121,15 @@ impl VisitRunner {
                     not_found_cooldown: self.config.not_found_cooldown,
                     absolute_cooldown: self.config.absolute_cooldown,
                 })
-                .await?;
+                .await
+            {
+                Ok(sent) => sent,
+                Err(e) => {
+                    warn!(visit_type = %vt, queue = %queue, "could not send visits: {e}");
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             if sent.sent > 0 {
                 let mix: Vec<String> = self
                     .policies(&vt)
@@ -136,7 +147,10 @@ impl VisitRunner {
             }
             out.push((vt, sent.sent));
         }
-        Ok(out)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// Passes every `period` until `shutdown` resolves (one pass if the period is zero).

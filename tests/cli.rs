@@ -1016,4 +1016,22 @@ fn schedule_recurrent_sends_the_configured_visit_types_once() {
         err.contains("recurrent_visits.disable_after_failures is 0"),
         "{err}"
     );
+    for (section, wanted) in [
+        (
+            "failed_cooldown: -1 day",
+            "recurrent_visits.failed_cooldown is -1 day",
+        ),
+        (
+            "policies: {git: [{policy: oldest_scheduled_first, weight: 0}]}",
+            "recurrent_visits.policies.git has no policy with a weight above 0",
+        ),
+    ] {
+        std::fs::write(
+            &cfg,
+            format!("scheduler:\n  cls: redis\n  url: {url}\nrecurrent_visits:\n  {section}\n"),
+        )
+        .unwrap();
+        let (_, err) = fails(&["-C", c], &["schedule-recurrent"]);
+        assert!(err.contains(wanted), "{err}");
+    }
 }

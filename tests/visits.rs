@@ -470,6 +470,7 @@ mod results {
                 status,
                 snapshot: snapshot.map(|s| vec![s; 20]),
                 date: Some(date),
+                sent_ms: None,
             }
         };
         use VisitStatus::*;
@@ -554,6 +555,7 @@ mod results {
                 status,
                 snapshot: Some(vec![5; 20]).filter(|_| status == VisitStatus::Eventful),
                 date: Some(at(hours)),
+                sent_ms: None,
             }
         };
         let enabled = async |url: &str| {
@@ -661,6 +663,7 @@ mod results {
                     status,
                     snapshot: Some(vec![1; 20]).filter(|_| status == VisitStatus::Eventful),
                     date: None,
+                    sent_ms: None,
                 }
             })
             .collect();
@@ -714,7 +717,8 @@ mod results {
 
     /// The listener's sweep marks failed the visits with no result within the lost-run
     /// bound, not those with a result, and, while the loader's queue holds messages, only
-    /// past lost_scheduled_after.
+    /// past lost_scheduled_after; a lost visit is not sent again before the scheduled
+    /// cooldown.
     #[tokio::test]
     async fn visits_with_no_result_are_failed_by_the_sweep() {
         use swh_scheduler::listener::{Listener, ListenerConfig};
@@ -733,6 +737,7 @@ mod results {
                     status: VisitStatus::Eventful,
                     snapshot: Some(vec![1; 20]),
                     date: None,
+                    sent_ms: None,
                 }],
                 &Default::default(),
             )
@@ -753,10 +758,6 @@ mod results {
         assert_eq!(listener.sweep_visits().await.unwrap(), 0, "once");
         let first = stats(&store, &origins[0].url).await;
         assert!(first.last_failed.is_none() && first.last_eventful.is_some());
-        for o in &origins[1..] {
-            let s = stats(&store, &o.url).await;
-            assert!(s.last_failed > s.last_scheduled, "{s:?}");
-        }
         // a lost mark after a result changes nothing (the sweep's check is in the script)
         let late = VisitOutcome {
             visit_type_index,
@@ -764,6 +765,7 @@ mod results {
             status: VisitStatus::Lost,
             snapshot: None,
             date: Some(Utc::now()),
+            sent_ms: None,
         };
         assert_eq!(
             store
@@ -771,6 +773,21 @@ mod results {
                 .await
                 .unwrap(),
             0
+        );
+        // failed at their sending, and still waiting: a visit still queued could yet run
+        for o in &origins[1..] {
+            let s = stats(&store, &o.url).await;
+            assert_eq!(s.last_failed, s.last_scheduled, "{s:?}");
+        }
+        runner(&store, |_| {}).pass().await.unwrap();
+        let resent: Vec<String> = queue(&server, 0, LOADER)
+            .iter()
+            .map(|m| kwargs(m)["url"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            resent,
+            vec![origins[0].url.clone()],
+            "only the one with a result"
         );
         let m = swh_scheduler::rpc::metrics::render(&store, &Default::default())
             .await
@@ -804,12 +821,43 @@ mod results {
                     status: VisitStatus::Uneventful,
                     snapshot: Some(vec![9; 20]),
                     date: None,
+                    sent_ms: None,
                 }],
                 &Default::default(),
             )
             .await
             .unwrap();
         assert_eq!(changed, 1);
+        assert_eq!(runner(&store, only_osf).pass().await.unwrap()[0].1, 1);
+
+        // a worker whose clock is behind: its result, dated before the sending it answers,
+        // still ends the wait (the task id names the sending)
+        let msg = &queue(&server, 0, LOADER)[0];
+        let (_, _, sent_ms) = parse_visit_id(msg["headers"]["id"].as_str().unwrap()).unwrap();
+        let behind = VisitOutcome {
+            visit_type_index,
+            origin_id,
+            status: VisitStatus::NotFound,
+            snapshot: None,
+            date: Some(Utc::now() - TimeDelta::seconds(30)),
+            sent_ms: Some(sent_ms),
+        };
+        assert_eq!(runner(&store, only_osf).pass().await.unwrap()[0].1, 0);
+        let mut stale = behind.clone();
+        stale.sent_ms = Some(sent_ms - 1);
+        store
+            .apply_visit_outcomes(&[stale], &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            runner(&store, only_osf).pass().await.unwrap()[0].1,
+            0,
+            "an earlier sending's result, dated before this one, does not end the wait"
+        );
+        store
+            .apply_visit_outcomes(&[behind], &Default::default())
+            .await
+            .unwrap();
         assert_eq!(runner(&store, only_osf).pass().await.unwrap()[0].1, 1);
     }
 }
@@ -848,6 +896,7 @@ async fn metrics_follow_the_visits_and_their_results() {
                 status,
                 snapshot: Some(vec![3; 20]).filter(|_| status == VisitStatus::Eventful),
                 date: None,
+                sent_ms: None,
             }
         })
         .collect();

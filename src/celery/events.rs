@@ -76,7 +76,7 @@ pub fn interpret(event: &Value) -> Result<Meaning, String> {
             Some(timestamp(t).ok_or_else(|| format!("{kind} event has a bad timestamp {t}"))?)
         }
     };
-    if let Some((visit_type_index, origin_id, _)) = ids::parse_visit_id(uuid) {
+    if let Some((visit_type_index, origin_id, sent_ms)) = ids::parse_visit_id(uuid) {
         // every worker sends task-succeeded; the original's worker class sends task-result
         // too, a moment apart: counting both would record a second, uneventful visit
         let (status, snapshot) = match kind {
@@ -90,6 +90,7 @@ pub fn interpret(event: &Value) -> Result<Meaning, String> {
             status,
             snapshot,
             date: timestamp,
+            sent_ms: Some(sent_ms),
         }));
     }
     let (end_status, metadata) = match kind {

@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// here; installed into var/example-worker on first use) and print runs as they end
     #[arg(long)]
     pub example: bool,
+    /// Do not run the recurrent visit runner (`schedule-recurrent`) in this process
+    #[arg(long)]
+    pub no_visit_runner: bool,
     #[command(flatten)]
     pub listener: StartListenerArgs,
 }
@@ -137,8 +140,10 @@ async fn serve(global: &GlobalOptions, args: &ServeArgs, redis_url: &str) -> Res
         let (r, rx) = (Runner::new(store.clone(), config), stop_rx.clone());
         roles.spawn(async move { r.run(stopped(rx)).await });
     }
-    let (v, rx) = (VisitRunner::new(store.clone(), visits), stop_rx.clone());
-    roles.spawn(async move { v.run(stopped(rx)).await });
+    if !args.no_visit_runner {
+        let (v, rx) = (VisitRunner::new(store.clone(), visits), stop_rx.clone());
+        roles.spawn(async move { v.run(stopped(rx)).await });
+    }
     let (l, rx) = (Listener::new(store.clone(), listener), stop_rx.clone());
     // one process: /metrics shows the listener's counters too
     let mut rpc = rpc;

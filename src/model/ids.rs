@@ -93,7 +93,15 @@ pub fn visit_id(visit_type_index: u32, origin_id: i64, sent_ms: i64) -> String {
 /// [`visit_id`], if it is one.
 pub fn parse_visit_id(s: &str) -> Option<(u32, i64, i64)> {
     let b = s.as_bytes();
-    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+    if b.len() != 36
+        || b.iter().enumerate().any(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                *c != b'-'
+            } else {
+                !c.is_ascii_hexdigit()
+            }
+        })
+    {
         return None;
     }
     let hex = |r: std::ops::Range<usize>| u64::from_str_radix(s.get(r)?, 16).ok();
@@ -159,5 +167,6 @@ mod tests {
         assert_eq!(parse_visit_id(&run), None);
         assert_eq!(parse_backend_id(&id), None);
         assert_eq!(parse_visit_id("00000000-0007-85c9-8000-00000000002a"), None);
+        assert_eq!(parse_visit_id("00000000-0007-85c9-8003-+0000000002a"), None);
     }
 }

@@ -225,4 +225,7 @@ pub struct VisitOutcome {
     /// When the visit ended (the event's time); `None` for now. For [`VisitStatus::Lost`],
     /// the bound: the visit is lost if it was sent before it, with no result since.
     pub date: Option<DateTime<Utc>>,
+    /// When the visit was sent (ms, from the task id), if known: a result of the origin's
+    /// latest sending ends its wait even if the worker's clock is behind Redis's.
+    pub sent_ms: Option<i64>,
 }

@@ -301,7 +301,7 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
     section(
         "swh_scheduler_visit_results_total",
         "counter",
-        "Results of the visits sent, by status, as the listener received them.",
+        "Results of the visits sent that changed their origin's stats, by status (lost: failed for want of a result).",
         &mut |o| {
             for (vt, f) in &visits {
                 for (status, n) in &f.results {

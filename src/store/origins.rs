@@ -780,7 +780,8 @@ impl Store {
                             VisitStatus::Lost => "l",
                         })
                         .arg(opt_arg(o.date.map(to_micros)))
-                        .arg(o.snapshot.as_deref().unwrap_or_default());
+                        .arg(o.snapshot.as_deref().unwrap_or_default())
+                        .arg(opt_arg(o.sent_ms));
                 }
                 let reply = call.run(&mut con).await?;
                 changed += super::as_int(&reply).unwrap_or(0) as usize;
@@ -856,16 +857,19 @@ impl Store {
 
 impl Store {
     /// Marks failed the visits of `visit_type` sent before `sent_before` with no result since
-    /// (lost: a worker died, or the events were missed), up to `limit`; the check and the
-    /// marking are one script (`lua/visit_outcomes.lua`), so a result arriving meanwhile
-    /// wins. Returns the number of visits marked.
+    /// (lost: a worker died, or the events were missed), reading the waiting origins from
+    /// `offset`, `limit` of them; the check and the marking are one script
+    /// (`lua/visit_outcomes.lua`), so a result arriving meanwhile wins. Returns the number of
+    /// origins read and the number of visits marked (an origin marked before stays waiting
+    /// until the scheduled cooldown, and is read again but not marked again).
     pub async fn sweep_lost_visits(
         &self,
         visit_type: &str,
         sent_before: DateTime<Utc>,
         rules: &VisitRules,
+        offset: usize,
         limit: usize,
-    ) -> Result<usize> {
+    ) -> Result<(usize, usize)> {
         let meta = self.vt_keys(visit_type).meta;
         let parked = format!("{}:parked", &meta[..meta.len() - ":meta".len()]);
         let mut con = self.con().await?;
@@ -874,13 +878,14 @@ impl Store {
             .arg("-inf")
             .arg(format!("({}", to_micros(sent_before)))
             .arg("LIMIT")
-            .arg(0)
+            .arg(offset)
             .arg(limit)
             .query_async(&mut con)
             .await?;
         if ids.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
+        let read = ids.len();
         let visit_type_index = self.visit_type_index(visit_type).await?;
         let lost: Vec<VisitOutcome> = ids
             .into_iter()
@@ -890,8 +895,9 @@ impl Store {
                 status: VisitStatus::Lost,
                 snapshot: None,
                 date: Some(sent_before),
+                sent_ms: None,
             })
             .collect();
-        self.apply_visit_outcomes(&lost, rules).await
+        Ok((read, self.apply_visit_outcomes(&lost, rules).await?))
     }
 }
