@@ -485,7 +485,7 @@ async fn a_stock_worker_runs_the_visits_the_visit_runner_sends() {
             &json!({
                 "url": format!("https://git.example/r{n}/ü\"q\".git"),
                 "lister_name": "cgit",
-                "lister_instance_name": "",
+                "lister_instance_name": null,
                 "base_git_url": null,
                 "n": n,
             })

@@ -673,9 +673,12 @@ impl Store {
             .iter()
             .filter_map(|l| {
                 let idx = index.by_id.get(l.id.as_deref()?)?;
+                // as later versions' create_origin_task_dict: no instance name is None, and
+                // the listing's extra arguments come after (and win on a clash)
+                let instance = Some(&l.instance_name).filter(|i| !i.is_empty());
                 let fields = serde_json::json!({
                     "lister_name": l.name,
-                    "lister_instance_name": l.instance_name,
+                    "lister_instance_name": instance,
                 });
                 let text = fields.to_string();
                 Some((idx, text[1..text.len() - 1].to_string()))
