@@ -32,6 +32,7 @@
 --@include task
 --@include run
 --@include type
+--@include broker
 local tk = KEYS[1]
 local tt = load_type(tk)
 local base = type_base(tk)
@@ -41,19 +42,8 @@ local keep = tonumber(ARGV[3])
 local per_call = tonumber(ARGV[6])
 local MAX_NUM_TASKS = 10000
 
-local broker_db, store_db = ARGV[7], ARGV[8]
-local function in_broker(f)
-  if broker_db ~= '' then redis.call('SELECT', broker_db) end
-  local r = f()
-  if broker_db ~= '' then redis.call('SELECT', store_db) end
-  return r
-end
-
-local waiting = in_broker(function()
-  local w = 0
-  for i = 3, #KEYS do w = w + redis.call('LLEN', KEYS[i]) end
-  return w
-end)
+local db = {broker = ARGV[7], store = ARGV[8]}
+local waiting = queue_waiting(db, 3)
 local mql = tt.max_queue_length
 local slots = MAX_NUM_TASKS
 if mql and mql > 0 then
@@ -133,12 +123,7 @@ for i = 1, n do
   end
 end
 count_status(TASK_NOT_SCHEDULED, TASK_SCHEDULED, moved)
--- in chunks: unpack() is bounded by Lua's C stack
-in_broker(function()
-  for i = 1, #msgs, 1000 do
-    redis.call('LPUSH', KEYS[3], unpack(msgs, i, math.min(i + 999, #msgs)))
-  end
-end)
+push_messages(db, KEYS[3], msgs)
 for i = 1, #scored, 2000 do
   redis.call('ZADD', base .. ':inflight', unpack(scored, i, math.min(i + 1999, #scored)))
 end

@@ -26,6 +26,7 @@
 -- the visits sent to the `visits_sent` field of KEYS[1].
 --@include origin
 --@include grab
+--@include broker
 local base = string.sub(KEYS[1], 1, -6)
 local ts = num(ARGV[1])
 if ts == nil then
@@ -33,18 +34,8 @@ if ts == nil then
   ts = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local mql = num(ARGV[2])
-local broker_db, store_db = ARGV[7], ARGV[8]
-local function in_broker(f)
-  if broker_db ~= '' then redis.call('SELECT', broker_db) end
-  local r = f()
-  if broker_db ~= '' then redis.call('SELECT', store_db) end
-  return r
-end
-local waiting = in_broker(function()
-  local w = 0
-  for i = 2, #KEYS do w = w + redis.call('LLEN', KEYS[i]) end
-  return w
-end)
+local db = {broker = ARGV[7], store = ARGV[8]}
+local waiting = queue_waiting(db, 2)
 local MAX_SLOTS = 10000
 local slots = MAX_SLOTS
 if mql and mql > 0 then
@@ -121,11 +112,7 @@ for _, c in ipairs(sent) do
   local esc = string.gsub(kwargs, '[\\"]', '\\%0')
   msgs[#msgs + 1] = p1 .. esc .. p2 .. id .. p3 .. id .. p4 .. esc .. p5 .. id .. p6 .. id .. p7
 end
-in_broker(function()
-  for j = 1, #msgs, 1000 do
-    redis.call('LPUSH', KEYS[2], unpack(msgs, j, math.min(j + 999, #msgs)))
-  end
-end)
+push_messages(db, KEYS[2], msgs)
 -- counted for /metrics (src/rpc/metrics.rs)
 redis.call('HINCRBY', KEYS[1], 'visits_sent', #sent)
 out[1] = #sent

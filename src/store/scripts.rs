@@ -29,6 +29,7 @@ const INCLUDES: &[(&str, &str)] = lua_files!(
     "includes/end_run",
     "includes/origin",
     "includes/grab",
+    "includes/broker",
 );
 
 /// The scripts, by name (their file name in `lua/`).
