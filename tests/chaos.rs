@@ -337,26 +337,7 @@ async fn four_runner_processes_race_without_duplicates_or_overflow() {
         store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
     }
     // four single-pass runner processes at once; then the queue must be within its limit
-    let race = || {
-        let racers: Vec<_> = (0..4)
-            .map(|_| {
-                Command::new(env!("CARGO_BIN_EXE_swh-scheduler"))
-                    .args(["--redis-url", &server.url(), "start-runner"])
-                    .env("RUST_LOG", "warn")
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for mut r in racers {
-            assert!(r.wait().unwrap().success());
-        }
-        let len: usize = redis::cmd("LLEN")
-            .arg(BACKEND)
-            .query(&mut server.client())
-            .unwrap();
-        assert!(len <= 20_000, "the queue went past its limit: {len}");
-        len
-    };
+    let race = || server.race(&["start-runner"], BACKEND, 20_000);
     race();
     // a worker drains the queue; the racers go again until every task is sent
     let mut sent: Vec<String> = Vec::new();

@@ -37,17 +37,7 @@ fn due(ty: &str, i: usize) -> NewTask {
 }
 
 fn lrange(server: &RedisServer, db: u32, key: &str) -> Vec<Value> {
-    let mut con = server.client();
-    let _: () = redis::cmd("SELECT").arg(db).query(&mut con).unwrap();
-    let raw: Vec<String> = redis::cmd("LRANGE")
-        .arg(key)
-        .arg(0)
-        .arg(-1)
-        .query(&mut con)
-        .unwrap();
-    raw.iter()
-        .map(|m| serde_json::from_str(m).unwrap())
-        .collect()
+    server.messages(db, key)
 }
 
 fn llen(server: &RedisServer, key: &str) -> usize {

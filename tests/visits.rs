@@ -62,17 +62,7 @@ fn runner(store: &Store, f: impl FnOnce(&mut VisitRunnerConfig)) -> VisitRunner 
 }
 
 fn queue(server: &RedisServer, db: u32, key: &str) -> Vec<Value> {
-    let mut con = server.client();
-    let _: () = redis::cmd("SELECT").arg(db).query(&mut con).unwrap();
-    let raw: Vec<String> = redis::cmd("LRANGE")
-        .arg(key)
-        .arg(0)
-        .arg(-1)
-        .query(&mut con)
-        .unwrap();
-    raw.iter()
-        .map(|m| serde_json::from_str(m).unwrap())
-        .collect()
+    server.messages(db, key)
 }
 
 fn rpop(server: &RedisServer, key: &str, n: usize) -> Vec<Value> {
@@ -384,26 +374,7 @@ async fn four_schedule_recurrent_processes_race_without_duplicates_or_overflow()
     loader_type(&store, "git", Some(20_000)).await;
     let n = 100_000;
     listed(&store, "git", "p", n).await;
-    let race = || {
-        let racers: Vec<_> = (0..4)
-            .map(|_| {
-                std::process::Command::new(env!("CARGO_BIN_EXE_swh-scheduler"))
-                    .args(["--redis-url", &server.url(), "schedule-recurrent"])
-                    .env("RUST_LOG", "warn")
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for mut r in racers {
-            assert!(r.wait().unwrap().success());
-        }
-        let len: usize = redis::cmd("LLEN")
-            .arg(LOADER)
-            .query(&mut server.client())
-            .unwrap();
-        assert!(len <= 20_000, "the queue went past its limit: {len}");
-        len
-    };
+    let race = || server.race(&["schedule-recurrent"], LOADER, 20_000);
     race();
     let mut urls: Vec<String> = Vec::new();
     loop {

@@ -120,6 +120,45 @@ impl RedisServer {
             .unwrap()
     }
 
+    /// The messages of a broker list in database `db`, newest first, as JSON.
+    pub fn messages(&self, db: u32, key: &str) -> Vec<serde_json::Value> {
+        let mut con = self.client();
+        let _: () = redis::cmd("SELECT").arg(db).query(&mut con).unwrap();
+        let raw: Vec<String> = redis::cmd("LRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .unwrap();
+        raw.iter()
+            .map(|m| serde_json::from_str(m).unwrap())
+            .collect()
+    }
+
+    /// Runs four `swh-scheduler … <command>` processes at once, each with the store's URL,
+    /// waits for them, and returns the length of `queue`, checked to be at most `limit`.
+    pub fn race(&self, command: &[&str], queue: &str, limit: usize) -> usize {
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_swh-scheduler"))
+                    .args(["--redis-url", &self.url()])
+                    .args(command)
+                    .env("RUST_LOG", "warn")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut r in racers {
+            assert!(r.wait().unwrap().success());
+        }
+        let len: usize = redis::cmd("LLEN")
+            .arg(queue)
+            .query(&mut self.client())
+            .unwrap();
+        assert!(len <= limit, "the queue went past its limit: {len}");
+        len
+    }
+
     pub async fn store(&self) -> Store {
         Store::connect(StoreConfig::new(&self.url()))
             .await
