@@ -346,6 +346,11 @@ impl CeleryWorker {
         }
     }
 
+    /// Whether the worker process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
