@@ -51,7 +51,7 @@ for i = 4, #ARGV, 5 do
   end
 end
 local stored = load_origins(base, ids)
-local cur = {}
+local cur, dirty = {}, {}
 local counted = {e = 0, u = 0, f = 0, n = 0, l = 0}
 
 local function later(a, b)
@@ -61,7 +61,7 @@ end
 
 -- Applies one result to the record `o`; returns whether it moved a date.
 local function apply(o, status, date, snap)
-  local prev = {le = o.le, lu = o.lu, lf = o.lf, lnf = o.lnf, snapshot = o.snapshot}
+  local le, lu, lf, lnf, snapshot = o.le, o.lu, o.lf, o.lnf, o.snapshot
   if status == 'n' then
     o.lnf = later(o.lnf, date)
   elseif status == 'f' then
@@ -85,8 +85,7 @@ local function apply(o, status, date, snap)
       o.lu = date
     end
   end
-  return o.le ~= prev.le or o.lu ~= prev.lu or o.lf ~= prev.lf or o.lnf ~= prev.lnf
-    or o.snapshot ~= prev.snapshot
+  return o.le ~= le or o.lu ~= lu or o.lf ~= lf or o.lnf ~= lnf or o.snapshot ~= snapshot
 end
 
 for i = 4, #ARGV, 5 do
@@ -113,8 +112,12 @@ for i = 4, #ARGV, 5 do
     end
     if status then
       local moved = apply(o, status, date, snap)
-      o.has_stats = true
+      if not o.has_stats then
+        o.has_stats = true
+        dirty[id] = true
+      end
       if moved then
+        dirty[id] = true
         local code = ARGV[i + 1]
         counted[code] = (counted[code] or 0) + 1
         local success = status == 'e' or status == 'u'
@@ -130,8 +133,9 @@ end
 
 local b, changed = new_batch(), 0
 for _, id in ipairs(ids) do
+  -- (only what moved a date, or gave stats to an origin that had none, changes a record)
   local o, old = cur[id], stored[id]
-  if o and encode_origin(o) ~= encode_origin(old) then
+  if dirty[id] then
     changed = changed + 1
     put_origin(b, base, id, old, o)
   end

@@ -91,6 +91,7 @@ impl VisitRunner {
         } else {
             self.config.visit_types.clone()
         };
+        let listers = self.store.visit_lister_fields().await?;
         let mut out = Vec::with_capacity(types.len());
         let mut first_error = None;
         for vt in types {
@@ -116,6 +117,7 @@ impl VisitRunner {
                     origin: &self.config.origin,
                     broker_db: self.config.broker_db,
                     policies: self.policies(&vt),
+                    listers: &listers,
                     scheduled_cooldown: self.config.scheduled_cooldown,
                     failed_cooldown: self.config.failed_cooldown,
                     not_found_cooldown: self.config.not_found_cooldown,

@@ -247,6 +247,7 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
     store.record_listed_origins(&unknown).await.unwrap();
 
     let keys = BrokerNaming::default().queue_keys(LOADER);
+    let listers = store.visit_lister_fields().await.unwrap();
     let policies = [
         (VisitPolicy::AlreadyVisitedOrderByLag, 40),
         (VisitPolicy::NeverVisitedOldestUpdateFirst, 40),
@@ -262,6 +263,7 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
             origin: "test@here",
             broker_db: None,
             policies: &policies,
+            listers: &listers,
             scheduled_cooldown: TimeDelta::days(7),
             failed_cooldown: None,
             not_found_cooldown: None,
@@ -284,6 +286,7 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
     let none = store
         .send_visits(&VisitTarget {
             policies: &[(VisitPolicy::OldestScheduledFirst, 0)],
+            listers: &listers,
             scheduled_cooldown: TimeDelta::zero(),
             visit_type: "git",
             task_name: LOADER,

@@ -67,6 +67,9 @@ pub struct GlobalKeys {
 /// `lua/includes/origin.lua`).
 #[derive(Clone, Debug)]
 pub struct VisitTypeKeys {
+    /// `<prefix>:{vt:<visit_type>}`, which every key of the visit type starts with (the
+    /// scripts derive the others from it, see `lua/includes/origin.lua`).
+    pub base: String,
     pub meta: String,
     pub metrics: String,
 }
@@ -77,6 +80,7 @@ impl VisitTypeKeys {
         VisitTypeKeys {
             meta: format!("{base}:meta"),
             metrics: format!("{base}:m"),
+            base,
         }
     }
 }

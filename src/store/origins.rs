@@ -280,11 +280,7 @@ impl Store {
         )
         .arg(ts)
         .arg(count)
-        .arg(match policy {
-            VisitPolicy::OldestScheduledFirst => "osf",
-            VisitPolicy::NeverVisitedOldestUpdateFirst => "nv",
-            VisitPolicy::AlreadyVisitedOrderByLag => "lag",
-        })
+        .arg(policy_code(policy))
         .arg(scheduled)
         .arg(us(options.absolute_cooldown, "absolute_cooldown")?)
         .arg(us(options.failed_cooldown, "failed_cooldown")?)
@@ -608,6 +604,15 @@ fn decode_metrics(lister_id: &str, visit_type: &str, v: &str) -> Result<Schedule
     })
 }
 
+/// A policy as the scripts name it (see `lua/includes/grab.lua`).
+fn policy_code(policy: VisitPolicy) -> &'static str {
+    match policy {
+        VisitPolicy::OldestScheduledFirst => "osf",
+        VisitPolicy::NeverVisitedOldestUpdateFirst => "nv",
+        VisitPolicy::AlreadyVisitedOrderByLag => "lag",
+    }
+}
+
 /// Where and how [`Store::send_visits`] sends the visits of one visit type.
 #[derive(Clone, Debug)]
 pub struct VisitTarget<'a> {
@@ -625,6 +630,9 @@ pub struct VisitTarget<'a> {
     pub broker_db: Option<u32>,
     /// The policies and their weights.
     pub policies: &'a [(VisitPolicy, u32)],
+    /// The listers' names by lister index, as [`Store::visit_lister_fields`] gives them (read
+    /// once for all the visit types of a pass).
+    pub listers: &'a [(String, String)],
     /// An origin scheduled less than this ago, with no result since, is not sent again.
     pub scheduled_cooldown: Duration,
     /// Later versions' cooldowns: an origin whose last visit failed (or found nothing) less
@@ -651,8 +659,6 @@ impl Store {
     pub async fn send_visits(&self, t: &VisitTarget<'_>) -> Result<VisitsSent> {
         validate_origin_text("visit_type", t.visit_type, MAX_VISIT_TYPE)?;
         let vt_index = self.visit_type_index(t.visit_type).await?;
-        let index = self.lister_index().await?;
-        let listers = self.get_listers().await?;
         let mut con = self.con().await?;
         let meta = self.vt_keys(t.visit_type).meta;
         let keys: Vec<&str> = std::iter::once(meta.as_str())
@@ -669,37 +675,17 @@ impl Store {
             Some(db) => call.arg(db).arg(self.db()),
             None => call.arg("").arg(""),
         };
-        let named: Vec<(&String, String)> = listers
-            .iter()
-            .filter_map(|l| {
-                let idx = index.by_id.get(l.id.as_deref()?)?;
-                // as later versions' create_origin_task_dict: no instance name is None, and
-                // the listing's extra arguments come after (and win on a clash)
-                let instance = Some(&l.instance_name).filter(|i| !i.is_empty());
-                let fields = serde_json::json!({
-                    "lister_name": l.name,
-                    "lister_instance_name": instance,
-                });
-                let text = fields.to_string();
-                Some((idx, text[1..text.len() - 1].to_string()))
-            })
-            .collect();
         let us = |d: Option<Duration>| opt_arg(d.map(|d| d.num_microseconds().unwrap_or(i64::MAX)));
         call.arg(vt_index)
             .arg(us(t.failed_cooldown))
             .arg(us(t.not_found_cooldown))
             .arg(us(t.absolute_cooldown))
-            .arg(named.len());
-        for (idx, fields) in &named {
-            call.arg(*idx).arg(fields);
+            .arg(t.listers.len());
+        for (idx, fields) in t.listers {
+            call.arg(idx).arg(fields);
         }
         for (policy, weight) in t.policies {
-            call.arg(match policy {
-                VisitPolicy::OldestScheduledFirst => "osf",
-                VisitPolicy::NeverVisitedOldestUpdateFirst => "nv",
-                VisitPolicy::AlreadyVisitedOrderByLag => "lag",
-            })
-            .arg(*weight);
+            call.arg(policy_code(*policy)).arg(*weight);
         }
         let reply = array(call.run(&mut con).await?)?;
         let n = |i: usize| reply.get(i).and_then(super::as_int).unwrap_or(0) as usize;
@@ -708,6 +694,28 @@ impl Store {
             waiting: n(1),
             by_policy: (0..t.policies.len()).map(|k| n(k + 2)).collect(),
         })
+    }
+
+    /// The lister fields of the visit runner's messages, by lister index:
+    /// `"lister_name":…,"lister_instance_name":…` (JSON members), as later versions'
+    /// create_origin_task_dict writes them: no instance name is None, and the listing's extra
+    /// arguments come after (and win on a clash).
+    pub async fn visit_lister_fields(&self) -> Result<Vec<(String, String)>> {
+        let index = self.lister_index().await?;
+        let listers = self.get_listers().await?;
+        Ok(listers
+            .iter()
+            .filter_map(|l| {
+                let idx = index.by_id.get(l.id.as_deref()?)?;
+                let instance = Some(&l.instance_name).filter(|i| !i.is_empty());
+                let fields = serde_json::json!({
+                    "lister_name": l.name,
+                    "lister_instance_name": instance,
+                });
+                let text = fields.to_string();
+                Some((idx.clone(), text[1..text.len() - 1].to_string()))
+            })
+            .collect())
     }
 
     /// The visit types that have listings or stats.
@@ -816,8 +824,7 @@ impl Store {
     /// policy indexes, so an origin parked past the cooldown counts once the next pass (or
     /// grab) releases it.
     pub async fn visit_figures(&self, visit_type: &str) -> Result<VisitFigures> {
-        let meta = self.vt_keys(visit_type).meta;
-        let base = &meta[..meta.len() - ":meta".len()];
+        let VisitTypeKeys { meta, base, .. } = self.vt_keys(visit_type);
         let statuses = [
             VisitStatus::Eventful,
             VisitStatus::Uneventful,
@@ -873,8 +880,7 @@ impl Store {
         offset: usize,
         limit: usize,
     ) -> Result<(usize, usize)> {
-        let meta = self.vt_keys(visit_type).meta;
-        let parked = format!("{}:parked", &meta[..meta.len() - ":meta".len()]);
+        let parked = format!("{}:parked", self.vt_keys(visit_type).base);
         let mut con = self.con().await?;
         let ids: Vec<i64> = redis::cmd("ZRANGEBYSCORE")
             .arg(&parked)
