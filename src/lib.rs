@@ -9,6 +9,7 @@
 //! - [`visit_runner`]: sends visits of listed origins to the loaders' queues, atomically;
 //! - [`listener`]: records runs from Celery's events, reschedules, marks lost runs;
 //! - [`rpc`]: the HTTP RPC server and client, wire-compatible with the original;
+//! - [`simulator`]: a simulated forge around the real scheduler, to compare policies;
 //! - [`cli`]: the `swh-scheduler` command line (with `serve` and `benchmark`).
 //!
 //! Beside them: the domain in [`model`] (no I/O), Celery's protocol in [`celery`], the
@@ -24,6 +25,7 @@ pub mod model;
 pub mod private_redis;
 pub mod rpc;
 pub mod runner;
+pub mod simulator;
 pub mod store;
 pub mod visit_runner;
 

@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 /// A `redis-server` child process.
 pub struct PrivateRedis {
     child: Option<Child>,
+    /// The data directory of an ephemeral server, removed when it stops.
+    _scratch: Option<tempfile::TempDir>,
     pub url: String,
     pub dir: PathBuf,
 }
@@ -27,6 +29,26 @@ impl PrivateRedis {
     /// Starts `redis-server` on `127.0.0.1:port` with its data in `dir` (append-only file on),
     /// or adopts the one a previous run left there.
     pub fn start(dir: &Path, port: u16) -> Result<Self> {
+        Self::spawn(dir, port, true)
+    }
+
+    /// Starts a throwaway `redis-server` on a free port, without persistence, its directory
+    /// removed when it stops (the simulator's store when no Redis is given).
+    pub fn ephemeral() -> Result<Self> {
+        let scratch = tempfile::Builder::new()
+            .prefix("swh-scheduler-redis-")
+            .tempdir()
+            .map_err(|e| Error::Other(format!("cannot create a temporary directory: {e}")))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| Error::Other(format!("cannot find a free port: {e}")))?
+            .port();
+        let mut me = Self::spawn(scratch.path(), port, false)?;
+        me._scratch = Some(scratch);
+        Ok(me)
+    }
+
+    fn spawn(dir: &Path, port: u16, persist: bool) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))?;
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
@@ -41,6 +63,7 @@ impl PrivateRedis {
                 );
                 return Ok(PrivateRedis {
                     child: None,
+                    _scratch: None,
                     url,
                     dir,
                 });
@@ -53,7 +76,8 @@ impl PrivateRedis {
         let child = Command::new("redis-server")
             .arg("--port")
             .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "everysec"])
+            .args(["--bind", "127.0.0.1", "--appendfsync", "everysec"])
+            .args(["--appendonly", if persist { "yes" } else { "no" }])
             .args(["--save", "", "--daemonize", "no"])
             .arg("--dir")
             .arg(&dir)
@@ -79,6 +103,7 @@ impl PrivateRedis {
             })?;
         let mut me = PrivateRedis {
             child: Some(child),
+            _scratch: None,
             url,
             dir,
         };

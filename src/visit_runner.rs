@@ -109,6 +109,7 @@ impl VisitRunner {
             let sent = match self
                 .store
                 .send_visits(&VisitTarget {
+                    now: None,
                     visit_type: &vt,
                     task_name: &loader.task_type.backend_name,
                     queue_keys: &keys,

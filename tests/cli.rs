@@ -4,10 +4,10 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use chrono::{Duration as TimeDelta, Utc};
-use common::{RedisServer, free_port, wait_for};
+use common::{RedisServer, RpcServe, free_port, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_swh-scheduler");
 
@@ -41,42 +41,6 @@ fn fails(global: &[&str], args: &[&str]) -> (i32, String) {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
     (out.status.code().unwrap(), err)
-}
-
-/// An RPC server process on a free port; killed when dropped.
-struct RpcServer(Child, String);
-
-impl RpcServer {
-    fn start(redis: &RedisServer) -> Self {
-        let port = free_port();
-        let child = Command::new(BIN)
-            .args([
-                "--redis-url",
-                &redis.url(),
-                "rpc-serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}/");
-        wait_for(20, "the RPC server", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        RpcServer(child, url)
-    }
-}
-
-impl Drop for RpcServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Replaces the "Next run: <natural date> (" part, which depends on today.
@@ -265,8 +229,8 @@ fn the_originals_commands_on_redis_and_through_rpc() {
     tour(&["--redis-url", &url]);
 
     let server2 = RedisServer::start();
-    let rpc = RpcServer::start(&server2);
-    tour(&["-u", &rpc.1]);
+    let rpc = RpcServe::start(&server2);
+    tour(&["-u", &rpc.url]);
 }
 
 #[test]
@@ -522,16 +486,16 @@ s.record_listed_origins([
 #[test]
 fn origin_commands_print_as_the_original() {
     let redis = RedisServer::start();
-    let rpc = RpcServer::start(&redis);
-    record_twins(&rpc.1);
+    let rpc = RpcServe::start(&redis);
+    record_twins(&rpc.url);
     let direct = ["--redis-url", &redis.url()];
-    let remote = ["-u", rpc.1.as_str()];
+    let remote = ["-u", rpc.url.as_str()];
     // the original grabs git, we grab svn: same origins, same order, same format
     for (policy, n) in [
         ("oldest_scheduled_first", "4"),
         ("never_visited_oldest_update_first", "3"),
     ] {
-        let theirs = original_cli(&rpc.1, &["origin", "grab-next", "-p", policy, "git", n]);
+        let theirs = original_cli(&rpc.url, &["origin", "grab-next", "-p", policy, "git", n]);
         let ours = ok(&direct, &["origin", "grab-next", "-p", policy, "svn", n]);
         assert_eq!(ours.replace(",svn,", ",git,"), theirs, "{policy}");
         assert!(ours.starts_with(
@@ -548,7 +512,7 @@ fn origin_commands_print_as_the_original() {
         }
     }
     let theirs = original_cli(
-        &rpc.1,
+        &rpc.url,
         &[
             "origin",
             "grab-next",
@@ -601,7 +565,7 @@ fn origin_commands_print_as_the_original() {
     assert_eq!(listed.matches("Task ").count(), 2, "{listed}");
 
     // update-metrics: the original's JSON, and exit 2 for an unknown lister
-    let theirs = original_cli(&rpc.1, &["origin", "update-metrics"]);
+    let theirs = original_cli(&rpc.url, &["origin", "update-metrics"]);
     let ours = ok(&direct, &["origin", "update-metrics"]);
     let mask = |s: &str| {
         s.lines()

@@ -13,7 +13,7 @@ use swh_scheduler::model::{Interval, NewTask, Policy, RunStatus, TaskType};
 use swh_scheduler::rpc::{RpcClient, RpcConfig, codec, serve_on};
 use swh_scheduler::store::Store;
 
-use common::{RedisServer, swh016_venv};
+use common::{RedisServer, RpcServe, swh016_venv};
 
 /// Starts our RPC server on a free port; returns its URL and a stopper.
 async fn start_server(store: &Store) -> (String, tokio::sync::oneshot::Sender<()>) {
@@ -408,50 +408,6 @@ async fn site_map_and_metrics() {
         1.0
     );
     stop.send(()).unwrap();
-}
-
-/// An `rpc-serve` process on a free port, killed when dropped.
-struct RpcServe {
-    child: std::process::Child,
-    url: String,
-}
-
-impl RpcServe {
-    fn start(redis: &RedisServer) -> Self {
-        Self::start_with(redis, &[])
-    }
-
-    /// With global options `before` (a configuration file, say).
-    fn start_with(redis: &RedisServer, before: &[&str]) -> Self {
-        let port = common::free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_swh-scheduler"))
-            .args(before)
-            .args([
-                "--redis-url",
-                &redis.url(),
-                "rpc-serve",
-                "--host",
-                "127.0.0.1",
-            ])
-            .args(["--port", &port.to_string()])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        common::wait_for(30, "rpc-serve listening", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        RpcServe {
-            child,
-            url: format!("http://127.0.0.1:{port}/"),
-        }
-    }
-}
-
-impl Drop for RpcServe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn flushdb(redis: &RedisServer) {

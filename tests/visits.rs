@@ -255,6 +255,7 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
     ];
     let sent = store
         .send_visits(&VisitTarget {
+            now: None,
             visit_type: "git",
             task_name: LOADER,
             queue_keys: &keys,
@@ -285,6 +286,7 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
     // a mix with no weight sends nothing
     let none = store
         .send_visits(&VisitTarget {
+            now: None,
             policies: &[(VisitPolicy::OldestScheduledFirst, 0)],
             listers: &listers,
             scheduled_cooldown: TimeDelta::zero(),

@@ -6,6 +6,7 @@ pub mod format;
 mod origin;
 mod serve;
 mod services;
+mod simulator;
 mod task;
 mod task_type;
 
@@ -79,6 +80,10 @@ pub enum Command {
     HashPassword,
     /// Measure the store's capacity on a Redis server (or, with -u, through an RPC server)
     Benchmark(benchmark::BenchmarkArgs),
+    /// Simulate a forge, its lister and loaders around this scheduler, to compare scheduling
+    /// policies
+    #[command(subcommand)]
+    Simulator(simulator::SimulatorCommand),
 }
 
 impl GlobalOptions {
@@ -228,6 +233,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::RpcServe(args) => services::rpc_serve(&cli.global, args).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Benchmark(args) => benchmark::run(&cli.global, args).await,
+        Command::Simulator(cmd) => simulator::run(&cli.global, cmd).await,
         Command::HashPassword => {
             let mut line = String::new();
             std::io::stdin()

@@ -617,6 +617,9 @@ fn policy_code(policy: VisitPolicy) -> &'static str {
 #[derive(Clone, Debug)]
 pub struct VisitTarget<'a> {
     pub visit_type: &'a str,
+    /// The time of the choice and of the messages, or `None` for the Redis server's clock
+    /// (the simulator gives its simulated time).
+    pub now: Option<DateTime<Utc>>,
     /// The loader's Celery task name (the `load-<visit_type>` task type's `backend_name`).
     pub task_name: &'a str,
     /// The queue's list keys, bucket 0 first (see `BrokerNaming::queue_keys`).
@@ -665,7 +668,7 @@ impl Store {
             .chain(t.queue_keys.iter().map(String::as_str))
             .collect();
         let mut call = Call::new(ScriptName::SendVisits, &keys);
-        call.arg("")
+        call.arg(opt_arg(t.now.map(to_micros)))
             .arg(opt_arg(t.max_queue_length))
             .arg(t.scheduled_cooldown.num_microseconds().unwrap_or(i64::MAX))
             .arg(t.task_name)

@@ -370,3 +370,47 @@ impl Drop for CeleryWorker {
         self.kill();
     }
 }
+
+/// An `rpc-serve` process on a free port, killed when dropped.
+pub struct RpcServe {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl RpcServe {
+    pub fn start(redis: &RedisServer) -> Self {
+        Self::start_with(redis, &[])
+    }
+
+    /// With global options `before` (a configuration file, say).
+    pub fn start_with(redis: &RedisServer, before: &[&str]) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_swh-scheduler"))
+            .args(before)
+            .args([
+                "--redis-url",
+                &redis.url(),
+                "rpc-serve",
+                "--host",
+                "127.0.0.1",
+            ])
+            .args(["--port", &port.to_string()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(30, "rpc-serve listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        RpcServe {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+        }
+    }
+}
+
+impl Drop for RpcServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
