@@ -35,17 +35,37 @@ local stored = load_origins(base, known)
 local b = new_batch()
 local new_members = {}
 local result = {}
-for _, url in ipairs(urls) do
-  local id = ids[url]
-  local old = stored[id]
+
+-- The listing of `o` by lister `lidx`, if any.
+local function listing_of(o, lidx)
+  for _, x in ipairs(o.listings) do
+    if x.lidx == lidx then return x end
+  end
+  return nil
+end
+
+-- Whether the listings given for a known origin change neither its indexes nor its counters:
+-- each one exists already with the same enabled and last_update (what placement and
+-- contribution read). Re-listing an unchanged forge is mostly this case; such an origin
+-- only gets its record rewritten (last_seen, extra_loader_arguments), without the copy and
+-- the index and counter work.
+local function only_seen(o, given)
+  for _, i in ipairs(given) do
+    local l = listing_of(o, ARGV[i])
+    if not l or l.enabled ~= (ARGV[i + 2] == '1') or l.last_update ~= num(ARGV[i + 3]) then
+      return false
+    end
+  end
+  return true
+end
+
+-- The general case: new listings, or changes that move the origin.
+local function record_listings(id, url, old)
   local o = old and copy_origin(old) or {url = url, has_stats = false,
     unparked = false, listings = {}}
   for _, i in ipairs(by_url[url]) do
     local lidx = ARGV[i]
-    local l
-    for _, x in ipairs(o.listings) do
-      if x.lidx == lidx then l = x end
-    end
+    local l = listing_of(o, lidx)
     if not l then
       l = {lidx = lidx, first_seen = now}
       o.listings[#o.listings + 1] = l
@@ -64,6 +84,22 @@ for _, url in ipairs(urls) do
     result[i] = l
   end
   put_origin(b, base, id, old, o)
+end
+
+for _, url in ipairs(urls) do
+  local id = ids[url]
+  local old = stored[id]
+  if old and only_seen(old, by_url[url]) then
+    for _, i in ipairs(by_url[url]) do
+      local l = listing_of(old, ARGV[i])
+      l.last_seen = now
+      l.extra = ARGV[i + 4]
+      result[i] = l
+    end
+    put_record(b, base, id, old)
+  else
+    record_listings(id, url, old)
+  end
 end
 flush(b, base)
 for lidx, members in pairs(new_members) do

@@ -232,9 +232,9 @@ local function new_batch()
   return b
 end
 
--- Stores an origin (`old` is how it was, nil if new) through the batch: its record, its
--- moves between indexes, and the change of its counters (unless `same_counts`).
-local function put_origin(b, base, id, old, new, same_counts)
+-- Stores only an origin's record through the batch: for a change that moves it in no index
+-- and no counter.
+local function put_record(b, base, id, o)
   local k = bucket_key(base, id)
   if not b.records[k] then
     b.records[k] = {}
@@ -242,7 +242,13 @@ local function put_origin(b, base, id, old, new, same_counts)
   end
   local rec = b.records[k]
   rec[#rec + 1] = bucket_field(id)
-  rec[#rec + 1] = encode_origin(new)
+  rec[#rec + 1] = encode_origin(o)
+end
+
+-- Stores an origin (`old` is how it was, nil if new) through the batch: its record, its
+-- moves between indexes, and the change of its counters (unless `same_counts`).
+local function put_origin(b, base, id, old, new, same_counts)
+  put_record(b, base, id, new)
   local before, after = placement(id, old), placement(id, new)
   local member = tostring(id)
   for _, name in ipairs(INDEXES) do

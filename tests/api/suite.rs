@@ -957,6 +957,30 @@ pub async fn listed_origins_are_recorded_by_upsert(store: &dyn SchedulerApi) {
     );
     assert_eq!(all[0].last_update, origins[0].last_update);
 
+    // re-listing an unchanged origin (most of a re-listing) refreshes its last_seen and its
+    // extra arguments, and nothing else
+    let find = |url: String| async move {
+        store
+            .get_listed_origins(None, Some(&url), 10, None)
+            .await
+            .unwrap()
+            .results
+    };
+    let mut again = origins[5].clone();
+    again.extra_loader_arguments = kwargs(json!({"branch": "c"}));
+    let before = find(again.url.clone()).await;
+    let got = store.record_listed_origins(&[again.clone()]).await.unwrap();
+    let after = find(again.url.clone()).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].first_seen, before[0].first_seen);
+    assert!(after[0].last_seen > before[0].last_seen);
+    assert_eq!(got[0].last_seen, after[0].last_seen);
+    assert_eq!(after[0].last_update, before[0].last_update);
+    assert_eq!(
+        after[0].extra_loader_arguments,
+        kwargs(json!({"branch": "c"}))
+    );
+
     // duplicates in one batch are merged, the last winning (0.16: a 500)
     let mut a = origins[0].clone();
     a.extra_loader_arguments = kwargs(json!({"branch": "a"}));
