@@ -350,7 +350,7 @@ async fn simulate(
                 eprintln!("wrote {}", p.display());
             }
         }
-        if !compare_only {
+        if !compare_only && several {
             println!(
                 "Simulated visits per second: {:.0}",
                 report.visits_per_second()
@@ -361,24 +361,23 @@ async fn simulate(
             break;
         }
     }
-    if several || compare_only {
-        println!();
-        print!("{}", report::comparison_table(&reports));
-        if args.plots && reports.len() > 1 {
-            let p = plots::write_comparison_plot(&reports, &args.plots_dir)?;
-            eprintln!("wrote {}", p.display());
-        }
-        let visits: u64 = reports.iter().map(|r| r.total_visits).sum();
-        let wall: f64 = reports.iter().map(|r| r.wall).sum();
-        println!(
-            "Simulated visits per second: {:.0}",
-            if wall > 0.0 {
-                visits as f64 / wall
-            } else {
-                0.0
-            }
-        );
+    // the summary table, then, last, the speed over every simulation
+    println!();
+    print!("{}", report::comparison_table(&reports));
+    if args.plots && reports.len() > 1 {
+        let p = plots::write_comparison_plot(&reports, &args.plots_dir)?;
+        eprintln!("wrote {}", p.display());
     }
+    let visits: u64 = reports.iter().map(|r| r.total_visits).sum();
+    let wall: f64 = reports.iter().map(|r| r.wall).sum();
+    println!(
+        "Simulated visits per second: {:.0}",
+        if wall > 0.0 {
+            visits as f64 / wall
+        } else {
+            0.0
+        }
+    );
     Ok(())
 }
 
