@@ -110,6 +110,7 @@ impl VisitRunner {
                 .store
                 .send_visits(&VisitTarget {
                     now: None,
+                    visit_type_index: None,
                     visit_type: &vt,
                     task_name: &loader.task_type.backend_name,
                     queue_keys: &keys,

@@ -256,6 +256,7 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
     let sent = store
         .send_visits(&VisitTarget {
             now: None,
+            visit_type_index: None,
             visit_type: "git",
             task_name: LOADER,
             queue_keys: &keys,
@@ -287,6 +288,7 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
     let none = store
         .send_visits(&VisitTarget {
             now: None,
+            visit_type_index: None,
             policies: &[(VisitPolicy::OldestScheduledFirst, 0)],
             listers: &listers,
             scheduled_cooldown: TimeDelta::zero(),

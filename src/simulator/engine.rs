@@ -300,6 +300,8 @@ struct Simulation {
     redis_waiting: usize,
     task_name: String,
     listers: Vec<(String, String)>,
+    /// The visit type's index, read once (the store is the simulation's own).
+    visit_type_index: u32,
     feedback: Feedback,
     rng: Rng,
     timings: Timings,
@@ -335,7 +337,7 @@ impl Simulation {
         let lister = api.get_or_create_lister(LISTER, None).await?;
         let lister_id = lister.id.clone().unwrap_or_default();
         let known = known_origins(api.as_ref(), &lister_id, config.start).await?;
-        let (redis_queue, listers) = match (&config.mode, &target.store) {
+        let (redis_queue, listers, visit_type_index) = match (&config.mode, &target.store) {
             (Mode::OriginScheduler(_), Some(store)) => {
                 let key = format!("{}:simulator:queue:{VISIT_TYPE}", store.config().prefix);
                 let mut con = store.con().await?;
@@ -343,9 +345,13 @@ impl Simulation {
                     .arg(&key)
                     .query_async::<()>(&mut con)
                     .await?;
-                (Some(key), store.visit_lister_fields().await?)
+                (
+                    Some(key),
+                    store.visit_lister_fields().await?,
+                    store.visit_type_index(VISIT_TYPE).await?,
+                )
             }
-            _ => (None, Vec::new()),
+            _ => (None, Vec::new(), 0),
         };
         Ok(Simulation {
             report: Report::new(&config.mode.label(), config.start),
@@ -359,6 +365,7 @@ impl Simulation {
             queue: VecDeque::new(),
             redis_queue,
             redis_waiting: 0,
+            visit_type_index,
             task_name: loader.backend_name,
             listers,
             feedback: Feedback::default(),
@@ -516,6 +523,7 @@ impl Simulation {
                 .send_visits(&VisitTarget {
                     visit_type: VISIT_TYPE,
                     now: Some(now),
+                    visit_type_index: Some(self.visit_type_index),
                     task_name: &self.task_name,
                     queue_keys: std::slice::from_ref(key),
                     queue: key,

@@ -620,6 +620,9 @@ pub struct VisitTarget<'a> {
     /// The time of the choice and of the messages, or `None` for the Redis server's clock
     /// (the simulator gives its simulated time).
     pub now: Option<DateTime<Utc>>,
+    /// The visit type's index ([`Store::visit_type_index`]) when the caller has it, or `None`
+    /// to look it up (one more script call).
+    pub visit_type_index: Option<u32>,
     /// The loader's Celery task name (the `load-<visit_type>` task type's `backend_name`).
     pub task_name: &'a str,
     /// The queue's list keys, bucket 0 first (see `BrokerNaming::queue_keys`).
@@ -661,7 +664,10 @@ impl Store {
     /// `lua/send_visits.lua`).
     pub async fn send_visits(&self, t: &VisitTarget<'_>) -> Result<VisitsSent> {
         validate_origin_text("visit_type", t.visit_type, MAX_VISIT_TYPE)?;
-        let vt_index = self.visit_type_index(t.visit_type).await?;
+        let vt_index = match t.visit_type_index {
+            Some(i) => i,
+            None => self.visit_type_index(t.visit_type).await?,
+        };
         let mut con = self.con().await?;
         let meta = self.vt_keys(t.visit_type).meta;
         let keys: Vec<&str> = std::iter::once(meta.as_str())
