@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import logging
 import os
 import signal
 import sys
@@ -87,6 +88,14 @@ def main():
     # as `swh scheduler simulator run` does
     policy = args.policy if args.scheduler == "origin_scheduler" else None
     runtime = int(args.runtime) if args.runtime == int(args.runtime) else args.runtime
+
+    # Progress on stderr: the simulator logs "time:<simulated> visits:<n>" at INFO
+    # once per simulated hour (update_metrics_process).
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    logging.getLogger("swh.scheduler.simulator").setLevel(logging.INFO)
 
     import swh.scheduler
     from swh.scheduler import get_scheduler
