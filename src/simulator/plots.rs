@@ -32,12 +32,17 @@ fn draw_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Other(format!("cannot draw {}: {e}", path.display()))
 }
 
-/// One line per series over the simulated hours.
-fn line_chart(
+/// Series of points: a name, and (simulated hours, value) pairs.
+type Series = [(String, Vec<(f64, f64)>)];
+
+/// One line per series over the simulated hours, on `area` (errors name `path`).
+fn draw_lines(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     path: &Path,
     title: &str,
     y_label: &str,
-    series: &[(String, Vec<(f64, f64)>)],
+    series: &Series,
+    legend: SeriesLabelPosition,
 ) -> Result<()> {
     let x_max = series
         .iter()
@@ -48,9 +53,7 @@ fn line_chart(
         .flat_map(|(_, pts)| pts.iter().map(|p| p.1))
         .fold(1.0f64, f64::max)
         * 1.05;
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_error(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 28))
         .margin(20)
         .x_label_area_size(50)
@@ -76,12 +79,27 @@ fn line_chart(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 18))
         .draw()
         .map_err(|e| draw_error(path, e))?;
+    Ok(())
+}
+
+/// A PNG of one line chart.
+fn line_chart(path: &Path, title: &str, y_label: &str, series: &Series) -> Result<()> {
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_error(path, e))?;
+    draw_lines(
+        &root,
+        path,
+        title,
+        y_label,
+        series,
+        SeriesLabelPosition::UpperRight,
+    )?;
     root.present().map_err(|e| draw_error(path, e))?;
     Ok(())
 }
@@ -252,57 +270,22 @@ fn draw_comparison(reports: &[Report], path: &Path) -> Result<()> {
             (r.label.clone(), pts)
         })
         .collect();
-    for (area, title, y_label, series) in [
-        (&top, "Eventful visits so far", "eventful visits", &eventful),
-        (
-            &bottom,
-            "Origins visited at least once",
-            "origins",
-            &visited,
-        ),
-    ] {
-        let x_max = series
-            .iter()
-            .flat_map(|(_, p)| p.iter().map(|p| p.0))
-            .fold(1.0f64, f64::max);
-        let y_max = series
-            .iter()
-            .flat_map(|(_, p)| p.iter().map(|p| p.1))
-            .fold(1.0f64, f64::max)
-            * 1.05;
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 26))
-            .margin(20)
-            .x_label_area_size(45)
-            .y_label_area_size(90)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-            .map_err(|e| draw_error(path, e))?;
-        chart
-            .configure_mesh()
-            .x_desc("simulated hours")
-            .y_desc(y_label)
-            .label_style(("sans-serif", 15))
-            .draw()
-            .map_err(|e| draw_error(path, e))?;
-        for (i, (name, pts)) in series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-                .map_err(|e| draw_error(path, e))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 16))
-            .draw()
-            .map_err(|e| draw_error(path, e))?;
-    }
+    draw_lines(
+        &top,
+        path,
+        "Eventful visits so far",
+        "eventful visits",
+        &eventful,
+        SeriesLabelPosition::LowerRight,
+    )?;
+    draw_lines(
+        &bottom,
+        path,
+        "Origins visited at least once",
+        "origins",
+        &visited,
+        SeriesLabelPosition::LowerRight,
+    )?;
     root.present().map_err(|e| draw_error(path, e))?;
     Ok(())
 }
