@@ -110,6 +110,9 @@ async fn a_stall_longer_than_the_timeout_hides_no_write() {
     let mut config = StoreConfig::new(&server.url());
     config.response_timeout = Duration::from_millis(300);
     let store = Store::connect(config).await.unwrap();
+    // setup and checks read with the default timeout: only the operation under test
+    // has the short one (a slow machine must not fail the checks)
+    let reader = server.store().await;
     make_type(&store, "t-stall").await;
     let n = 60_000;
     let tasks: Vec<NewTask> = (0..n).map(|i| due("t-stall", i)).collect();
@@ -136,15 +139,26 @@ async fn a_stall_longer_than_the_timeout_hides_no_write() {
     };
     assert!(e.to_string().contains("may have been applied"), "{e}");
     sleeper.join().unwrap();
-    let partial = store.search_tasks(&Default::default()).await.unwrap().len();
+    let partial = reader
+        .search_tasks(&Default::default())
+        .await
+        .unwrap()
+        .len();
     assert!(
         partial > 0 && partial < n,
         "{partial} of {n} written before the error"
     );
-    let again = store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
+    let again = reader
+        .create_tasks(&tasks, Policy::Recurring)
+        .await
+        .unwrap();
     assert_eq!(again.len(), n);
     assert_eq!(
-        store.search_tasks(&Default::default()).await.unwrap().len(),
+        reader
+            .search_tasks(&Default::default())
+            .await
+            .unwrap()
+            .len(),
         n,
         "repeating the call completed it, with no task twice"
     );
@@ -277,11 +291,17 @@ async fn a_dispatch_caught_by_a_stall_sends_nothing_twice() {
     let mut config = StoreConfig::new(&server.url());
     config.response_timeout = Duration::from_millis(300);
     let store = Store::connect(config).await.unwrap();
+    // setup and checks read with the default timeout: only the operation under test
+    // has the short one (a slow machine must not fail the checks)
+    let reader = server.store().await;
     make_type(&store, "t-stall-dispatch").await;
     let n = 30_000;
     for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
         let tasks: Vec<NewTask> = chunk.iter().map(|&i| due("t-stall-dispatch", i)).collect();
-        store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
+        reader
+            .create_tasks(&tasks, Policy::Recurring)
+            .await
+            .unwrap();
     }
     let runner = Runner::new(store.clone(), RunnerConfig::default());
     let url = server.url();
@@ -317,7 +337,7 @@ async fn a_dispatch_caught_by_a_stall_sends_nothing_twice() {
         .collect();
     assert_eq!(raw.len(), n, "every task sent once");
     assert_eq!(ids.len(), n);
-    let all: Vec<i64> = store
+    let all: Vec<i64> = reader
         .search_tasks(&Default::default())
         .await
         .unwrap()
@@ -325,7 +345,7 @@ async fn a_dispatch_caught_by_a_stall_sends_nothing_twice() {
         .map(|t| t.id)
         .collect();
     assert_eq!(
-        store.get_task_runs(&all, None).await.unwrap().len(),
+        reader.get_task_runs(&all, None).await.unwrap().len(),
         n,
         "one run each"
     );
@@ -388,6 +408,9 @@ async fn events_applied_across_a_stall_end_each_run_once() {
     let mut config = StoreConfig::new(&server.url());
     config.response_timeout = Duration::from_millis(300);
     let store = Store::connect(config).await.unwrap();
+    // setup and checks read with the default timeout: only the operation under test
+    // has the short one (a slow machine must not fail the checks)
+    let reader = server.store().await;
     let mut t = TaskType::new("t-stall-events", BACKEND, "events");
     t.default_interval = Some(Interval::from_days(1));
     t.min_interval = Some(Interval::from_secs(3600));
@@ -397,18 +420,21 @@ async fn events_applied_across_a_stall_end_each_run_once() {
     let n = 20_000;
     for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
         let tasks: Vec<NewTask> = chunk.iter().map(|&i| due("t-stall-events", i)).collect();
-        store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
+        reader
+            .create_tasks(&tasks, Policy::Recurring)
+            .await
+            .unwrap();
     }
     let runner = Runner::new(store.clone(), RunnerConfig::default());
     while runner.pass().await.unwrap()[0].1 > 0 {}
-    let ids: Vec<i64> = store
+    let ids: Vec<i64> = reader
         .search_tasks(&Default::default())
         .await
         .unwrap()
         .iter()
         .map(|t| t.id)
         .collect();
-    let runs = store.get_task_runs(&ids, None).await.unwrap();
+    let runs = reader.get_task_runs(&ids, None).await.unwrap();
     assert_eq!(runs.len(), n);
 
     let mut lc = ListenerConfig::new(&server.url());
@@ -476,7 +502,7 @@ async fn events_applied_across_a_stall_end_each_run_once() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let tasks = store.get_tasks(&ids).await.unwrap();
+    let tasks = reader.get_tasks(&ids).await.unwrap();
     assert!(
         tasks
             .iter()
