@@ -100,33 +100,42 @@ async fn runners_killed_mid_dispatch_leave_no_duplicate_and_no_orphan() {
     );
 }
 
+/// A redis-server that allows `DEBUG SLEEP`, a store on it with a 300 ms response timeout
+/// for the operation under test, and one with the default timeout for the setup and the
+/// checks (so that a slow machine fails no check).
+async fn stall_setup() -> (RedisServer, Store, Store) {
+    let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let mut config = StoreConfig::new(&server.url());
+    config.response_timeout = Duration::from_millis(300);
+    let store = Store::connect(config).await.unwrap();
+    let reader = server.store().await;
+    (server, store, reader)
+}
+
+/// Stalls Redis for `secs` from another thread (`DEBUG SLEEP`).
+fn stall_redis(server: &RedisServer, secs: f64) -> std::thread::JoinHandle<()> {
+    let url = server.url();
+    std::thread::spawn(move || {
+        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(secs)
+            .query(&mut con)
+            .unwrap();
+    })
+}
+
 /// Redis stalls (DEBUG SLEEP) in the middle of a large call, longer than the store waits: the
 /// call fails, saying it may have been applied; the chunk it was waiting for was applied once
 /// Redis woke up; repeating the call completes it and changes nothing else (create_tasks is
 /// idempotent on its inputs).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stall_longer_than_the_timeout_hides_no_write() {
-    let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
-    let mut config = StoreConfig::new(&server.url());
-    config.response_timeout = Duration::from_millis(300);
-    let store = Store::connect(config).await.unwrap();
-    // setup and checks read with the default timeout: only the operation under test
-    // has the short one (a slow machine must not fail the checks)
-    let reader = server.store().await;
+    let (server, store, reader) = stall_setup().await;
     make_type(&store, "t-stall").await;
     let n = 60_000;
     let tasks: Vec<NewTask> = (0..n).map(|i| due("t-stall", i)).collect();
-    let stall = |secs: f64| {
-        let url = server.url();
-        std::thread::spawn(move || {
-            let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
-            let _: () = redis::cmd("DEBUG")
-                .arg("SLEEP")
-                .arg(secs)
-                .query(&mut con)
-                .unwrap();
-        })
-    };
+    let stall = |secs: f64| stall_redis(&server, secs);
     let call = {
         let (store, tasks) = (store.clone(), tasks.clone());
         tokio::spawn(async move { store.create_tasks(&tasks, Policy::Recurring).await })
@@ -287,13 +296,7 @@ async fn a_redis_crash_under_a_real_worker_leaves_every_task_settled() {
 /// recorded together), and the next pass sends the rest, nothing twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dispatch_caught_by_a_stall_sends_nothing_twice() {
-    let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
-    let mut config = StoreConfig::new(&server.url());
-    config.response_timeout = Duration::from_millis(300);
-    let store = Store::connect(config).await.unwrap();
-    // setup and checks read with the default timeout: only the operation under test
-    // has the short one (a slow machine must not fail the checks)
-    let reader = server.store().await;
+    let (server, store, reader) = stall_setup().await;
     make_type(&store, "t-stall-dispatch").await;
     let n = 30_000;
     for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
@@ -304,17 +307,9 @@ async fn a_dispatch_caught_by_a_stall_sends_nothing_twice() {
             .unwrap();
     }
     let runner = Runner::new(store.clone(), RunnerConfig::default());
-    let url = server.url();
     let pass = tokio::spawn(async move { runner.pass().await });
     tokio::time::sleep(Duration::from_millis(60)).await;
-    let sleeper = std::thread::spawn(move || {
-        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
-        let _: () = redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(1.5)
-            .query(&mut con)
-            .unwrap();
-    });
+    let sleeper = stall_redis(&server, 1.5);
     let first = pass.await.unwrap();
     sleeper.join().unwrap();
     if let Err(e) = &first {
@@ -404,13 +399,7 @@ async fn events_applied_across_a_stall_end_each_run_once() {
     use swh_scheduler::listener::{Listener, ListenerConfig};
     use swh_scheduler::model::RunStatus;
 
-    let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
-    let mut config = StoreConfig::new(&server.url());
-    config.response_timeout = Duration::from_millis(300);
-    let store = Store::connect(config).await.unwrap();
-    // setup and checks read with the default timeout: only the operation under test
-    // has the short one (a slow machine must not fail the checks)
-    let reader = server.store().await;
+    let (server, store, reader) = stall_setup().await;
     let mut t = TaskType::new("t-stall-events", BACKEND, "events");
     t.default_interval = Some(Interval::from_days(1));
     t.min_interval = Some(Interval::from_secs(3600));
