@@ -34,6 +34,14 @@ fn due(ty: &str, i: usize) -> NewTask {
     t
 }
 
+/// Creates `n` due tasks of type `ty`, 5000 a call.
+async fn create_due(store: &Store, ty: &str, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
+        let tasks: Vec<NewTask> = chunk.iter().map(|&i| due(ty, i)).collect();
+        store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
+    }
+}
+
 /// Ten runner processes killed with SIGKILL at random moments of their passes, then one clean
 /// pass: every task sent once, each message's run recorded and each run's message sent.
 #[tokio::test(flavor = "multi_thread")]
@@ -42,10 +50,7 @@ async fn runners_killed_mid_dispatch_leave_no_duplicate_and_no_orphan() {
     let store = server.store().await;
     make_type(&store, "t-kill").await;
     let n = 30_000;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
-        let tasks: Vec<NewTask> = chunk.iter().map(|&i| due("t-kill", i)).collect();
-        store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
-    }
+    create_due(&store, "t-kill", n).await;
     let bin = env!("CARGO_BIN_EXE_swh-scheduler");
     for i in 0..10u64 {
         let mut child = Command::new(bin)
@@ -299,13 +304,7 @@ async fn a_dispatch_caught_by_a_stall_sends_nothing_twice() {
     let (server, store, reader) = stall_setup().await;
     make_type(&store, "t-stall-dispatch").await;
     let n = 30_000;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
-        let tasks: Vec<NewTask> = chunk.iter().map(|&i| due("t-stall-dispatch", i)).collect();
-        reader
-            .create_tasks(&tasks, Policy::Recurring)
-            .await
-            .unwrap();
-    }
+    create_due(&reader, "t-stall-dispatch", n).await;
     let runner = Runner::new(store.clone(), RunnerConfig::default());
     let pass = tokio::spawn(async move { runner.pass().await });
     tokio::time::sleep(Duration::from_millis(60)).await;
@@ -357,10 +356,7 @@ async fn four_runner_processes_race_without_duplicates_or_overflow() {
     t.max_queue_length = Some(20_000);
     store.create_task_type(&t).await.unwrap();
     let n = 50_000;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
-        let tasks: Vec<NewTask> = chunk.iter().map(|&i| due("t-race4", i)).collect();
-        store.create_tasks(&tasks, Policy::Recurring).await.unwrap();
-    }
+    create_due(&store, "t-race4", n).await;
     // four single-pass runner processes at once; then the queue must be within its limit
     let race = || server.race(&["start-runner"], BACKEND, 20_000);
     race();
@@ -407,13 +403,7 @@ async fn events_applied_across_a_stall_end_each_run_once() {
     t.max_queue_length = None;
     store.create_task_type(&t).await.unwrap();
     let n = 20_000;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
-        let tasks: Vec<NewTask> = chunk.iter().map(|&i| due("t-stall-events", i)).collect();
-        reader
-            .create_tasks(&tasks, Policy::Recurring)
-            .await
-            .unwrap();
-    }
+    create_due(&reader, "t-stall-events", n).await;
     let runner = Runner::new(store.clone(), RunnerConfig::default());
     while runner.pass().await.unwrap()[0].1 > 0 {}
     let ids: Vec<i64> = reader

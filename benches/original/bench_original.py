@@ -42,6 +42,22 @@ def log(*args):
     print("[bench_original]", *args, file=sys.stderr, flush=True)
 
 
+def git_task_type(name, description):
+    """A git loading task type as Software Heritage deploys it: 64 days (12 h to 64 days),
+    backoff 2, 7 retries 2 h apart."""
+    return {
+        "type": name,
+        "description": description,
+        "backend_name": "swh.loader.git.tasks.UpdateGitRepository",
+        "default_interval": datetime.timedelta(days=64),
+        "min_interval": datetime.timedelta(hours=12),
+        "max_interval": datetime.timedelta(days=64),
+        "backoff_factor": 2,
+        "num_retries": 7,
+        "retry_delay": datetime.timedelta(hours=2),
+    }
+
+
 def is_deadlock(exc):
     """PostgreSQL's 'deadlock detected', raised directly by psycopg2 or relayed by
     the RPC server (500 with a serialised DeadlockDetected)."""
@@ -303,19 +319,7 @@ class Bench:
         n, k = self.n, self.k
         sched = self.make_scheduler()
 
-        sched.create_task_type(
-            {
-                "type": TASK_TYPE,
-                "description": "Benchmark git loading",
-                "backend_name": "swh.loader.git.tasks.UpdateGitRepository",
-                "default_interval": datetime.timedelta(days=64),
-                "min_interval": datetime.timedelta(hours=12),
-                "max_interval": datetime.timedelta(days=64),
-                "backoff_factor": 2,
-                "num_retries": 7,
-                "retry_delay": datetime.timedelta(hours=2),
-            }
-        )
+        sched.create_task_type(git_task_type(TASK_TYPE, "Benchmark git loading"))
         assert sched.get_task_type(TASK_TYPE) is not None
 
         # -- create: batches of BATCH, shaped like swh.scheduler.simulator's tasks

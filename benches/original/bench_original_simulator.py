@@ -22,7 +22,6 @@ swh.scheduler[simulator]==0.16.0 (see run.sh next to this file:
 
 import argparse
 import contextlib
-import datetime
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ import signal
 import sys
 import time
 
-from bench_original import create_database, drop_database
+from bench_original import create_database, drop_database, git_task_type
 
 TASK_TYPE = "load-git"
 
@@ -40,19 +39,7 @@ def log(*args):
 
 
 def create_task_type(scheduler):
-    scheduler.create_task_type(
-        {
-            "type": TASK_TYPE,
-            "description": "Update a git repository",
-            "backend_name": "swh.loader.git.tasks.UpdateGitRepository",
-            "default_interval": datetime.timedelta(days=64),
-            "min_interval": datetime.timedelta(hours=12),
-            "max_interval": datetime.timedelta(days=64),
-            "backoff_factor": 2,
-            "num_retries": 7,
-            "retry_delay": datetime.timedelta(hours=2),
-        }
-    )
+    scheduler.create_task_type(git_task_type(TASK_TYPE, "Update a git repository"))
     assert scheduler.get_task_type(TASK_TYPE) is not None
 
 

@@ -314,7 +314,7 @@ async fn simulate(
         };
         let result = engine::run(&target, &config, stop.clone()).await;
         if let Place::Prefix(store) = &place {
-            remove_prefix(store).await?;
+            super::benchmark::delete_prefix(store).await?;
         }
         drop(place);
         let report = result?;
@@ -379,33 +379,6 @@ async fn simulate(
         }
     );
     Ok(())
-}
-
-/// Removes the keys of a simulation's own prefix.
-async fn remove_prefix(store: &Store) -> Result<()> {
-    let mut con = store.con().await?;
-    let pattern = format!("{}*", store.config().prefix);
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut con)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async::<()>(&mut con)
-                .await?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
 }
 
 /// 100000 as Python's `{:,}` writes it: `100,000`.

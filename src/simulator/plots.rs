@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::report::Report;
@@ -32,12 +33,41 @@ fn draw_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Other(format!("cannot draw {}: {e}", path.display()))
 }
 
+/// A drawing area of the bitmap.
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// A chart on `area` with its caption and its mesh, from 0 to each axis' maximum; an axis is
+/// (description, maximum).
+fn axes<'a, 'b>(
+    area: &'a Area<'b>,
+    path: &Path,
+    title: &str,
+    (x_desc, x_max): (&str, f64),
+    (y_desc, y_max): (&str, f64),
+) -> Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 28))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| draw_error(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(|e| draw_error(path, e))?;
+    Ok(chart)
+}
+
 /// Series of points: a name, and (simulated hours, value) pairs.
 type Series = [(String, Vec<(f64, f64)>)];
 
 /// One line per series over the simulated hours, on `area` (errors name `path`).
 fn draw_lines(
-    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    area: &Area<'_>,
     path: &Path,
     title: &str,
     y_label: &str,
@@ -53,20 +83,13 @@ fn draw_lines(
         .flat_map(|(_, pts)| pts.iter().map(|p| p.1))
         .fold(1.0f64, f64::max)
         * 1.05;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 28))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(90)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(|e| draw_error(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("simulated hours")
-        .y_desc(y_label)
-        .label_style(("sans-serif", 16))
-        .draw()
-        .map_err(|e| draw_error(path, e))?;
+    let mut chart = axes(
+        area,
+        path,
+        title,
+        ("simulated hours", x_max),
+        (y_label, y_max),
+    )?;
     for (i, (name, pts)) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         chart
@@ -124,20 +147,8 @@ fn histogram(path: &Path, title: &str, values_h: &[f64]) -> Result<()> {
     let y_max = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.05;
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_error(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 28))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(90)
-        .build_cartesian_2d(0.0..top, 0.0..y_max)
-        .map_err(|e| draw_error(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("hours from a commit to the visit that archived it (up to the 99th percentile)")
-        .y_desc("visits")
-        .label_style(("sans-serif", 16))
-        .draw()
-        .map_err(|e| draw_error(path, e))?;
+    let x_desc = "hours from a commit to the visit that archived it (up to the 99th percentile)";
+    let mut chart = axes(&root, path, title, (x_desc, top), ("visits", y_max))?;
     chart
         .draw_series(counts.iter().enumerate().map(|(i, c)| {
             let x0 = i as f64 * width;
