@@ -12,8 +12,9 @@
 -- (the original's priority runner did not look at the queue at all).
 -- KEYS[1] <prefix>:{<type>}:type
 -- KEYS[2] <prefix>:{<type>}:ready, or <prefix>:{<type>}:ready:prio
--- KEYS[3] the broker list to push to (the queue's priority-0 bucket)
--- KEYS[4..] the queue's other priority buckets (counted as waiting)
+-- KEYS[3] the broker list to push to (the queue's priority-0 bucket), or the queue's outbox
+-- KEYS[4..] the queue's other priority buckets (counted as waiting), or the outbox's batch
+--   being forwarded (lua/includes/broker.lua)
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2] '1' for the priority queue, '0' for the normal one
 -- ARGV[3] runs to keep per task
@@ -21,7 +22,8 @@
 -- ARGV[5] origin ("<name>@<host>" of the runner)
 -- ARGV[6] most tasks in this call
 -- ARGV[7] the broker's database number and ARGV[8] the store's, when they differ (the queue
---   keys are read and written in the broker's); '' when they are the same
+--   keys are read and written in the broker's); '' when they are the same; 'outbox' and the
+--   messages waiting in the broker when it is another server
 -- ARGV[9] '1' to apply the 1/5 threshold (a pass's first call), '0' not to
 -- Returns {tasks sent, messages waiting before}, then the foreign backend ids of runs deleted
 -- to keep the run history short.
@@ -42,8 +44,8 @@ local keep = tonumber(ARGV[3])
 local per_call = tonumber(ARGV[6])
 local MAX_NUM_TASKS = 10000
 
-local db = {broker = ARGV[7], store = ARGV[8]}
-local waiting = queue_waiting(db, 3)
+local path = broker_path(ARGV[7], ARGV[8])
+local waiting = queue_waiting(path, 3)
 local mql = tt.max_queue_length
 local slots = MAX_NUM_TASKS
 if mql and mql > 0 then
@@ -123,7 +125,7 @@ for i = 1, n do
   end
 end
 count_status(TASK_NOT_SCHEDULED, TASK_SCHEDULED, moved)
-push_messages(db, KEYS[3], msgs)
+push_messages(path, KEYS[3], msgs)
 for i = 1, #scored, 2000 do
   redis.call('ZADD', base .. ':inflight', unpack(scored, i, math.min(i + 1999, #scored)))
 end

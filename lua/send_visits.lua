@@ -7,8 +7,9 @@
 -- min(max_queue_length - waiting, 10000), and nothing while at most 5% are free (the
 -- original's runner waits then).
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
--- KEYS[2] the broker list to push to (the queue's priority-0 bucket)
--- KEYS[3..] the queue's other priority buckets (counted as waiting)
+-- KEYS[2] the broker list to push to (the queue's priority-0 bucket), or the queue's outbox
+-- KEYS[3..] the queue's other priority buckets (counted as waiting), or the outbox's batch
+--   being forwarded (lua/includes/broker.lua)
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2] max_queue_length, or '' for none
 -- ARGV[3] scheduled cooldown in us
@@ -16,7 +17,8 @@
 -- ARGV[5] queue name (the messages' routing key)
 -- ARGV[6] origin ("<name>@<host>" of the runner)
 -- ARGV[7] the broker's database number and ARGV[8] the store's, when they differ; '' when
---   they are the same
+--   they are the same; 'outbox' and the messages waiting in the broker when it is another
+--   server
 -- ARGV[9] the visit type's index (lua/visit_type_index.lua), for the messages' task ids
 -- ARGV[10] failed cooldown, ARGV[11] not-found cooldown, ARGV[12] absolute cooldown: in us,
 --   or '' for none (later versions' rules; see grab.lua)
@@ -34,8 +36,8 @@ if ts == nil then
   ts = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local mql = num(ARGV[2])
-local db = {broker = ARGV[7], store = ARGV[8]}
-local waiting = queue_waiting(db, 2)
+local path = broker_path(ARGV[7], ARGV[8])
+local waiting = queue_waiting(path, 2)
 local MAX_SLOTS = 10000
 local slots = MAX_SLOTS
 if mql and mql > 0 then
@@ -112,7 +114,7 @@ for _, c in ipairs(sent) do
   local esc = string.gsub(kwargs, '[\\"]', '\\%0')
   msgs[#msgs + 1] = p1 .. esc .. p2 .. id .. p3 .. id .. p4 .. esc .. p5 .. id .. p6 .. id .. p7
 end
-push_messages(db, KEYS[2], msgs)
+push_messages(path, KEYS[2], msgs)
 -- counted for /metrics (src/rpc/metrics.rs)
 redis.call('HINCRBY', KEYS[1], 'visits_sent', #sent)
 out[1] = #sent

@@ -65,8 +65,8 @@ pub struct RpcSection {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct CelerySection {
-    /// The workers' broker URL; default: the store's Redis. It must be on the store's server
-    /// (another database is fine).
+    /// The workers' broker URL; default: the store's Redis. On another server, the runners'
+    /// messages go through outboxes in the store (see `src/store/outbox.rs`).
     pub broker_url: Option<String>,
     /// The workers' kombu transport options (`global_keyprefix`, `sep`, `priority_steps`,
     /// `fanout_prefix`) and `event_exchange`.
@@ -117,8 +117,8 @@ pub struct SchedulerSection {
 #[derive(Clone, Debug)]
 pub struct Broker {
     pub url: String,
-    /// The broker's database when it is not the store's (see [`crate::runner::broker_db`]).
-    pub db: Option<u32>,
+    /// Where the broker is, seen from the store.
+    pub link: crate::store::BrokerLink,
     /// kombu's naming, with the broker URL's database.
     pub naming: BrokerNaming,
     /// Queue-name prefix of tasks with a priority, when configured.
@@ -135,7 +135,7 @@ impl CelerySection {
         let mut naming = self.naming.clone();
         naming.db = crate::store::url_db(&url);
         Ok(Broker {
-            db: crate::runner::broker_db(store_url, self.broker_url.as_deref())?,
+            link: crate::store::BrokerLink::new(store_url, self.broker_url.as_deref())?,
             url,
             naming,
             priority_queue_prefix: self.priority_queue_prefix.clone(),

@@ -20,7 +20,7 @@ use crate::celery::events::{self, Meaning};
 use crate::error::{Error, Result};
 use crate::model::{RunStatus, VisitOutcome};
 use crate::runner::Backoff;
-use crate::store::{RunEvent, Store};
+use crate::store::{BrokerLink, RunEvent, Store};
 
 /// How often the event connection is pinged.
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -50,8 +50,8 @@ pub struct ListenerConfig {
     pub enable_events: bool,
     /// Queue-name prefix of tasks with a priority (the runner's).
     pub priority_queue_prefix: String,
-    /// The broker's database on the store's server, when not the store's (for queue lengths).
-    pub broker_db: Option<u32>,
+    /// Where the broker is (for queue lengths).
+    pub broker: BrokerLink,
     /// Later versions' rules for visit results (`recurrent_visits` in the configuration).
     pub visit_rules: crate::model::VisitRules,
 }
@@ -69,7 +69,7 @@ impl ListenerConfig {
             max_batch: 1000,
             enable_events: false,
             priority_queue_prefix: "save_code_now".into(),
-            broker_db: None,
+            broker: BrokerLink::default(),
             visit_rules: Default::default(),
         }
     }
@@ -463,7 +463,7 @@ impl Listener {
             let queue = |q: &str| self.config.naming.queue_keys(q);
             let waiting = self
                 .store
-                .queue_waiting(&queue(&tt.backend_name), self.config.broker_db)
+                .queue_waiting(&queue(&tt.backend_name), &self.config.broker)
                 .await?
                 + self
                     .store
@@ -472,7 +472,7 @@ impl Listener {
                             "{}:{}",
                             self.config.priority_queue_prefix, tt.backend_name
                         )),
-                        self.config.broker_db,
+                        &self.config.broker,
                     )
                     .await?;
             // ... unless it is so old that no queue that moves could still hold it
@@ -513,7 +513,7 @@ impl Listener {
             let queue = self.config.naming.queue_keys(&info.task_type.backend_name);
             let waiting = self
                 .store
-                .queue_waiting(&queue, self.config.broker_db)
+                .queue_waiting(&queue, &self.config.broker)
                 .await?;
             let after = if waiting > 0 {
                 self.config

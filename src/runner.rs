@@ -8,8 +8,8 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::celery::BrokerNaming;
-use crate::error::{Error, Result};
-use crate::store::{DispatchTarget, Store, TypeInfo};
+use crate::error::Result;
+use crate::store::{BrokerLink, DispatchTarget, Store, TypeInfo};
 
 /// Tasks per dispatch call: bounds how long one call holds Redis (a few milliseconds).
 pub const MAX_TASKS_PER_CALL: usize = 1000;
@@ -29,7 +29,7 @@ pub struct RunnerConfig {
     /// How the workers' kombu names keys.
     pub naming: BrokerNaming,
     /// The broker's database, when it is not the store's.
-    pub broker_db: Option<u32>,
+    pub broker: BrokerLink,
     /// Queue-name prefix of priority tasks (the original's `save_code_now`).
     pub priority_queue_prefix: String,
     /// `<name>@<host>` written in the messages.
@@ -44,7 +44,7 @@ impl Default for RunnerConfig {
             task_type_patterns: Vec::new(),
             with_priority: false,
             naming: BrokerNaming::default(),
-            broker_db: None,
+            broker: BrokerLink::default(),
             priority_queue_prefix: "save_code_now".into(),
             origin: format!("swh-scheduler@{}", hostname()),
         }
@@ -119,13 +119,22 @@ impl Runner {
                 queue_keys: &queue_keys,
                 origin: &self.config.origin,
                 max_tasks: MAX_TASKS_PER_CALL,
-                broker_db: self.config.broker_db,
+                broker: &self.config.broker,
                 threshold: true,
             };
+            // with the broker on another server, what a dispatch wrote to the outbox is moved
+            // on at once; the first forward takes over what a runner that died left behind
+            let outbox = self.store.outbox(&info, &queue);
+            let forward = || {
+                self.store
+                    .forward_outbox(&self.config.broker, &outbox, &queue_keys[0])
+            };
+            forward().await?;
             let mut sent = 0;
             loop {
                 let d = self.store.dispatch(&info, &target).await?;
                 sent += d.sent;
+                forward().await?;
                 if d.sent == 0 {
                     break;
                 }
@@ -218,34 +227,4 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
     info!("shutting down");
-}
-
-/// Checks that a separate broker URL is usable: the same server as the store (possibly
-/// another database). Returns the broker's database when it differs from the store's.
-pub fn broker_db(store_url: &str, broker_url: Option<&str>) -> Result<Option<u32>> {
-    let Some(broker) = broker_url else {
-        return Ok(None);
-    };
-    let info = |u: &str| {
-        redis::IntoConnectionInfo::into_connection_info(u).map_err(|e| {
-            Error::Other(format!(
-                "invalid broker URL {:?}: {e}",
-                crate::error::redacted(u)
-            ))
-        })
-    };
-    let (s, b) = (info(store_url)?, info(broker)?);
-    if s.addr() != b.addr() {
-        let (broker, store_url) = (
-            crate::error::redacted(broker),
-            crate::error::redacted(store_url),
-        );
-        return Err(Error::Other(format!(
-            "the Celery broker {broker} is not on the store's Redis server ({store_url}); the \
-             runner pushes messages in the same atomic step that marks tasks scheduled, so the \
-             broker must be a database of the same server"
-        )));
-    }
-    let (sd, bd) = (s.redis_settings().db(), b.redis_settings().db());
-    Ok((sd != bd).then_some(bd as u32))
 }

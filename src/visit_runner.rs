@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use crate::celery::BrokerNaming;
 use crate::error::Result;
 use crate::model::VisitPolicy;
-use crate::store::{Store, VisitTarget};
+use crate::store::{BrokerLink, Store, VisitTarget};
 
 /// The default mix, the original's (v0.20 on) with `oldest_scheduled_first` in the place of
 /// `origins_without_last_update`, a later policy: 40% to origins changed since their last
@@ -41,7 +41,7 @@ pub struct VisitRunnerConfig {
     pub absolute_cooldown: Option<chrono::Duration>,
     pub naming: BrokerNaming,
     /// The broker's database, when it is not the store's.
-    pub broker_db: Option<u32>,
+    pub broker: BrokerLink,
     /// `<name>@<host>` written in the messages.
     pub origin: String,
 }
@@ -57,7 +57,7 @@ impl Default for VisitRunnerConfig {
             not_found_cooldown: None,
             absolute_cooldown: None,
             naming: BrokerNaming::default(),
-            broker_db: None,
+            broker: BrokerLink::default(),
             origin: format!("swh-scheduler@{}", crate::runner::hostname()),
         }
     }
@@ -106,6 +106,16 @@ impl VisitRunner {
             };
             let queue = loader.task_type.backend_name.clone();
             let keys = self.config.naming.queue_keys(&queue);
+            let outbox = self.store.visit_outbox(&vt, &queue);
+            let forward = || {
+                self.store
+                    .forward_outbox(&self.config.broker, &outbox, &keys[0])
+            };
+            if let Err(e) = forward().await {
+                warn!(visit_type = %vt, queue = %queue, "could not forward the outbox: {e}");
+                first_error.get_or_insert(e);
+                continue;
+            }
             let sent = match self
                 .store
                 .send_visits(&VisitTarget {
@@ -117,7 +127,7 @@ impl VisitRunner {
                     queue: &queue,
                     max_queue_length: loader.task_type.max_queue_length,
                     origin: &self.config.origin,
-                    broker_db: self.config.broker_db,
+                    broker: &self.config.broker,
                     policies: self.policies(&vt),
                     listers: &listers,
                     scheduled_cooldown: self.config.scheduled_cooldown,
@@ -134,6 +144,10 @@ impl VisitRunner {
                     continue;
                 }
             };
+            if let Err(e) = forward().await {
+                warn!(visit_type = %vt, queue = %queue, "could not forward the outbox: {e}");
+                first_error.get_or_insert(e);
+            }
             if sent.sent > 0 {
                 let mix: Vec<String> = self
                     .policies(&vt)

@@ -12,7 +12,7 @@ use swh_scheduler::celery::BrokerNaming;
 use swh_scheduler::celery::message::{TaskMessage, validate};
 use swh_scheduler::model::{Interval, NewTask, Policy, Priority, RunStatus, TaskStatus, TaskType};
 use swh_scheduler::runner::{Runner, RunnerConfig};
-use swh_scheduler::store::Store;
+use swh_scheduler::store::{BrokerLink, Store};
 
 use common::{RedisServer, wait_for};
 
@@ -265,7 +265,7 @@ async fn broker_naming_and_database_follow_the_workers_kombu() {
             global_keyprefix: "pfx:".into(),
             ..Default::default()
         };
-        c.broker_db = Some(3);
+        c.broker = BrokerLink::SameServer { db: Some(3) };
     });
     assert_eq!(r.pass().await.unwrap()[0].1, 1);
     let m = lrange(&server, 3, &format!("pfx:{BACKEND}"));
@@ -400,4 +400,161 @@ async fn start_runner_stops_cleanly_on_sigterm_and_names_unknown_types() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown task type \"nope\""), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// The broker on another server: dispatch writes to the type's outbox in the store, in the
+/// same step as the runs, and the runner forwards the outbox; backpressure counts the broker's
+/// queue and the outbox together.
+#[tokio::test]
+async fn a_broker_on_another_server_gets_the_messages_through_the_outbox() {
+    let server = RedisServer::start();
+    let broker = RedisServer::start();
+    let store = server.store().await;
+    make_type(&store, "t-remote", Some(10)).await;
+    let inputs: Vec<NewTask> = (0..25).map(|i| due("t-remote", i)).collect();
+    let tasks = store
+        .create_tasks(&inputs, Policy::Recurring)
+        .await
+        .unwrap();
+    let link = BrokerLink::new(&server.url(), Some(&broker.url())).unwrap();
+    assert!(matches!(link, BrokerLink::Remote(_)));
+    let r = runner(&store, |c| c.broker = link.clone());
+    assert_eq!(r.pass().await.unwrap()[0].1, 10);
+    let mut messages = lrange(&broker, 0, BACKEND);
+    messages.reverse();
+    assert_eq!(messages.len(), 10);
+    // the oldest first, each message once, the broker's order the dispatch order
+    for (task, msg) in tasks.iter().zip(&messages) {
+        validate(msg).unwrap();
+        let run = store.get_task_runs(&[task.id], Some(1)).await.unwrap();
+        assert_eq!(
+            Some(run[0].backend_id.as_str()),
+            msg["headers"]["id"].as_str()
+        );
+    }
+    // nothing left in the store's outbox, and the store's server has no broker list
+    assert_eq!(llen(&server, BACKEND), 0);
+    let outbox = store.outbox(&store.require_type("t-remote").await.unwrap(), BACKEND);
+    assert_eq!(llen(&server, &outbox.list), 0);
+    assert_eq!(llen(&server, &outbox.batch), 0);
+    // the queue is full: nothing more until the workers take some
+    assert_eq!(r.pass().await.unwrap()[0].1, 0);
+    let mut b = broker.client();
+    let _: Vec<String> = redis::cmd("RPOP")
+        .arg(BACKEND)
+        .arg(5)
+        .query(&mut b)
+        .unwrap();
+    assert_eq!(r.pass().await.unwrap()[0].1, 5);
+    assert_eq!(llen(&broker, BACKEND), 10);
+    let info = store.require_type("t-remote").await.unwrap();
+    let forwarded: i64 = redis::cmd("HGET")
+        .arg(&info.keys.type_key)
+        .arg("outbox_forwarded")
+        .query(&mut server.client())
+        .unwrap();
+    assert_eq!(forwarded, 15);
+}
+
+/// A forwarder that died after pushing part of its batch: the next one sends only what the
+/// broker lacks, and counts what it sent again (a worker may have taken the first copy).
+#[tokio::test]
+async fn a_forwarder_that_died_mid_batch_duplicates_nothing_the_broker_still_holds() {
+    let server = RedisServer::start();
+    let broker = RedisServer::start();
+    let store = server.store().await;
+    make_type(&store, "t-crash", None).await;
+    let inputs: Vec<NewTask> = (0..6).map(|i| due("t-crash", i)).collect();
+    store
+        .create_tasks(&inputs, Policy::Recurring)
+        .await
+        .unwrap();
+    let link = BrokerLink::new(&server.url(), Some(&broker.url())).unwrap();
+    let info = store.require_type("t-crash").await.unwrap();
+    let keys = BrokerNaming::default().queue_keys(BACKEND);
+    let d = store
+        .dispatch(
+            &info,
+            &swh_scheduler::store::DispatchTarget {
+                priority: false,
+                queue: BACKEND,
+                queue_keys: &keys,
+                origin: "test@here",
+                max_tasks: 100,
+                threshold: true,
+                broker: &link,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.sent, 6);
+    let outbox = store.outbox(&info, BACKEND);
+    assert_eq!(llen(&server, &outbox.list), 6);
+
+    // a forwarder takes the batch with a short lease, pushes three messages, takes one of
+    // them as a worker would, and dies
+    let claim = redis::Script::new(include_str!("../lua/outbox_claim.lua"));
+    let mut s = server.client();
+    let reply: Vec<redis::Value> = claim
+        .key(&outbox.list)
+        .key(&outbox.batch)
+        .key(&outbox.lease)
+        .arg("dead")
+        .arg(100)
+        .arg(1000)
+        .invoke(&mut s)
+        .unwrap();
+    assert_eq!(reply.len(), 7);
+    assert_eq!(reply[0], redis::Value::Int(1), "a fresh batch");
+    // batch[0] stands for the flag, so that batch[i] is the i-th message
+    let batch: Vec<Vec<u8>> = std::iter::once(Vec::new())
+        .chain(
+            reply[1..]
+                .iter()
+                .map(|v| redis::from_redis_value_ref(v).unwrap()),
+        )
+        .collect();
+
+    let mut b = broker.client();
+    let _: () = redis::cmd("LPUSH")
+        .arg(BACKEND)
+        .arg(&batch[1..4])
+        .query(&mut b)
+        .unwrap();
+    let taken: Vec<u8> = redis::cmd("RPOP").arg(BACKEND).query(&mut b).unwrap();
+    assert_eq!(taken, batch[1]);
+
+    // while the lease holds, nobody else forwards
+    let f = store
+        .forward_outbox(&link, &outbox, &keys[0])
+        .await
+        .unwrap();
+    assert_eq!(f, Default::default());
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let f = store
+        .forward_outbox(&link, &outbox, &keys[0])
+        .await
+        .unwrap();
+    // the two still in the broker are not sent again; the taken one is (a duplicate), and
+    // the three never pushed are sent
+    assert_eq!((f.sent, f.resent), (4, 4));
+    let mut waiting: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(BACKEND)
+        .arg(0)
+        .arg(-1)
+        .query(&mut b)
+        .unwrap();
+    waiting.reverse();
+    assert_eq!(waiting.len(), 6);
+    let mut expected = batch[1..].to_vec();
+    expected.sort();
+    waiting.sort();
+    assert_eq!(waiting, expected);
+    assert_eq!(llen(&server, &outbox.batch), 0);
+    let resent: i64 = redis::cmd("HGET")
+        .arg(&info.keys.type_key)
+        .arg("outbox_resent")
+        .query(&mut s)
+        .unwrap();
+    assert_eq!(resent, 4);
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use swh_scheduler::celery::BrokerNaming;
 use swh_scheduler::celery::message::validate;
 use swh_scheduler::model::{ListedOrigin, OriginVisitStats, TaskType, VisitPolicy};
-use swh_scheduler::store::{Store, VisitTarget};
+use swh_scheduler::store::{BrokerLink, Store, VisitTarget};
 use swh_scheduler::visit_runner::{VisitRunner, VisitRunnerConfig};
 
 use common::RedisServer;
@@ -263,7 +263,7 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
             queue: LOADER,
             max_queue_length: Some(100),
             origin: "test@here",
-            broker_db: None,
+            broker: &BrokerLink::default(),
             policies: &policies,
             listers: &listers,
             scheduled_cooldown: TimeDelta::days(7),
@@ -298,7 +298,7 @@ async fn the_policies_share_the_slots_and_pass_on_what_they_cannot_fill() {
             queue: LOADER,
             max_queue_length: None,
             origin: "test@here",
-            broker_db: None,
+            broker: &BrokerLink::default(),
             failed_cooldown: None,
             not_found_cooldown: None,
             absolute_cooldown: None,
@@ -314,12 +314,41 @@ async fn a_separate_broker_database_gets_the_messages() {
     let store = server.store().await;
     loader_type(&store, "git", None).await;
     listed(&store, "git", "db", 4).await;
-    let r = runner(&store, |c| c.broker_db = Some(5));
+    let r = runner(&store, |c| {
+        c.broker = BrokerLink::SameServer { db: Some(5) }
+    });
     assert_eq!(r.pass().await.unwrap()[0].1, 4);
     assert_eq!(queue(&server, 5, LOADER).len(), 4);
     assert_eq!(queue(&server, 0, LOADER).len(), 0);
     // and the store is still the one written (the script went back to its database)
     assert_eq!(store.visit_types().await.unwrap(), vec!["git".to_string()]);
+}
+
+#[tokio::test]
+async fn a_broker_on_another_server_gets_the_visits_through_the_outbox() {
+    let server = RedisServer::start();
+    let broker = RedisServer::start();
+    let store = server.store().await;
+    loader_type(&store, "git", Some(10)).await;
+    listed(&store, "git", "remote", 15).await;
+    let link = BrokerLink::new(&server.url(), Some(&broker.url())).unwrap();
+    let r = runner(&store, |c| c.broker = link.clone());
+    assert_eq!(r.pass().await.unwrap()[0].1, 10);
+    let urls: HashSet<String> = queue(&broker, 0, LOADER)
+        .iter()
+        .map(|m| kwargs(m)["url"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(urls.len(), 10);
+    assert_eq!(queue(&server, 0, LOADER).len(), 0);
+    let outbox = store.visit_outbox("git", LOADER);
+    let mut con = server.client();
+    let left: usize = redis::cmd("LLEN")
+        .arg(&outbox.list)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(left, 0);
+    // the broker's queue is full: nothing more is sent
+    assert_eq!(r.pass().await.unwrap()[0].1, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,29 +1,46 @@
--- The Celery broker queue, seen from a script of the store (dispatch.lua, send_visits.lua):
--- it may live in another database of the same server, and what waits in it bounds what may
--- be sent. `db` is {broker = ARGV's broker database or '', store = the store's}: '' means
--- the broker shares the store's database.
+-- The Celery broker queue, seen from a script of the store (dispatch.lua, send_visits.lua).
+-- `path` (broker_path below) says where the queue is:
+--  * in the store's database: KEYS[first..] are the queue's lists, bucket 0 (pushed to) first,
+--    then the other priority buckets (counted as waiting);
+--  * in another database of the store's server: the same lists, read and written with that
+--    database selected (standalone servers only: a Cluster has only database 0);
+--  * on another server (src/store/outbox.rs): KEYS[first] is the queue's outbox in the store
+--    and KEYS[first + 1] the batch a forwarder is moving to the broker; the messages waiting
+--    in the broker itself come in ARGV, counted by the caller just before the call.
+
+-- The path from the script's two ARGV fields (a, b): ('', '') the store's database;
+-- (broker database, store database) another database; ('outbox', waiting) another server.
+local function broker_path(a, b)
+  if a == 'outbox' then return {outbox = true, waiting = tonumber(b) or 0} end
+  return {broker = a, store = b}
+end
 
 -- Calls f with the broker's database selected, then selects the store's again.
-local function in_broker(db, f)
-  if db.broker ~= '' then redis.call('SELECT', db.broker) end
+local function in_broker(path, f)
+  local other = path.broker and path.broker ~= ''
+  if other then redis.call('SELECT', path.broker) end
   local r = f()
-  if db.broker ~= '' then redis.call('SELECT', db.store) end
+  if other then redis.call('SELECT', path.store) end
   return r
 end
 
--- Messages waiting in the queue's lists KEYS[first], KEYS[first + 1], ... (its priority
--- buckets).
-local function queue_waiting(db, first)
-  return in_broker(db, function()
+-- Messages waiting: in the queue's lists, or in the broker plus the outbox and the batch
+-- being forwarded (so that backpressure counts what is on its way).
+local function queue_waiting(path, first)
+  if path.outbox then
+    return path.waiting + redis.call('LLEN', KEYS[first]) + redis.call('LLEN', KEYS[first + 1])
+  end
+  return in_broker(path, function()
     local w = 0
     for i = first, #KEYS do w = w + redis.call('LLEN', KEYS[i]) end
     return w
   end)
 end
 
--- Pushes the messages onto the list `key`, a thousand to a command (Lua's unpack has a limit).
-local function push_messages(db, key, msgs)
-  in_broker(db, function()
+-- Pushes the messages onto the list `key` (the queue's bucket 0 or its outbox), a thousand to
+-- a command (Lua's unpack has a limit).
+local function push_messages(path, key, msgs)
+  in_broker(path, function()
     for i = 1, #msgs, 1000 do
       redis.call('LPUSH', key, unpack(msgs, i, math.min(i + 999, #msgs)))
     end

@@ -44,7 +44,7 @@ pub fn runner_config(
         task_type_patterns: args.task_type_patterns.clone(),
         with_priority: args.with_priority && !args.without_priority,
         naming: broker.naming,
-        broker_db: broker.db,
+        broker: broker.link,
         ..RunnerConfig::default()
     };
     if let Some(p) = broker.priority_queue_prefix {
@@ -89,7 +89,7 @@ pub fn listener_config(
     let broker = file.celery.broker(store_url)?;
     let mut c = ListenerConfig::new(&broker.url);
     c.naming = broker.naming;
-    c.broker_db = broker.db;
+    c.broker = broker.link;
     if let Some(p) = broker.priority_queue_prefix {
         c.priority_queue_prefix = p;
     }
@@ -161,7 +161,7 @@ pub fn rpc_config(
     let broker = global.file_config()?.celery.broker(store_url)?;
     let mut metrics = MetricsConfig {
         naming: broker.naming,
-        broker_db: broker.db,
+        broker: broker.link,
         ..MetricsConfig::default()
     };
     if let Some(p) = broker.priority_queue_prefix {
@@ -229,7 +229,7 @@ pub fn visit_runner_config(
         },
         policies,
         naming: broker.naming,
-        broker_db: broker.db,
+        broker: broker.link,
         ..Default::default()
     };
     let duration = |i: Option<crate::model::Interval>| {

@@ -12,7 +12,7 @@ use redis::AsyncCommands;
 use crate::celery::BrokerNaming;
 use crate::error::Result;
 use crate::model::TaskStatus;
-use crate::store::{Store, VisitFigures};
+use crate::store::{BrokerLink, Store, VisitFigures};
 
 /// What `/metrics` needs beyond the store: where the broker queues are.
 #[derive(Clone, Debug)]
@@ -20,7 +20,7 @@ pub struct MetricsConfig {
     pub naming: BrokerNaming,
     pub priority_queue_prefix: String,
     /// The broker's database when it is not the store's.
-    pub broker_db: Option<u32>,
+    pub broker: BrokerLink,
     /// The counters of a listener running in the same process (`serve`), if any.
     pub listener: Option<std::sync::Arc<crate::listener::ListenerStats>>,
 }
@@ -30,7 +30,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             naming: BrokerNaming::default(),
             priority_queue_prefix: "save_code_now".into(),
-            broker_db: None,
+            broker: BrokerLink::default(),
             listener: None,
         }
     }
@@ -96,7 +96,7 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
             format!("{}:{backend}", cfg.priority_queue_prefix),
         ] {
             let n = store
-                .queue_waiting(&cfg.naming.queue_keys(&queue), cfg.broker_db)
+                .queue_waiting(&cfg.naming.queue_keys(&queue), &cfg.broker)
                 .await?;
             queues.push((queue, n));
         }
@@ -211,6 +211,28 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
                     label(&f.name)
                 )
                 .unwrap();
+            }
+        },
+    );
+    section(
+        "swh_scheduler_outbox_messages_total",
+        "counter",
+        "Messages forwarded from the store's outboxes to a broker on another server; \
+         resent: of a batch a forwarder left unfinished, sent again (possible duplicates).",
+        &mut |o| {
+            for f in &figures {
+                for (what, field) in [
+                    ("forwarded", "outbox_forwarded"),
+                    ("resent", "outbox_resent"),
+                ] {
+                    let n = f.counters.get(field).copied().unwrap_or(0);
+                    writeln!(
+                        o,
+                        "swh_scheduler_outbox_messages_total{{task_type=\"{}\",outcome=\"{what}\"}} {n}",
+                        label(&f.name)
+                    )
+                    .unwrap();
+                }
             }
         },
     );

@@ -33,7 +33,7 @@ use crate::model::{
     GrabOptions, ListedOrigin, NewTaskRun, OriginVisitStats, RunStatus, VisitOutcome, VisitPolicy,
     VisitRules, VisitStatus, ids,
 };
-use crate::store::{RunEvent, Store, VisitTarget};
+use crate::store::{BrokerLink, RunEvent, Store, VisitTarget};
 
 /// The visit type the simulated forge has (the original's).
 pub const VISIT_TYPE: &str = "git";
@@ -529,7 +529,7 @@ impl Simulation {
                     queue: key,
                     max_queue_length: Some(self.config.queue_capacity as i64),
                     origin: "simulator@localhost",
-                    broker_db: None,
+                    broker: &BrokerLink::default(),
                     policies: mix,
                     listers: &self.listers,
                     scheduled_cooldown: chrono::Duration::days(7),

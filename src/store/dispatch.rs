@@ -3,7 +3,7 @@
 use redis::Value;
 
 use super::scripts::{Call, ScriptName};
-use super::{Store, TypeInfo, array, as_int};
+use super::{BrokerLink, OutboxKeys, Store, TypeInfo, array, as_int};
 use crate::error::Result;
 
 /// Where and how one dispatch call sends.
@@ -23,8 +23,8 @@ pub struct DispatchTarget<'a> {
     /// Apply the original's threshold (send nothing unless more than a fifth of the queue is
     /// free): true for the first call of a pass.
     pub threshold: bool,
-    /// The broker's database number on the store's server, if not the store's own.
-    pub broker_db: Option<u32>,
+    /// Where the broker is.
+    pub broker: &'a BrokerLink,
 }
 
 /// What one dispatch call did.
@@ -37,6 +37,11 @@ pub struct Dispatched {
 }
 
 impl Store {
+    /// The outbox of a task type's queue (used when the broker is another server).
+    pub fn outbox(&self, info: &TypeInfo, queue: &str) -> OutboxKeys {
+        OutboxKeys::new(&info.keys.base, &info.keys.type_key, queue)
+    }
+
     /// Sends the due tasks of a type that fit in its queue, in one atomic step.
     pub async fn dispatch(
         &self,
@@ -48,8 +53,15 @@ impl Store {
         } else {
             &info.keys.ready
         };
+        let via = self
+            .script_broker(
+                target.broker,
+                &self.outbox(info, target.queue),
+                target.queue_keys,
+            )
+            .await?;
         let mut keys: Vec<&str> = vec![&info.keys.type_key, ready];
-        keys.extend(target.queue_keys.iter().map(String::as_str));
+        keys.extend(via.keys.iter().map(String::as_str));
         let mut con = self.con().await?;
         let reply = Call::new(ScriptName::Dispatch, &keys)
             .arg("")
@@ -58,8 +70,8 @@ impl Store {
             .arg(target.queue)
             .arg(target.origin)
             .arg(target.max_tasks)
-            .arg(target.broker_db.map(|d| d.to_string()).unwrap_or_default())
-            .arg(self.db())
+            .arg(&via.argv.0)
+            .arg(&via.argv.1)
             .arg(if target.threshold { "1" } else { "0" })
             .run(&mut con)
             .await?;

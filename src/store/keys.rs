@@ -20,6 +20,8 @@
 /// The keys of one task type.
 #[derive(Clone, Debug)]
 pub struct TypeKeys {
+    /// `P:{T}`, which every key of the type starts with.
+    pub base: String,
     /// `P:{T}:type`; scripts derive the others from it.
     pub type_key: String,
     pub ready: String,
@@ -33,6 +35,7 @@ impl TypeKeys {
             type_key: format!("{base}:type"),
             ready: format!("{base}:ready"),
             ready_prio: format!("{base}:ready:prio"),
+            base,
         }
     }
 }

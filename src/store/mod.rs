@@ -9,7 +9,9 @@ mod dispatch;
 pub mod keys;
 mod listers;
 mod origins;
+mod outbox;
 pub use origins::{VisitFigures, VisitTarget, VisitsSent};
+pub use outbox::{BrokerLink, FORWARD_BATCH, Forwarded, OutboxKeys, RemoteBroker};
 pub mod records;
 mod runs;
 pub mod scripts;
@@ -149,27 +151,6 @@ impl Store {
     /// The database number in the store's URL.
     pub fn db(&self) -> u32 {
         url_db(&self.inner.config.url)
-    }
-
-    /// Messages waiting in a broker queue: the sum of the lengths of its list keys (see
-    /// `BrokerNaming::queue_keys`), in the broker's database when it is not the store's.
-    pub async fn queue_waiting(
-        &self,
-        queue_keys: &[String],
-        broker_db: Option<u32>,
-    ) -> Result<i64> {
-        let mut pipe = redis::pipe();
-        if let Some(db) = broker_db {
-            pipe.cmd("SELECT").arg(db).ignore();
-        }
-        for k in queue_keys {
-            pipe.llen(k);
-        }
-        if broker_db.is_some() {
-            pipe.cmd("SELECT").arg(self.db()).ignore();
-        }
-        let lens: Vec<i64> = pipe.query_async(&mut self.con().await?).await?;
-        Ok(lens.iter().sum())
     }
 
     fn global(&self) -> &GlobalKeys {

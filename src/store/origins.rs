@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use super::keys::VisitTypeKeys;
 use super::scripts::{Call, ScriptName};
-use super::{Store, array, as_bytes, opt_arg};
+use super::{BrokerLink, OutboxKeys, Store, array, as_bytes, opt_arg};
 use crate::error::{Error, Result};
 use crate::model::{
     GrabOptions, ListedOrigin, ListedOriginPage, MAX_BATCH, MAX_EXTRA_LOADER_ARGUMENTS, MAX_URL,
@@ -632,8 +632,8 @@ pub struct VisitTarget<'a> {
     pub max_queue_length: Option<i64>,
     /// `<name>@<host>` written in the messages.
     pub origin: &'a str,
-    /// The broker's database when it is not the store's.
-    pub broker_db: Option<u32>,
+    /// Where the broker is.
+    pub broker: &'a BrokerLink,
     /// The policies and their weights.
     pub policies: &'a [(VisitPolicy, u32)],
     /// The listers' names by lister index, as [`Store::visit_lister_fields`] gives them (read
@@ -659,6 +659,12 @@ pub struct VisitsSent {
 }
 
 impl Store {
+    /// The outbox of a visit type's queue (used when the broker is another server).
+    pub fn visit_outbox(&self, visit_type: &str, queue: &str) -> OutboxKeys {
+        let keys = self.vt_keys(visit_type);
+        OutboxKeys::new(&keys.base, &keys.meta, queue)
+    }
+
     /// Sends the next visits of a visit type to its loader's Celery queue, up to its free
     /// slots, chosen by the weighted policies, and marks them scheduled, in one script (see
     /// `lua/send_visits.lua`).
@@ -668,10 +674,17 @@ impl Store {
             Some(i) => i,
             None => self.visit_type_index(t.visit_type).await?,
         };
-        let mut con = self.con().await?;
         let meta = self.vt_keys(t.visit_type).meta;
+        let via = self
+            .script_broker(
+                t.broker,
+                &self.visit_outbox(t.visit_type, t.queue),
+                t.queue_keys,
+            )
+            .await?;
+        let mut con = self.con().await?;
         let keys: Vec<&str> = std::iter::once(meta.as_str())
-            .chain(t.queue_keys.iter().map(String::as_str))
+            .chain(via.keys.iter().map(String::as_str))
             .collect();
         let mut call = Call::new(ScriptName::SendVisits, &keys);
         call.arg(opt_arg(t.now.map(to_micros)))
@@ -680,10 +693,7 @@ impl Store {
             .arg(t.task_name)
             .arg(t.queue)
             .arg(t.origin);
-        match t.broker_db {
-            Some(db) => call.arg(db).arg(self.db()),
-            None => call.arg("").arg(""),
-        };
+        call.arg(&via.argv.0).arg(&via.argv.1);
         let us = |d: Option<Duration>| opt_arg(d.map(|d| d.num_microseconds().unwrap_or(i64::MAX)));
         call.arg(vt_index)
             .arg(us(t.failed_cooldown))

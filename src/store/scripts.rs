@@ -61,6 +61,8 @@ pub enum ScriptName {
     SendVisits,
     VisitTypeIndex,
     VisitOutcomes,
+    OutboxClaim,
+    OutboxAck,
 }
 
 const SCRIPTS: &[(&str, &str)] = lua_files!(
@@ -90,11 +92,13 @@ const SCRIPTS: &[(&str, &str)] = lua_files!(
     "send_visits",
     "visit_type_index",
     "visit_outcomes",
+    "outbox_claim",
+    "outbox_ack",
 );
 
 impl ScriptName {
     #[cfg(test)]
-    const ALL: [ScriptName; 26] = [
+    const ALL: [ScriptName; 28] = [
         ScriptName::RegisterType,
         ScriptName::CreateTaskType,
         ScriptName::CreateTasks,
@@ -121,6 +125,8 @@ impl ScriptName {
         ScriptName::SendVisits,
         ScriptName::VisitTypeIndex,
         ScriptName::VisitOutcomes,
+        ScriptName::OutboxClaim,
+        ScriptName::OutboxAck,
     ];
 
     fn index(self) -> usize {
