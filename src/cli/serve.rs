@@ -115,6 +115,7 @@ async fn serve(global: &GlobalOptions, args: &ServeArgs, redis_url: &str) -> Res
         nodebug: false,
     };
     let rpc = services::rpc_config(global, redis_url, &rpc_args)?;
+    store.check_broker(&normal.broker)?;
     // bind first, so that a taken port is reported before anything starts
     let socket = tokio::net::TcpListener::bind((rpc.host.as_str(), rpc.port))
         .await

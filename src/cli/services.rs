@@ -56,6 +56,7 @@ pub fn runner_config(
 pub async fn start_runner(global: &GlobalOptions, args: StartRunnerArgs) -> Result<()> {
     let store = global.store().await?;
     let config = runner_config(global, &store.config().url, &args)?;
+    store.check_broker(&config.broker)?;
     Runner::new(store, config)
         .run(runner::shutdown_signal())
         .await
@@ -127,6 +128,7 @@ pub fn listener_config(
 pub async fn start_listener(global: &GlobalOptions, args: StartListenerArgs) -> Result<()> {
     let store = global.store().await?;
     let config = listener_config(global, &store.config().url, &args)?;
+    store.check_broker(&config.broker)?;
     Listener::new(store, config)
         .run(runner::shutdown_signal())
         .await
@@ -247,6 +249,7 @@ pub fn visit_runner_config(
 pub async fn schedule_recurrent(global: &GlobalOptions, args: ScheduleRecurrentArgs) -> Result<()> {
     let store = global.store().await?;
     let config = visit_runner_config(global, &store.config().url, &args)?;
+    store.check_broker(&config.broker)?;
     crate::visit_runner::VisitRunner::new(store, config)
         .run(runner::shutdown_signal())
         .await

@@ -5,6 +5,7 @@
 //! clock.
 
 mod archive;
+pub mod connection;
 mod dispatch;
 pub mod keys;
 mod listers;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use deadpool_redis::{Pool, Runtime};
 use redis::Value;
 
+pub use self::connection::Con;
 pub use self::dispatch::{DispatchTarget, Dispatched};
 use self::keys::{GlobalKeys, TypeKeys};
 pub use self::runs::{RunEvent, RunOutcome};
@@ -91,33 +93,34 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// Where the store's connections come from.
+enum Backend {
+    Pool(Pool),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
 struct Inner {
-    pool: Pool,
+    backend: Backend,
     config: StoreConfig,
     global: GlobalKeys,
     types: RwLock<TypeCache>,
 }
 
 impl Store {
-    /// Connects (checking that Redis answers) and loads the scripts.
+    /// Connects (checking that Redis answers) and loads the scripts. A Redis Cluster is found
+    /// out from the server (see [`connection`]).
     pub async fn connect(config: StoreConfig) -> Result<Self> {
-        let connection = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(config.response_timeout))
-            .set_connection_timeout(Some(config.connect_timeout));
-        let unreachable = |e: &dyn std::fmt::Display| Error::Connection {
-            url: config.url.clone(),
-            reason: e.to_string(),
+        let seeds = connection::seeds(&config.url);
+        let backend = match seeds.as_slice() {
+            [one] if !connection::is_cluster_node(one, &config).await? => {
+                Backend::Pool(Self::pool(&config)?)
+            }
+            [] => return Err(Error::invalid("scheduler.url", "", "no Redis URL")),
+            _ => Backend::Cluster(connection::connect_cluster(&seeds, &config).await?),
         };
-        let manager = deadpool_redis::Manager::new_with_config(config.url.as_str(), connection)
-            .map_err(|e| unreachable(&e))?;
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| unreachable(&e))?;
         let store = Store {
             inner: Arc::new(Inner {
-                pool,
+                backend,
                 global: GlobalKeys::new(&config.prefix),
                 config,
                 types: RwLock::new(TypeCache::default()),
@@ -133,19 +136,50 @@ impl Store {
         Ok(store)
     }
 
+    fn pool(config: &StoreConfig) -> Result<Pool> {
+        let connection = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(config.connect_timeout));
+        let unreachable = |e: &dyn std::fmt::Display| Error::Connection {
+            url: config.url.clone(),
+            reason: e.to_string(),
+        };
+        let manager = deadpool_redis::Manager::new_with_config(config.url.as_str(), connection)
+            .map_err(|e| unreachable(&e))?;
+        Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| unreachable(&e))
+    }
+
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
     }
 
-    /// A pooled connection. Failing to get one is reported with the URL.
-    pub async fn con(&self) -> Result<deadpool_redis::Connection> {
-        self.inner.pool.get().await.map_err(|e| Error::Connection {
-            url: self.inner.config.url.clone(),
-            reason: match e {
-                deadpool_redis::PoolError::Backend(e) => e.to_string(),
-                other => other.to_string(),
-            },
-        })
+    /// A connection: pooled, or the Cluster's shared one. Failing to get one is reported
+    /// with the URL.
+    pub async fn con(&self) -> Result<Con> {
+        match &self.inner.backend {
+            Backend::Cluster(c) => Ok(Con::Cluster(c.clone())),
+            Backend::Pool(pool) => {
+                pool.get()
+                    .await
+                    .map(Con::Single)
+                    .map_err(|e| Error::Connection {
+                        url: self.inner.config.url.clone(),
+                        reason: match e {
+                            deadpool_redis::PoolError::Backend(e) => e.to_string(),
+                            other => other.to_string(),
+                        },
+                    })
+            }
+        }
+    }
+
+    /// Whether the store is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.backend, Backend::Cluster(_))
     }
 
     /// The database number in the store's URL.

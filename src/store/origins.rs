@@ -518,7 +518,7 @@ impl Store {
 }
 
 /// The Redis server's clock, in microseconds.
-async fn server_now(con: &mut deadpool_redis::Connection) -> Result<i64> {
+async fn server_now(con: &mut super::Con) -> Result<i64> {
     let (s, us): (i64, i64) = redis::cmd("TIME").query_async(con).await?;
     Ok(s * 1_000_000 + us)
 }

@@ -185,6 +185,7 @@ impl Store {
     /// Messages waiting in a broker queue: the sum of the lengths of its list keys (see
     /// `BrokerNaming::queue_keys`), wherever the broker is.
     pub async fn queue_waiting(&self, queue_keys: &[String], broker: &BrokerLink) -> Result<i64> {
+        self.check_broker(broker)?;
         let db = match broker {
             BrokerLink::Remote(r) => return r.queue_waiting(queue_keys).await,
             BrokerLink::SameServer { db } => *db,
@@ -203,6 +204,21 @@ impl Store {
         Ok(lens.iter().sum())
     }
 
+    /// Checks that the broker can be reached from this store: a store on a Redis Cluster
+    /// needs the broker on its own server (Celery's kombu does not speak Cluster, and a
+    /// script cannot reach keys outside its slot).
+    pub fn check_broker(&self, broker: &BrokerLink) -> Result<()> {
+        if self.is_cluster() && matches!(broker, BrokerLink::SameServer { .. }) {
+            return Err(Error::invalid(
+                "celery.broker_url",
+                "(the store's Redis)",
+                "the store is a Redis Cluster, which cannot be Celery's broker (kombu does not \
+                 speak Cluster): give the broker its own Redis server",
+            ));
+        }
+        Ok(())
+    }
+
     /// The broker keys and ARGV fields of a dispatching script: for a remote broker, the
     /// outbox and the count of messages waiting in the broker, read now.
     pub(super) async fn script_broker(
@@ -211,6 +227,7 @@ impl Store {
         outbox: &OutboxKeys,
         queue_keys: &[String],
     ) -> Result<ScriptBroker> {
+        self.check_broker(broker)?;
         Ok(match broker {
             BrokerLink::SameServer { db: None } => ScriptBroker {
                 keys: queue_keys.to_vec(),

@@ -181,7 +181,7 @@ impl Store {
     /// Drops the fallback-index entries of backend ids whose runs were deleted.
     pub(super) async fn forget_backend_ids(
         &self,
-        con: &mut deadpool_redis::Connection,
+        con: &mut super::Con,
         backend_ids: &[String],
     ) -> Result<()> {
         for chunk in backend_ids.chunks(1000) {
@@ -207,11 +207,7 @@ impl Store {
         Ok(())
     }
 
-    async fn run_by_id(
-        &self,
-        con: &mut deadpool_redis::Connection,
-        run_id: i64,
-    ) -> Result<Option<RunRecord>> {
+    async fn run_by_id(&self, con: &mut super::Con, run_id: i64) -> Result<Option<RunRecord>> {
         let Some((info, seq)) = self.type_of_id(run_id).await? else {
             return Ok(None);
         };
@@ -228,7 +224,7 @@ impl Store {
     /// fallback index lists for a foreign id (all looked up in one round trip).
     async fn resolve_backend_ids(
         &self,
-        con: &mut deadpool_redis::Connection,
+        con: &mut super::Con,
         backend_ids: &[&str],
     ) -> Result<Vec<Vec<RunRef>>> {
         let mut out: Vec<Vec<RunRef>> = Vec::with_capacity(backend_ids.len());

@@ -238,13 +238,19 @@ async fn load<C: ConnectionLike + Send>(con: &mut C, name: ScriptName) -> Result
 }
 
 /// Runs several calls in one round trip. Calls that got NOSCRIPT did not run: they are sent
-/// again once their scripts are loaded. Each call's own error stays in its slot.
-pub async fn run_pipelined<C: ConnectionLike + Send>(
-    con: &mut C,
-    calls: &[Call],
-) -> Result<Vec<Result<Value>>> {
+/// again once their scripts are loaded. Each call's own error stays in its slot. On a
+/// Cluster, where a pipeline must stay in one slot, the calls go out at once side by side on
+/// the multiplexed connection, each to its slot's node.
+pub async fn run_pipelined(con: &mut super::Con, calls: &[Call]) -> Result<Vec<Result<Value>>> {
     if calls.is_empty() {
         return Ok(Vec::new());
+    }
+    if let super::Con::Cluster(cluster) = con {
+        let runs = calls.iter().map(|call| {
+            let mut c = cluster.clone();
+            async move { call.run(&mut c).await }
+        });
+        return Ok(futures_util::future::join_all(runs).await);
     }
     let mut results: Vec<Option<Result<Value>>> = (0..calls.len()).map(|_| None).collect();
     let mut pending: Vec<usize> = (0..calls.len()).collect();
@@ -312,13 +318,16 @@ fn script_error(e: RedisError) -> Error {
     }
 }
 
-/// Loads every script (used at start-up so that the first calls need no retry).
+/// Loads every script (used at start-up so that the first calls need no retry). One command
+/// each: on a Cluster, `SCRIPT LOAD` alone goes to every master.
 pub async fn load_all<C: ConnectionLike + Send>(con: &mut C) -> Result<()> {
-    let mut pipe = Pipeline::new();
     for s in scripts() {
-        pipe.cmd("SCRIPT").arg("LOAD").arg(&s.source);
+        let _: Value = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(&s.source)
+            .query_async(con)
+            .await?;
     }
-    let _: Vec<String> = pipe.query_async(con).await?;
     Ok(())
 }
 

@@ -9,6 +9,80 @@ use std::time::{Duration, Instant};
 
 use swh_scheduler::store::{Store, StoreConfig};
 
+/// A local Redis Cluster: `masters` masters, each with `replicas` replicas, every node a
+/// `redis-server --cluster-enabled yes` on free ports, joined by `redis-cli --cluster create`.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start(masters: usize, replicas: usize) -> Self {
+        let nodes: Vec<RedisServer> = (0..masters * (1 + replicas))
+            .map(|_| {
+                let bus = free_port().to_string();
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus,
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .expect("redis-cli on PATH");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        for n in &cluster.nodes {
+            wait_for(30, "the cluster to be ready", || {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut n.client())
+                    .ok()?;
+                (info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384"))
+                    .then_some(())
+            });
+        }
+        cluster
+    }
+
+    /// The URL of one node, which is all the store needs.
+    pub fn url(&self) -> String {
+        self.nodes[0].url()
+    }
+
+    /// The nodes that are masters now, with the number of keys each holds.
+    pub fn masters(&self) -> Vec<(&RedisServer, i64)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let mut c = n.client();
+                let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
+                let master = matches!(&role[0], redis::Value::BulkString(b) if b == b"master");
+                let keys: i64 = redis::cmd("DBSIZE").query(&mut c).ok()?;
+                master.then_some((n, keys))
+            })
+            .collect()
+    }
+}
+
 /// A `redis-server` child process, killed when dropped.
 pub struct RedisServer {
     child: Child,

@@ -201,7 +201,7 @@ pub async fn used_memory(store: &Store) -> Result<i64> {
 /// (returns false) or the whole keyspace was scanned.
 pub(super) async fn scan_prefix<F>(store: &Store, mut page: F) -> Result<()>
 where
-    F: AsyncFnMut(&mut deadpool_redis::Connection, Vec<String>) -> Result<bool>,
+    F: AsyncFnMut(&mut crate::store::Con, Vec<String>) -> Result<bool>,
 {
     let mut con = store.con().await?;
     let pattern = format!("{}:*", store.config().prefix);

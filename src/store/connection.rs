@@ -1,0 +1,115 @@
+//! How the store reaches Redis: a pool of connections to one server, or a Redis Cluster.
+//!
+//! The store finds out which from the server itself (`INFO cluster`), so the URL of any one
+//! node is enough, as with `redis-cli -c`; several seed nodes may be given, separated by
+//! commas, in case one is down at start-up. On a Cluster, redis-rs's cluster client routes
+//! each command by its first key (every script gets its type's hash-tagged key first, see
+//! `src/store/keys.rs`), follows `MOVED` and `ASK` while slots migrate, and retries on
+//! `TRYAGAIN` and `CLUSTERDOWN` (a failover in progress). Its connection is already
+//! multiplexed, one socket per node shared by every caller, so it needs no pool.
+
+use redis::aio::ConnectionLike;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use super::StoreConfig;
+use crate::error::{Error, Result};
+
+/// A connection of the store: pooled (one server) or the cluster's shared one.
+pub enum Con {
+    Single(deadpool_redis::Connection),
+    Cluster(ClusterConnection),
+}
+
+impl Con {
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Con::Cluster(_))
+    }
+}
+
+impl ConnectionLike for Con {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Con::Single(c) => c.req_packed_command(cmd),
+            Con::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Con::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Con::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Con::Single(c) => c.get_db(),
+            Con::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The seed URLs of a store URL (`redis://a:7000,redis://b:7001`, or one URL).
+pub fn seeds(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Whether the server at `url` is a node of a Redis Cluster (`cluster_enabled:1`).
+pub async fn is_cluster_node(url: &str, config: &StoreConfig) -> Result<bool> {
+    let unreachable = |e: &dyn std::fmt::Display| Error::Connection {
+        url: url.to_string(),
+        reason: e.to_string(),
+    };
+    let client = redis::Client::open(url).map_err(|e| unreachable(&e))?;
+    let connection = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(config.response_timeout))
+        .set_connection_timeout(Some(config.connect_timeout));
+    let mut con = client
+        .get_multiplexed_async_connection_with_config(&connection)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(&mut con)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+}
+
+/// Connects to the Cluster that the seed nodes belong to.
+pub async fn connect_cluster(seeds: &[&str], config: &StoreConfig) -> Result<ClusterConnection> {
+    let joined = seeds.join(",");
+    let unreachable = |e: &dyn std::fmt::Display| Error::Connection {
+        url: joined.clone(),
+        reason: e.to_string(),
+    };
+    for s in seeds {
+        let db = super::url_db(s);
+        if db != 0 {
+            return Err(Error::invalid(
+                "scheduler.url",
+                crate::error::redacted(s),
+                format!("a Redis Cluster has only database 0, not {db}"),
+            ));
+        }
+    }
+    let client = ClusterClientBuilder::new(seeds.to_vec())
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(config.response_timeout)
+        .build()
+        .map_err(|e| unreachable(&e))?;
+    client
+        .get_async_connection()
+        .await
+        .map_err(|e| unreachable(&e))
+}
