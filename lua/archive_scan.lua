@@ -3,6 +3,7 @@
 -- runs those started (or, if never started, scheduled) in [ARGV[2], ARGV[3]). Reads at most
 -- ARGV[5] tasks per call, so that no call holds Redis long whatever the window matches.
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] first task seq
 -- ARGV[2] after (us, inclusive)
 -- ARGV[3] before (us, exclusive)

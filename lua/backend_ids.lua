@@ -1,6 +1,7 @@
 -- Maintains the index of backend ids that do not name their run (ids chosen by RPC callers of
 -- schedule_task_run; the runner's own ids carry the run id, see src/model/ids.rs).
 -- KEYS[1] <prefix>:{global}:backend_ids   hash backend id -> "run_id[ run_id...]"
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] 'add' or 'remove'
 -- ARGV[2..] backend id, run id pairs
 -- Returns the number of entries changed.

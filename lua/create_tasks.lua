@@ -3,6 +3,7 @@
 -- oneshot tasks, next_run). current_interval is always the type's default_interval;
 -- retries_left is the given value, else the type's num_retries, else 0.
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2..] 8 values per task: fingerprint (8 bytes, computed by the caller from arguments,
 --   policy and priority), next_run (us or ''), status, policy,

@@ -1,6 +1,7 @@
 -- Deletes runs of one type, then those of their tasks that have no run left, as the original's
 -- delete_archived_tasks.
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1..] 3 values per run: task seq, run seq, the task's dedup fingerprint
 -- Returns the number of tasks deleted, then the foreign backend ids of the deleted runs.
 --@include codes

@@ -15,6 +15,7 @@
 -- KEYS[3] the broker list to push to (the queue's priority-0 bucket), or the queue's outbox
 -- KEYS[4..] the queue's other priority buckets (counted as waiting), or the outbox's batch
 --   being forwarded (lua/includes/broker.lua)
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2] '1' for the priority queue, '0' for the normal one
 -- ARGV[3] runs to keep per task

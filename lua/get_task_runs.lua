@@ -1,5 +1,6 @@
 -- Reads the kept runs of tasks of one type.
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1..] task seqs
 -- Returns seq, record pairs of their runs, task by task, oldest run first.
 --@include codes

@@ -1,5 +1,6 @@
 -- Reads tasks of one type.
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1..] task seqs
 -- Returns seq, state record, arguments record for each task that exists.
 --@include codes

@@ -5,6 +5,7 @@
 -- before max(timestamp - scheduled cooldown, its latest visit result); the other cooldowns
 -- and the lister filter are those of later versions, applied only when given.
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] timestamp in us
 -- ARGV[2] count
 -- ARGV[3] policy: 'osf' (oldest_scheduled_first), 'nv' (never_visited_oldest_update_first)

@@ -1,6 +1,7 @@
 -- Lists the runs of one type still scheduled or started, oldest last change first, for the
 -- listener's reconciliation after it reconnects.
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] offset, ARGV[2] count
 -- Returns run seq, run record pairs.
 --@include codes

@@ -1,6 +1,7 @@
 -- A page of the listings of one lister and one visit type, in url order (the original's
 -- get_listed_origins, for one visit type; the caller merges visit types and listers).
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] lister index
 -- ARGV[2] the url to start after, or '' to start at the first
 -- ARGV[3] most listings to return

@@ -5,6 +5,7 @@
 -- KEYS[3] <prefix>:{global}:lister:<ARGV[3]>    the new lister's hash, if it is created
 -- KEYS[4] <prefix>:{global}:lister_idx          hash index -> id, and seq: the last index
 --         (listings name their lister by this small index)
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] name
 -- ARGV[2] instance_name ('' for none)
 -- ARGV[3] the id to give a new lister (a UUID the caller made)

@@ -3,6 +3,7 @@
 -- increases, even when the server clock does not.
 -- KEYS[1] <prefix>:{global}:lister_ids          hash "<name>\n<instance_name>" -> id
 -- KEYS[2] <prefix>:{global}:lister:<ARGV[1]>    the lister's hash
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] the lister's id
 -- ARGV[2] the caller's `updated`, in us
 -- ARGV[3] name

@@ -5,6 +5,7 @@
 -- KEYS[1] <tag base>:outbox:<queue>:batch    list: the batch being forwarded
 -- KEYS[2] <tag base>:outbox:<queue>:lease    string: the forwarder holding the batch
 -- KEYS[3] the type's hash (<prefix>:{<type>}:type or <prefix>:{vt:<visit_type>}:meta)
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] the forwarder's token
 -- ARGV[2] '1' when the batch is in the broker, '0' to leave it
 -- ARGV[3] messages forwarded, added to the `outbox_forwarded` field of KEYS[3]

@@ -5,6 +5,7 @@
 -- KEYS[1] <tag base>:outbox:<queue>          list, newest first (dispatch LPUSHes)
 -- KEYS[2] <tag base>:outbox:<queue>:batch    list, oldest first: the batch being forwarded
 -- KEYS[3] <tag base>:outbox:<queue>:lease    string: the forwarder holding the batch
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] the forwarder's token
 -- ARGV[2] the lease, in ms
 -- ARGV[3] most messages in a batch (at most 1000)

@@ -3,6 +3,7 @@
 -- next_run_scheduled, atomically, so concurrent grabbers never get the same task.
 -- KEYS[1] <prefix>:{<type>}:type
 -- KEYS[2] <prefix>:{<type>}:ready, or <prefix>:{<type>}:ready:prio for tasks with a priority
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] timestamp in us, or '' for the server clock
 -- ARGV[2] most tasks to return, or '' for all
 -- ARGV[3] '1' to grab, '0' to peek

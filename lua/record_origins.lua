@@ -3,6 +3,7 @@
 -- last_seen, and first_seen on insert only. The caller merged duplicates (last wins).
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta (the other keys of the visit type share its base,
 --         see includes/origin.lua)
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us: one timestamp for the whole call (first_seen = last_seen on insert)
 -- ARGV[2..] 5 values per listing: lister index, url, enabled ('1' or '0'), last_update (us or
 --   ''), extra_loader_arguments (JSON object text)

@@ -2,6 +2,7 @@
 -- src/model/ids.rs) and never change.
 -- KEYS[1] <prefix>:{global}:types        hash type name -> index
 -- KEYS[2] <prefix>:{global}:type_names   hash index -> type name
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] type name
 -- ARGV[2] largest index allowed
 -- Returns the index; raises SWH_TOO_MANY_TYPES past ARGV[2].

@@ -1,5 +1,6 @@
 -- Scans the tasks of one type bucket by bucket, for search_tasks, keeping those that match.
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] first bucket to read
 -- ARGV[2] most buckets to read in this call
 -- ARGV[3] most tasks to return

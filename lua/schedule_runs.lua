@@ -2,6 +2,7 @@
 -- schedule_task_run and mass_schedule_task_runs: the tasks themselves are not changed, but each
 -- keeps only its last ARGV[2] runs (older ended runs are deleted).
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2] runs to keep per task
 -- ARGV[3] the type's index the task seqs were taken from (see load_type)

@@ -10,6 +10,7 @@
 -- KEYS[2] the broker list to push to (the queue's priority-0 bucket), or the queue's outbox
 -- KEYS[3..] the queue's other priority buckets (counted as waiting), or the outbox's batch
 --   being forwarded (lua/includes/broker.lua)
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2] max_queue_length, or '' for none
 -- ARGV[3] scheduled cooldown in us

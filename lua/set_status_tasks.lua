@@ -1,6 +1,7 @@
 -- Sets the status (and optionally next_run) of tasks of one type, as the original's
 -- set_status_tasks. Unknown ids are skipped.
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2] status code
 -- ARGV[3] next_run in us, or '' to leave it

@@ -4,6 +4,7 @@
 -- while no listener is connected, so without this such runs would stay open forever. Atomic,
 -- so any number of sweepers can run.
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us, or '' for the server clock (the runs' end time)
 -- ARGV[2] how old (in us) the last change must be
 -- ARGV[3] most runs to examine in this call

@@ -4,6 +4,7 @@
 -- arrives after the end (Celery publishes a worker's task-result event at once but batches
 -- task-started with other events) only fills in the start time and worker, if missing.
 -- KEYS[1] <prefix>:{<type>}:type
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2] '1' to return run records
 -- ARGV[3..] 6 values per event: 's' (start) or 'e' (end), run seq, end status code (or ''),

@@ -26,6 +26,7 @@
 -- Only results that move a date count: a repeated one changes nothing.
 -- Outcomes for origins unknown here (deleted since) are skipped.
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us (for outcomes with no date), or '' for the server clock
 -- ARGV[2] disable after this many failed or not-found results in a row (0: never)
 -- ARGV[3] '1' to disable after a success, else '0'

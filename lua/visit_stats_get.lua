@@ -1,5 +1,6 @@
 -- Reads the visit stats of origins of one visit type (the original's origin_visit_stats_get).
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1..] urls
 -- Returns, for each url that has stats, 7 values: url, last_eventful, last_uneventful,
 -- last_failed, last_notfound, last_scheduled (us, integers or nil), last_snapshot (bytes or

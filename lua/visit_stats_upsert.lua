@@ -4,6 +4,7 @@
 -- leaves empty (coalesce), and never takes last_scheduled from the call. The caller refused
 -- batches with a repeated url. Origins no lister listed are recorded too, as in the original.
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1..] 7 values per origin: url, last_eventful, last_uneventful, last_failed,
 --   last_notfound, last_scheduled (us or ''), last_snapshot (bytes or '')
 -- Returns the number of origins written.

@@ -2,6 +2,7 @@
 -- carry it (see src/model/ids.rs), so that the listener finds the visit type of a result.
 -- KEYS[1] <prefix>:{global}:visit_type_idx  hash "n:<name>" -> index, "i:<index>" -> name,
 --         and seq: the last index given
+-- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] the visit type
 -- ARGV[2] the largest index there may be
 -- Returns the index, or an error when every index is taken.

@@ -1,6 +1,6 @@
 -- The Celery broker queue, seen from a script of the store (dispatch.lua, send_visits.lua).
 -- `path` (broker_path below) says where the queue is:
---  * in the store's database: KEYS[first..] are the queue's lists, bucket 0 (pushed to) first,
+--  * in the store's database: KEYS[first..#KEYS - 1] are the queue's lists, bucket 0 (pushed to) first,
 --    then the other priority buckets (counted as waiting);
 --  * in another database of the store's server: the same lists, read and written with that
 --    database selected (standalone servers only: a Cluster has only database 0);
@@ -32,7 +32,7 @@ local function queue_waiting(path, first)
   end
   return in_broker(path, function()
     local w = 0
-    for i = first, #KEYS do w = w + redis.call('LLEN', KEYS[i]) end
+    for i = first, #KEYS - 1 do w = w + redis.call('LLEN', KEYS[i]) end
     return w
   end)
 end

@@ -103,9 +103,16 @@ pub async fn connect_cluster(seeds: &[&str], config: &StoreConfig) -> Result<Clu
             ));
         }
     }
+    // retried calls wait up to 20 ms, 40 ms, … 2 s between tries, some 20 s in all: longer
+    // than a slot's migration or a failover (a few node timeouts), short enough to report a
+    // cluster that stays down
     let client = ClusterClientBuilder::new(seeds.to_vec())
         .connection_timeout(config.connect_timeout)
         .response_timeout(config.response_timeout)
+        .retries(25)
+        .min_retry_wait(10)
+        .max_retry_wait(2000)
+        .retry_wait_formula(20, 2)
         .build()
         .map_err(|e| unreachable(&e))?;
     client

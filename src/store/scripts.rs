@@ -4,6 +4,16 @@
 //! value). Scripts are compiled into the binary, loaded on first use and called with EVALSHA;
 //! when Redis has lost them (restart, `SCRIPT FLUSH`) the NOSCRIPT reply makes us load them
 //! again and retry, which is safe because a NOSCRIPT call ran nothing.
+//!
+//! **The slot guard.** Every call declares, after its own keys, one more key of the same hash
+//! tag that never exists (`<prefix>:{<tag>}:guard`). Scripts derive some key names from what
+//! they read (the hash of a task's bucket, say), so they cannot declare them all up front; on
+//! a Redis Cluster, a script that met a key already moved to another node while its slot
+//! migrates would fail halfway, its first writes done. A declared key that is missing makes
+//! Redis refuse the whole call while the slot is migrating (`ASK`, then `TRYAGAIN` on the
+//! importing node), before the script starts; the cluster client retries until the slot has
+//! moved. So no script ever runs on a slot in migration, and none can see part of its keys.
+//! On a single server the guard costs one argument.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -196,12 +206,15 @@ pub struct Call {
 }
 
 impl Call {
+    /// A call of `name` on `keys`, the first of which names the slot (its hash tag); the
+    /// slot guard is added after them.
     pub fn new(name: ScriptName, keys: &[&str]) -> Self {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&script(name).sha).arg(keys.len());
+        cmd.arg(&script(name).sha).arg(keys.len() + 1);
         for k in keys {
             cmd.arg(*k);
         }
+        cmd.arg(slot_guard(keys.first().copied().unwrap_or_default()));
         Call { name, cmd }
     }
 
@@ -219,6 +232,14 @@ impl Call {
             }
             other => other.map_err(script_error),
         }
+    }
+}
+
+/// The slot guard of the slot `key` is in: `<up to its hash tag>:guard`.
+pub fn slot_guard(key: &str) -> String {
+    match key.find('{').and_then(|o| Some(o + key[o..].find('}')?)) {
+        Some(close) => format!("{}:guard", &key[..=close]),
+        None => format!("{key}:guard"),
     }
 }
 
@@ -344,6 +365,13 @@ mod tests {
             assert!(src.starts_with("--"), "{} lacks its header", name.file());
         }
         assert_eq!(ScriptName::ALL.len(), SCRIPTS.len());
+    }
+
+    #[test]
+    fn the_slot_guard_shares_the_first_key_s_hash_tag() {
+        assert_eq!(slot_guard("swh:{load-git}:type"), "swh:{load-git}:guard");
+        assert_eq!(slot_guard("p:{vt:git}:meta"), "p:{vt:git}:guard");
+        assert_eq!(slot_guard("swh:{global}:types"), "swh:{global}:guard");
     }
 
     #[test]
