@@ -220,30 +220,36 @@ impl Store {
         let statuses = codes(search.statuses.iter().map(|s| s.code()).collect());
         let priorities = codes(search.priorities.iter().map(|p| p.code()).collect());
         let policies = codes(search.policies.iter().map(|p| p.code()).collect());
-        let mut out = Vec::new();
-        let mut con = self.con().await?;
-        for info in infos {
-            let mut bucket = 0i64;
-            let mut taken = 0;
-            while bucket >= 0 && taken < limit {
-                let reply = Call::new(ScriptName::ScanTasks, &[&info.keys.type_key])
-                    .arg(bucket)
-                    .arg(SCAN_BUCKETS)
-                    .arg(limit - taken)
-                    .arg(&statuses)
-                    .arg(&priorities)
-                    .arg(&policies)
-                    .arg(opt_arg(search.before.map(to_micros)))
-                    .arg(opt_arg(search.after.map(to_micros)))
-                    .run(&mut con)
-                    .await?;
-                let mut items = super::array(reply)?.into_iter();
-                bucket = items.next().as_ref().and_then(as_int).unwrap_or(-1);
-                let rest: Vec<_> = items.collect();
-                let page = super::tasks_in_creation_order(&info, &rest)?;
-                taken += page.len();
-                out.extend(page);
+        // the types are scanned side by side (on a Cluster, each on its own master)
+        let scans = infos.into_iter().map(|info| {
+            let (statuses, priorities, policies) = (&statuses, &priorities, &policies);
+            async move {
+                let mut con = self.con().await?;
+                let mut out = Vec::new();
+                let mut bucket = 0i64;
+                while bucket >= 0 && out.len() < limit {
+                    let reply = Call::new(ScriptName::ScanTasks, &[&info.keys.type_key])
+                        .arg(bucket)
+                        .arg(SCAN_BUCKETS)
+                        .arg(limit - out.len())
+                        .arg(statuses)
+                        .arg(priorities)
+                        .arg(policies)
+                        .arg(opt_arg(search.before.map(to_micros)))
+                        .arg(opt_arg(search.after.map(to_micros)))
+                        .run(&mut con)
+                        .await?;
+                    let mut items = super::array(reply)?.into_iter();
+                    bucket = items.next().as_ref().and_then(as_int).unwrap_or(-1);
+                    let rest: Vec<_> = items.collect();
+                    out.extend(super::tasks_in_creation_order(&info, &rest)?);
+                }
+                Ok::<_, crate::error::Error>(out)
             }
+        });
+        let mut out = Vec::new();
+        for scanned in futures_util::future::join_all(scans).await {
+            out.extend(scanned?);
         }
         out.sort_by_key(|(key, _)| *key);
         out.truncate(limit);

@@ -32,6 +32,19 @@ impl RedisCluster {
                 ])
             })
             .collect();
+        if masters == 1 && replicas == 0 {
+            // redis-cli --cluster create wants three masters: one node takes every slot
+            let mut c = nodes[0].client();
+            let _: () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(0)
+                .arg(16383)
+                .query(&mut c)
+                .unwrap();
+            let cluster = RedisCluster { nodes };
+            cluster.wait_ok();
+            return cluster;
+        }
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
@@ -50,7 +63,12 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let cluster = RedisCluster { nodes };
-        for n in &cluster.nodes {
+        cluster.wait_ok();
+        cluster
+    }
+
+    fn wait_ok(&self) {
+        for n in &self.nodes {
             wait_for(30, "the cluster to be ready", || {
                 let info: String = redis::cmd("CLUSTER")
                     .arg("INFO")
@@ -60,7 +78,6 @@ impl RedisCluster {
                     .then_some(())
             });
         }
-        cluster
     }
 
     /// The URL of one node, which is all the store needs.
