@@ -388,3 +388,56 @@ fn slot_owner_alive(cluster: &RedisCluster, slot: i64, dead: u16) -> Option<(Str
     }
     None
 }
+
+/// schedule-recurrent on a cluster store: each visit type's origins are chosen, marked and
+/// sent through its outbox in its own slot, and reach the broker on its own server.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_visit_runner_sends_through_a_cluster_store() {
+    use swh_scheduler::model::ListedOrigin;
+    use swh_scheduler::visit_runner::{VisitRunner, VisitRunnerConfig};
+    let cluster = RedisCluster::start(3, 0);
+    let broker = RedisServer::start();
+    let store = cluster_store(&cluster).await;
+    let lister = store
+        .get_or_create_lister("gitlab", Some("inria"))
+        .await
+        .unwrap();
+    for vt in ["git", "hg", "svn"] {
+        let mut t = TaskType::new(&format!("load-{vt}"), &format!("swh.loader.{vt}"), "load");
+        t.max_queue_length = Some(1000);
+        store.create_task_type(&t).await.unwrap();
+        let origins: Vec<ListedOrigin> = (0..40)
+            .map(|i| {
+                ListedOrigin::new(
+                    lister.id.as_deref().unwrap(),
+                    &format!("https://f.example/{vt}/{i}"),
+                    vt,
+                )
+            })
+            .collect();
+        store.record_listed_origins(&origins).await.unwrap();
+    }
+    let r = VisitRunner::new(
+        store.clone(),
+        VisitRunnerConfig {
+            broker: BrokerLink::remote(&broker.url()).unwrap(),
+            ..VisitRunnerConfig::default()
+        },
+    );
+    let sent = r.pass().await.unwrap();
+    assert_eq!(sent.iter().map(|(_, n)| n).sum::<usize>(), 120, "{sent:?}");
+    for vt in ["git", "hg", "svn"] {
+        let msgs = broker.messages(0, &format!("swh.loader.{vt}"));
+        assert_eq!(msgs.len(), 40);
+        let urls: Vec<String> = (0..40)
+            .map(|i| format!("https://f.example/{vt}/{i}"))
+            .collect();
+        let ids: Vec<(String, String)> = urls.iter().map(|u| (u.clone(), vt.to_string())).collect();
+        let stats = store.origin_visit_stats_get(&ids).await.unwrap();
+        assert_eq!(stats.len(), 40);
+        assert!(stats.iter().all(|s| s.last_scheduled.is_some()));
+    }
+    // a second pass finds nothing eligible: every origin is waiting for its result
+    let again = r.pass().await.unwrap();
+    assert_eq!(again.iter().map(|(_, n)| n).sum::<usize>(), 0);
+}

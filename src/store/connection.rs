@@ -16,10 +16,12 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use super::StoreConfig;
 use crate::error::{Error, Result};
 
-/// A connection of the store: pooled (one server) or the cluster's shared one.
+/// A connection of the store: pooled (one server) or the cluster's shared one, or a direct
+/// connection to one master of the cluster (for what is per node: `SCAN`, `INFO`).
 pub enum Con {
     Single(deadpool_redis::Connection),
     Cluster(ClusterConnection),
+    Node(redis::aio::MultiplexedConnection),
 }
 
 impl Con {
@@ -33,6 +35,7 @@ impl ConnectionLike for Con {
         match self {
             Con::Single(c) => c.req_packed_command(cmd),
             Con::Cluster(c) => c.req_packed_command(cmd),
+            Con::Node(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -45,6 +48,7 @@ impl ConnectionLike for Con {
         match self {
             Con::Single(c) => c.req_packed_commands(cmd, offset, count),
             Con::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Con::Node(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -52,6 +56,7 @@ impl ConnectionLike for Con {
         match self {
             Con::Single(c) => c.get_db(),
             Con::Cluster(c) => c.get_db(),
+            Con::Node(c) => c.get_db(),
         }
     }
 }
@@ -119,4 +124,29 @@ pub async fn connect_cluster(seeds: &[&str], config: &StoreConfig) -> Result<Clu
         .get_async_connection()
         .await
         .map_err(|e| unreachable(&e))
+}
+
+/// The masters of the cluster, as `host:port`, from `CLUSTER NODES` (flag `master`, not
+/// failing).
+pub async fn master_addrs(con: &mut ClusterConnection) -> Result<Vec<String>> {
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(con).await?;
+    Ok(nodes
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let flags = f.get(2)?;
+            (flags.contains("master") && !flags.contains("fail") && f.get(7) == Some(&"connected"))
+                .then(|| f[1].split('@').next().unwrap_or(f[1]).to_string())
+        })
+        .collect())
+}
+
+/// A seed URL with its `host:port` replaced by `addr` (keeping scheme, user and password).
+pub fn url_for(seed: &str, addr: &str) -> String {
+    let Some((scheme, rest)) = seed.split_once("://") else {
+        return format!("redis://{addr}");
+    };
+    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
+    format!("{scheme}://{}{addr}{path}", user.unwrap_or_default())
 }

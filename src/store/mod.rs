@@ -177,6 +177,30 @@ impl Store {
         }
     }
 
+    /// A connection to every master: the server itself, or each master of the cluster (for
+    /// per-node commands: `SCAN`, `INFO`).
+    pub async fn masters(&self) -> Result<Vec<Con>> {
+        let Backend::Cluster(c) = &self.inner.backend else {
+            return Ok(vec![self.con().await?]);
+        };
+        let seed = connection::seeds(&self.inner.config.url)[0].to_string();
+        let mut out = Vec::new();
+        for addr in connection::master_addrs(&mut c.clone()).await? {
+            let url = connection::url_for(&seed, &addr);
+            let unreachable = |e: redis::RedisError| Error::Connection {
+                url: url.clone(),
+                reason: e.to_string(),
+            };
+            let client = redis::Client::open(url.as_str()).map_err(unreachable)?;
+            let node = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(unreachable)?;
+            out.push(Con::Node(node));
+        }
+        Ok(out)
+    }
+
     /// Whether the store is a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self.inner.backend, Backend::Cluster(_))

@@ -93,6 +93,15 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         );
     }
     let store = Store::connect(config).await?;
+    let brokered = ["dispatch", "visits_dispatch", "visit_outcomes", "events"];
+    if store.is_cluster() && brokered.iter().any(|p| opts.wants(p)) {
+        return Err(Error::Other(format!(
+            "the {} phases use a Celery queue on the store's server, which a Redis Cluster \
+             cannot hold; on a cluster, run the other phases here (--phases) and measure \
+             dispatch and events with `cargo bench --bench cluster`",
+            brokered.join(", ")
+        )));
+    }
     if let Some(key) = first_key_under(&store).await? {
         return Err(Error::Other(format!(
             "keys under the prefix {:?} exist already (e.g. {key:?}); the benchmark needs an \

@@ -183,50 +183,63 @@ where
     Ok(())
 }
 
-/// Bytes Redis uses now (`INFO memory` used_memory).
+/// Bytes Redis uses now (`INFO memory` used_memory; on a cluster, of all the masters).
 pub async fn used_memory(store: &Store) -> Result<i64> {
-    let mut con = store.con().await?;
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut con)
-        .await?;
-    Ok(info
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0))
+    let mut total = 0;
+    for mut con in store.masters().await? {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut con)
+            .await?;
+        total += info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
 }
 
-/// Walks the keys under the store's prefix, a SCAN page at a time, until `page` says stop
-/// (returns false) or the whole keyspace was scanned.
+/// Walks the keys under the store's prefix, a SCAN page at a time (on a cluster, master after
+/// master), until `page` says stop (returns false) or the whole keyspace was scanned.
 pub(super) async fn scan_prefix<F>(store: &Store, mut page: F) -> Result<()>
 where
     F: AsyncFnMut(&mut crate::store::Con, Vec<String>) -> Result<bool>,
 {
-    let mut con = store.con().await?;
     let pattern = format!("{}:*", store.config().prefix);
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(&mut con)
-            .await?;
-        if !page(&mut con, keys).await? || next == 0 {
-            return Ok(());
+    for mut con in store.masters().await? {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(10_000)
+                .query_async(&mut con)
+                .await?;
+            if !page(&mut con, keys).await? {
+                return Ok(());
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        cursor = next;
     }
+    Ok(())
 }
 
-/// Deletes every key under the store's prefix (the benchmark's own prefix).
+/// Deletes every key under the store's prefix (the benchmark's own prefix), one `UNLINK` a
+/// key, pipelined (a page's keys are in many slots).
 pub async fn delete_prefix(store: &Store) -> Result<()> {
     scan_prefix(store, async |con, keys| {
         if !keys.is_empty() {
-            let _: () = redis::cmd("UNLINK").arg(&keys).query_async(con).await?;
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("UNLINK").arg(k).ignore();
+            }
+            let _: () = pipe.query_async(con).await?;
         }
         Ok(true)
     })
