@@ -294,12 +294,12 @@ async fn runners_carry_on_while_a_type_s_slot_migrates() {
     assert_eq!(left, 0, "no key of the type left behind");
 }
 
-/// The master of a type's slot is killed while a runner sends: its replica is promoted, the
-/// runner carries on, and every task is sent. A task is sent twice only if its sending had not
-/// reached the replica when the master died (replication is asynchronous): a few dispatch
-/// calls at most.
+/// The master of a type's slot is killed while a runner sends and a listener records what a
+/// worker reports: its replica is promoted, both carry on, and every task is sent and ends
+/// rescheduled. A task is sent twice only if its sending had not reached the replica when the
+/// master died (replication is asynchronous): a few dispatch calls at most.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_runner_carries_on_after_a_master_is_killed() {
+async fn runner_and_listener_carry_on_after_a_master_is_killed() {
     let mut cluster = RedisCluster::start(3, 1);
     let broker = RedisServer::start();
     let store = cluster_store(&cluster).await;
@@ -308,7 +308,7 @@ async fn the_runner_carries_on_after_a_master_is_killed() {
     t.max_queue_length = Some(2000);
     store.create_task_type(&t).await.unwrap();
     let n = 20_000;
-    create_due(&store, "c-failover", n).await;
+    let ids = create_due(&store, "c-failover", n).await;
     let slot = keyslot(&cluster, "swh:{c-failover}:type");
     let (_, port) = slot_owner(&cluster, slot);
     for (master, _) in cluster.masters() {
@@ -320,17 +320,20 @@ async fn the_runner_carries_on_after_a_master_is_killed() {
     }
 
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
     let r = runner(&store, &broker, 20);
-    let running = tokio::spawn(async move {
-        let mut rx = rx;
-        r.run(async move {
-            let _ = rx.wait_for(|s| *s).await;
-        })
-        .await
-    });
-    // a worker taking 4,000 messages a second: the runner is still sending at the kill
+    let mut lc = ListenerConfig::new(&broker.url());
+    lc.broker = BrokerLink::remote(&broker.url()).unwrap();
+    let l = Listener::new(store.clone(), lc);
+    let (rx1, rx2) = (rx.clone(), rx);
+    let running = tokio::spawn(async move { r.run(stopped(rx1)).await });
+    let listening = tokio::spawn(async move { l.run(stopped(rx2)).await });
+    // a worker taking 4,000 messages a second and reporting each as an eventful run: the
+    // runner is still sending at the kill
     let url = broker.url();
-    let consumer = std::thread::spawn(move || {
+    let worker = std::thread::spawn(move || {
         let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
         let mut seen: HashMap<i64, usize> = HashMap::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(150);
@@ -344,12 +347,22 @@ async fn the_runner_carries_on_after_a_master_is_killed() {
             match got {
                 Some(batch) => {
                     idle = 0;
+                    let mut events = Vec::new();
+                    let now = Utc::now().timestamp_micros() as f64 / 1e6;
                     for m in batch {
                         let m: Value = serde_json::from_str(&m).unwrap();
                         let body: Value =
                             serde_json::from_str(m["body"].as_str().unwrap()).unwrap();
                         *seen.entry(body[1]["n"].as_i64().unwrap()).or_default() += 1;
+                        let id = m["headers"]["id"].clone();
+                        events.push(json!({"hostname": "w1@vm", "uuid": id, "timestamp": now, "type": "task-started"}));
+                        events.push(json!({"hostname": "w1@vm", "uuid": id, "timestamp": now, "type": "task-succeeded", "result": "{'status': 'eventful'}", "runtime": 0.1}));
                     }
+                    let _: i64 = redis::cmd("PUBLISH")
+                        .arg("/0.celeryev/task.multi")
+                        .arg(celery_envelope(&Value::Array(events)))
+                        .query(&mut con)
+                        .unwrap();
                 }
                 None if seen.len() >= 20_000 => idle += 1,
                 None => {}
@@ -361,9 +374,7 @@ async fn the_runner_carries_on_after_a_master_is_killed() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let victim = cluster.nodes.iter().position(|n| n.port == port).unwrap();
     cluster.nodes[victim].kill();
-    let seen = tokio::task::block_in_place(|| consumer.join().unwrap());
-    tx.send(true).unwrap();
-    running.await.unwrap().unwrap();
+    let seen = tokio::task::block_in_place(|| worker.join().unwrap());
     let (_, now_port) = slot_owner_alive(&cluster, slot, port).unwrap();
     assert_ne!(now_port, port, "a replica took over the slot");
     let missing: Vec<i64> = (0..n as i64).filter(|i| !seen.contains_key(i)).collect();
@@ -371,6 +382,36 @@ async fn the_runner_carries_on_after_a_master_is_killed() {
     let twice: usize = seen.values().map(|c| c - 1).sum();
     eprintln!("sent twice after the failover: {twice}");
     assert!(twice <= 3000, "{twice} tasks sent twice");
+    // the listener recorded the runs' ends: every task is rescheduled a day on
+    let mut pending = n;
+    for _ in 0..300 {
+        let tasks = store.get_tasks(&ids).await.unwrap();
+        pending = tasks
+            .iter()
+            .filter(|t| t.next_run < Utc::now() + TimeDelta::hours(12))
+            .count();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending, 0, "tasks whose run the listener did not end");
+    tx.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    listening.await.unwrap().unwrap();
+}
+
+/// A Celery event envelope as a worker publishes it (base64 body, task.multi routing).
+fn celery_envelope(events: &Value) -> String {
+    use base64::Engine;
+    json!({
+        "body": base64::engine::general_purpose::STANDARD.encode(events.to_string()),
+        "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"hostname": "w1@vm"},
+        "properties": {"delivery_mode": 1, "delivery_info": {"exchange": "celeryev", "routing_key": "task.multi"},
+                       "priority": 0, "body_encoding": "base64", "delivery_tag": uuid::Uuid::new_v4().to_string()},
+    })
+    .to_string()
 }
 
 /// Like [`slot_owner`], asked of a node other than `dead`.
