@@ -460,21 +460,20 @@ impl Listener {
                 .copied()
                 .unwrap_or(self.config.lost_after);
             // a scheduled run is not lost while its queue holds messages: it may be one of them
-            let queue = |q: &str| self.config.naming.queue_keys(q);
-            let waiting = self
-                .store
-                .queue_waiting(&queue(&tt.backend_name), &self.config.broker)
-                .await?
-                + self
+            let mut waiting = 0;
+            for q in [
+                tt.backend_name.clone(),
+                format!("{}:{}", self.config.priority_queue_prefix, tt.backend_name),
+            ] {
+                waiting += self
                     .store
                     .queue_waiting(
-                        &queue(&format!(
-                            "{}:{}",
-                            self.config.priority_queue_prefix, tt.backend_name
-                        )),
+                        &self.config.naming.queue_keys(&q),
                         &self.config.broker,
+                        &self.store.outbox(&tt.task_type, &q),
                     )
                     .await?;
+            }
             // ... unless it is so old that no queue that moves could still hold it
             let bound = self
                 .config
@@ -510,10 +509,14 @@ impl Listener {
                 .get(&loader)
                 .copied()
                 .unwrap_or(self.config.lost_after);
-            let queue = self.config.naming.queue_keys(&info.task_type.backend_name);
+            let queue = &info.task_type.backend_name;
             let waiting = self
                 .store
-                .queue_waiting(&queue, &self.config.broker)
+                .queue_waiting(
+                    &self.config.naming.queue_keys(queue),
+                    &self.config.broker,
+                    &self.store.visit_outbox(&vt, queue),
+                )
                 .await?;
             let after = if waiting > 0 {
                 self.config

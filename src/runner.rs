@@ -28,7 +28,7 @@ pub struct RunnerConfig {
     pub with_priority: bool,
     /// How the workers' kombu names keys.
     pub naming: BrokerNaming,
-    /// The broker's database, when it is not the store's.
+    /// Where the broker is, seen from the store.
     pub broker: BrokerLink,
     /// Queue-name prefix of priority tasks (the original's `save_code_now`).
     pub priority_queue_prefix: String,
@@ -124,7 +124,7 @@ impl Runner {
             };
             // with the broker on another server, what a dispatch wrote to the outbox is moved
             // on at once; the first forward takes over what a runner that died left behind
-            let outbox = self.store.outbox(&info, &queue);
+            let outbox = self.store.outbox(&info.task_type.task_type, &queue);
             let forward = || {
                 self.store
                     .forward_outbox(&self.config.broker, &outbox, &queue_keys[0])

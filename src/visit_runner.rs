@@ -40,7 +40,7 @@ pub struct VisitRunnerConfig {
     pub not_found_cooldown: Option<chrono::Duration>,
     pub absolute_cooldown: Option<chrono::Duration>,
     pub naming: BrokerNaming,
-    /// The broker's database, when it is not the store's.
+    /// Where the broker is, seen from the store.
     pub broker: BrokerLink,
     /// `<name>@<host>` written in the messages.
     pub origin: String,

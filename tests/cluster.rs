@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{Duration as TimeDelta, Utc};
 use serde_json::{Value, json};
 use swh_scheduler::listener::{Listener, ListenerConfig};
-use swh_scheduler::model::{Interval, NewTask, Policy, RunStatus, TaskType};
+use swh_scheduler::model::{Interval, NewTask, Policy, RunStatus, TaskStatus, TaskType};
 use swh_scheduler::runner::{Runner, RunnerConfig};
 use swh_scheduler::store::{BrokerLink, Store, StoreConfig};
 
@@ -196,6 +196,21 @@ async fn runners_carry_on_while_a_type_s_slot_migrates() {
     make_type(&store, "c-moving").await;
     let n = 3000;
     create_due(&store, "c-moving", n).await;
+    // and 100 tasks due tomorrow, to be disabled while the slot migrates
+    let later: Vec<NewTask> = (0..100)
+        .map(|i| {
+            let mut t = due("c-moving", 1_000_000 + i);
+            t.next_run = Some(Utc::now() + TimeDelta::days(1));
+            t
+        })
+        .collect();
+    let later: Vec<i64> = store
+        .create_tasks(&later, Policy::Recurring)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
     let slot = keyslot(&cluster, "swh:{c-moving}:type");
     let (source_id, source_port) = slot_owner(&cluster, slot);
     let target = cluster
@@ -260,16 +275,25 @@ async fn runners_carry_on_while_a_type_s_slot_migrates() {
             store.create_tasks(&tasks, Policy::Recurring).await
         })
     };
+    // every key this call declares exists (the type's hash): only the guard holds it back
+    let disabling = {
+        let (store, later) = (store.clone(), later.clone());
+        tokio::spawn(async move { store.disable_tasks(&later).await })
+    };
     tokio::time::sleep(Duration::from_millis(800)).await;
     // nothing ran while the slot was split between two nodes
     assert!(queued(&broker).is_empty());
     assert!(!creating.is_finished());
+    assert!(!disabling.is_finished());
     migrate(&rest);
     for node in cluster.masters().into_iter().map(|(n, _)| n) {
         setslot(node, "NODE", &target_id);
     }
     let created = creating.await.unwrap().unwrap();
     assert_eq!(created.len(), 100);
+    disabling.await.unwrap().unwrap();
+    let disabled = store.get_tasks(&later).await.unwrap();
+    assert!(disabled.iter().all(|t| t.status == TaskStatus::Disabled));
     for r in runners {
         r.await.unwrap().unwrap();
     }
@@ -283,7 +307,7 @@ async fn runners_carry_on_while_a_type_s_slot_migrates() {
         .arg("task_seq")
         .query(&mut target.client())
         .unwrap();
-    assert_eq!(seq, (n + 100) as i64);
+    assert_eq!(seq, (n + 200) as i64);
     let (owner, _) = slot_owner(&cluster, slot);
     assert_eq!(owner, target_id);
     let left: i64 = redis::cmd("CLUSTER")

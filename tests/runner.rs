@@ -434,7 +434,7 @@ async fn a_broker_on_another_server_gets_the_messages_through_the_outbox() {
     }
     // nothing left in the store's outbox, and the store's server has no broker list
     assert_eq!(llen(&server, BACKEND), 0);
-    let outbox = store.outbox(&store.require_type("t-remote").await.unwrap(), BACKEND);
+    let outbox = store.outbox("t-remote", BACKEND);
     assert_eq!(llen(&server, &outbox.list), 0);
     assert_eq!(llen(&server, &outbox.batch), 0);
     // the queue is full: nothing more until the workers take some
@@ -456,105 +456,122 @@ async fn a_broker_on_another_server_gets_the_messages_through_the_outbox() {
     assert_eq!(forwarded, 15);
 }
 
-/// A forwarder that died after pushing part of its batch: the next one sends only what the
-/// broker lacks, and counts what it sent again (a worker may have taken the first copy).
+/// Forwarders that die mid-batch: the next one takes the batch over once the lease lapses,
+/// and the push, idempotent by the batch's id, puts each message into the broker once, whether
+/// the dead forwarder had pushed the batch (and a worker taken some of it) or not.
 #[tokio::test]
-async fn a_forwarder_that_died_mid_batch_duplicates_nothing_the_broker_still_holds() {
+async fn forwarders_that_die_mid_batch_neither_lose_nor_duplicate_a_message() {
     let server = RedisServer::start();
     let broker = RedisServer::start();
     let store = server.store().await;
     make_type(&store, "t-crash", None).await;
-    let inputs: Vec<NewTask> = (0..6).map(|i| due("t-crash", i)).collect();
-    store
-        .create_tasks(&inputs, Policy::Recurring)
-        .await
-        .unwrap();
     let link = BrokerLink::new(&server.url(), Some(&broker.url())).unwrap();
     let info = store.require_type("t-crash").await.unwrap();
     let keys = BrokerNaming::default().queue_keys(BACKEND);
-    let d = store
-        .dispatch(
-            &info,
-            &swh_scheduler::store::DispatchTarget {
-                priority: false,
-                queue: BACKEND,
-                queue_keys: &keys,
-                origin: "test@here",
-                max_tasks: 100,
-                threshold: true,
-                broker: &link,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(d.sent, 6);
-    let outbox = store.outbox(&info, BACKEND);
-    assert_eq!(llen(&server, &outbox.list), 6);
+    let outbox = store.outbox("t-crash", BACKEND);
+    let dispatch = async |from: usize, n: usize| {
+        let inputs: Vec<NewTask> = (from..from + n).map(|i| due("t-crash", i)).collect();
+        store
+            .create_tasks(&inputs, Policy::Recurring)
+            .await
+            .unwrap();
+        let target = swh_scheduler::store::DispatchTarget {
+            priority: false,
+            queue: BACKEND,
+            queue_keys: &keys,
+            origin: "test@here",
+            max_tasks: 100,
+            threshold: true,
+            broker: &link,
+        };
+        assert_eq!(store.dispatch(&info, &target).await.unwrap().sent, n);
+    };
+    // a forwarder's first step, done by hand: a batch of `max` under a 100 ms lease
+    let claim = |token: &str, max: usize| -> (String, Vec<Vec<u8>>) {
+        let reply: Vec<redis::Value> = redis::Script::new(include_str!("../lua/outbox_claim.lua"))
+            .key(&outbox.list)
+            .key(&outbox.batch)
+            .key(&outbox.lease)
+            .key(&outbox.batch_id)
+            .arg(token)
+            .arg(100)
+            .arg(max)
+            .arg(format!("batch-of-{token}"))
+            .invoke(&mut server.client())
+            .unwrap();
+        assert_eq!(reply[0], redis::Value::Int(1), "a fresh batch");
+        let id: String = redis::from_redis_value_ref(&reply[1]).unwrap();
+        let msgs = reply[2..]
+            .iter()
+            .map(|v| redis::from_redis_value_ref(v).unwrap())
+            .collect();
+        (id, msgs)
+    };
+    let in_broker = || -> Vec<Vec<u8>> {
+        redis::cmd("LRANGE")
+            .arg(BACKEND)
+            .arg(0)
+            .arg(-1)
+            .query(&mut broker.client())
+            .unwrap()
+    };
+    let lapse = || std::thread::sleep(std::time::Duration::from_millis(150));
 
-    // a forwarder takes the batch with a short lease, pushes three messages, takes one of
-    // them as a worker would, and dies
-    let claim = redis::Script::new(include_str!("../lua/outbox_claim.lua"));
-    let mut s = server.client();
-    let reply: Vec<redis::Value> = claim
-        .key(&outbox.list)
-        .key(&outbox.batch)
-        .key(&outbox.lease)
-        .arg("dead")
-        .arg(100)
-        .arg(1000)
-        .invoke(&mut s)
+    // 1. a forwarder takes two of six messages, pushes them, and dies before its ack; a
+    // worker takes one of them
+    dispatch(0, 6).await;
+    let (id, first) = claim("dead-1", 2);
+    let pushed: i64 = redis::Script::new(include_str!("../lua/broker_push.lua"))
+        .key(BACKEND)
+        .key(format!("swh-scheduler:outbox-batch:{id}"))
+        .arg(600)
+        .arg(&first)
+        .invoke(&mut broker.client())
         .unwrap();
-    assert_eq!(reply.len(), 7);
-    assert_eq!(reply[0], redis::Value::Int(1), "a fresh batch");
-    // batch[0] stands for the flag, so that batch[i] is the i-th message
-    let batch: Vec<Vec<u8>> = std::iter::once(Vec::new())
-        .chain(
-            reply[1..]
-                .iter()
-                .map(|v| redis::from_redis_value_ref(v).unwrap()),
-        )
-        .collect();
-
-    let mut b = broker.client();
-    let _: () = redis::cmd("LPUSH")
+    assert_eq!(pushed, 1);
+    let taken: Vec<u8> = redis::cmd("RPOP")
         .arg(BACKEND)
-        .arg(&batch[1..4])
-        .query(&mut b)
+        .query(&mut broker.client())
         .unwrap();
-    let taken: Vec<u8> = redis::cmd("RPOP").arg(BACKEND).query(&mut b).unwrap();
-    assert_eq!(taken, batch[1]);
-
-    // while the lease holds, nobody else forwards
+    assert_eq!(taken, first[0], "the oldest first");
+    // while its lease holds, nobody else forwards
     let f = store
         .forward_outbox(&link, &outbox, &keys[0])
         .await
         .unwrap();
     assert_eq!(f, Default::default());
-    std::thread::sleep(std::time::Duration::from_millis(150));
+    lapse();
     let f = store
         .forward_outbox(&link, &outbox, &keys[0])
         .await
         .unwrap();
-    // the two still in the broker are not sent again; the taken one is (a duplicate), and
-    // the three never pushed are sent
-    assert_eq!((f.sent, f.resent), (4, 4));
-    let mut waiting: Vec<Vec<u8>> = redis::cmd("LRANGE")
-        .arg(BACKEND)
-        .arg(0)
-        .arg(-1)
-        .query(&mut b)
+    // its batch is taken over and found in the broker; the other four go on
+    assert_eq!((f.sent, f.recovered, f.already_in), (6, 2, 2));
+    let waiting = in_broker();
+    assert_eq!(waiting.len(), 5, "nothing twice");
+    assert!(!waiting.contains(&taken) && waiting.contains(&first[1]));
+
+    // 2. a forwarder takes three more and dies before pushing them
+    dispatch(6, 3).await;
+    let (_, second) = claim("dead-2", 3);
+    lapse();
+    let f = store
+        .forward_outbox(&link, &outbox, &keys[0])
+        .await
         .unwrap();
-    waiting.reverse();
-    assert_eq!(waiting.len(), 6);
-    let mut expected = batch[1..].to_vec();
-    expected.sort();
-    waiting.sort();
-    assert_eq!(waiting, expected);
+    assert_eq!((f.sent, f.recovered, f.already_in), (3, 3, 0));
+    let waiting = in_broker();
+    assert_eq!(waiting.len(), 8);
+    assert!(second.iter().all(|m| waiting.contains(m)));
     assert_eq!(llen(&server, &outbox.batch), 0);
-    let resent: i64 = redis::cmd("HGET")
-        .arg(&info.keys.type_key)
-        .arg("outbox_resent")
-        .query(&mut s)
-        .unwrap();
-    assert_eq!(resent, 4);
+    assert_eq!(llen(&server, &outbox.list), 0);
+    let counter = |field: &str| -> i64 {
+        redis::cmd("HGET")
+            .arg(&info.keys.type_key)
+            .arg(field)
+            .query(&mut server.client())
+            .unwrap()
+    };
+    assert_eq!(counter("outbox_forwarded"), 9);
+    assert_eq!(counter("outbox_recovered"), 5);
 }

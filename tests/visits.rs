@@ -349,6 +349,11 @@ async fn a_broker_on_another_server_gets_the_visits_through_the_outbox() {
     assert_eq!(left, 0);
     // the broker's queue is full: nothing more is sent
     assert_eq!(r.pass().await.unwrap()[0].1, 0);
+    let figures = store.visit_figures("git").await.unwrap();
+    assert_eq!(
+        (figures.outbox_forwarded, figures.outbox_recovered),
+        (10, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,7 +19,7 @@ use crate::store::{BrokerLink, Store, VisitFigures};
 pub struct MetricsConfig {
     pub naming: BrokerNaming,
     pub priority_queue_prefix: String,
-    /// The broker's database when it is not the store's.
+    /// Where the broker is, seen from the store.
     pub broker: BrokerLink,
     /// The counters of a listener running in the same process (`serve`), if any.
     pub listener: Option<std::sync::Arc<crate::listener::ListenerStats>>,
@@ -91,12 +91,21 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
             .min();
         let mut queues = Vec::new();
         let backend = &tt.backend_name;
+        // a cluster store with no broker of its own configured has no queue to measure
+        let reachable = store.check_broker(&cfg.broker).is_ok();
         for queue in [
             backend.clone(),
             format!("{}:{backend}", cfg.priority_queue_prefix),
         ] {
+            if !reachable {
+                continue;
+            }
             let n = store
-                .queue_waiting(&cfg.naming.queue_keys(&queue), &cfg.broker)
+                .queue_waiting(
+                    &cfg.naming.queue_keys(&queue),
+                    &cfg.broker,
+                    &store.outbox(&tt.task_type, &queue),
+                )
                 .await?;
             queues.push((queue, n));
         }
@@ -183,7 +192,8 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
     section(
         "swh_scheduler_queue_length",
         "gauge",
-        "Messages waiting in the Celery broker queue.",
+        "Messages waiting in the Celery broker queue (with the broker on another server, plus \
+         those in the queue's outbox on their way).",
         &mut |o| {
             for f in &figures {
                 for (q, n) in &f.queues {
@@ -218,12 +228,12 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
         "swh_scheduler_outbox_messages_total",
         "counter",
         "Messages forwarded from the store's outboxes to a broker on another server; \
-         resent: of a batch a forwarder left unfinished, sent again (possible duplicates).",
+         recovered: of them, those of batches a forwarder left unfinished.",
         &mut |o| {
             for f in &figures {
                 for (what, field) in [
                     ("forwarded", "outbox_forwarded"),
-                    ("resent", "outbox_resent"),
+                    ("recovered", "outbox_recovered"),
                 ] {
                     let n = f.counters.get(field).copied().unwrap_or(0);
                     writeln!(
@@ -317,6 +327,27 @@ pub async fn render(store: &Store, cfg: &MetricsConfig) -> Result<String> {
                     f.sent
                 )
                 .unwrap();
+            }
+        },
+    );
+    section(
+        "swh_scheduler_visit_outbox_messages_total",
+        "counter",
+        "Visit messages forwarded from the store's outboxes to a broker on another server; \
+         recovered: of them, those of batches a forwarder left unfinished.",
+        &mut |o| {
+            for (vt, f) in &visits {
+                for (what, n) in [
+                    ("forwarded", f.outbox_forwarded),
+                    ("recovered", f.outbox_recovered),
+                ] {
+                    writeln!(
+                        o,
+                        "swh_scheduler_visit_outbox_messages_total{{visit_type=\"{}\",outcome=\"{what}\"}} {n}",
+                        label(vt)
+                    )
+                    .unwrap();
+                }
             }
         },
     );

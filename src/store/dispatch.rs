@@ -38,8 +38,9 @@ pub struct Dispatched {
 
 impl Store {
     /// The outbox of a task type's queue (used when the broker is another server).
-    pub fn outbox(&self, info: &TypeInfo, queue: &str) -> OutboxKeys {
-        OutboxKeys::new(&info.keys.base, &info.keys.type_key, queue)
+    pub fn outbox(&self, task_type: &str, queue: &str) -> OutboxKeys {
+        let keys = super::keys::TypeKeys::new(&self.config().prefix, task_type);
+        OutboxKeys::new(&keys.base, &keys.type_key, queue)
     }
 
     /// Sends the due tasks of a type that fit in its queue, in one atomic step.
@@ -56,7 +57,7 @@ impl Store {
         let via = self
             .script_broker(
                 target.broker,
-                &self.outbox(info, target.queue),
+                &self.outbox(&info.task_type.task_type, target.queue),
                 target.queue_keys,
             )
             .await?;

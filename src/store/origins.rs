@@ -836,6 +836,10 @@ pub struct VisitFigures {
     /// Visit results received, by status (`eventful`, `uneventful`, `failed`, `not_found`),
     /// and visits the listener found lost (`lost`).
     pub results: Vec<(&'static str, i64)>,
+    /// Messages forwarded from its outboxes to a broker on another server, and of them those
+    /// of batches a forwarder left unfinished (see `src/store/outbox.rs`).
+    pub outbox_forwarded: i64,
+    pub outbox_recovered: i64,
 }
 
 impl Store {
@@ -853,6 +857,10 @@ impl Store {
         ];
         let mut fields = vec!["visits_sent".to_string()];
         fields.extend(statuses.iter().map(|s| format!("results_{}", s.as_str())));
+        fields.extend([
+            "outbox_forwarded".to_string(),
+            "outbox_recovered".to_string(),
+        ]);
         let mut con = self.con().await?;
         type Reply = (i64, i64, i64, Vec<(String, f64)>, Vec<Option<i64>>);
         let (never, again, parked, first, counters): Reply = redis::pipe()
@@ -880,6 +888,8 @@ impl Store {
                 .enumerate()
                 .map(|(i, s)| (s.as_str(), count(i + 1)))
                 .collect(),
+            outbox_forwarded: count(statuses.len() + 1),
+            outbox_recovered: count(statuses.len() + 2),
         })
     }
 }

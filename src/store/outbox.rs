@@ -8,12 +8,14 @@
 //! still in that one step, and a forwarder moves the outbox to the broker in batches
 //! (`lua/outbox_claim.lua`, an LPUSH onto the broker, `lua/outbox_ack.lua`).
 //!
-//! A batch is held under a lease, so one forwarder at a time moves an outbox. A forwarder that
-//! dies between its push and its ack leaves the batch behind; once the lease lapses the next
-//! forwarder takes it again and sends only the messages the broker does not hold (`LPOS`: a
-//! message is a unique text, its task id is in it). A message is therefore sent twice only when
-//! a worker had already taken the first copy: at most one duplicate per message, counted in
-//! the type's `outbox_resent` field (`/metrics`).
+//! A batch gets an id and is held under a lease, so one forwarder at a time moves an outbox.
+//! The push into the broker is idempotent by that id (`lua/broker_push.lua`, run on the broker:
+//! a marker key set with the LPUSH, kept 10 minutes). A forwarder that dies between its push
+//! and its ack, or stalls past its lease, leaves the batch to the next forwarder, whose push
+//! finds the marker or pushes the batch: either way each message reaches the broker once.
+//! (Only a batch left untouched longer than the marker lives could be pushed twice: no runner
+//! for 10 minutes after one died mid-batch.) Batches taken over are counted in the type's
+//! `outbox_recovered` field (`/metrics`).
 
 use std::fmt;
 use std::time::Duration;
@@ -27,8 +29,11 @@ use crate::error::{Error, Result, redacted};
 
 /// Most messages a forwarder moves in one batch.
 pub const FORWARD_BATCH: usize = 1000;
-/// How long a forwarder holds a batch before another may take it over.
+/// How long a forwarder holds a batch before another may take it over (a longer stall only
+/// delays the batch: the push is idempotent).
 pub const FORWARD_LEASE: Duration = Duration::from_secs(10);
+/// How long the broker keeps a pushed batch's marker.
+pub const BATCH_MARKER_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Where the workers' broker is, seen from the store.
 #[derive(Clone, Debug)]
@@ -59,27 +64,26 @@ impl fmt::Debug for RemoteBroker {
 }
 
 impl BrokerLink {
-    /// The link from a store at `store_url` to the workers' broker at `broker_url` (`None`:
-    /// the store's Redis): a database of the same server, or another server.
+    /// The link from a store at `store_url` (one URL, or a cluster's seed URLs separated by
+    /// commas) to the workers' broker at `broker_url` (`None`: the store's Redis): a database
+    /// of the same server, or another server.
     pub fn new(store_url: &str, broker_url: Option<&str>) -> Result<Self> {
         let Some(broker) = broker_url else {
             return Ok(BrokerLink::default());
         };
-        let info = |u: &str| {
-            redis::IntoConnectionInfo::into_connection_info(u).map_err(|e| {
-                Error::invalid(
-                    "celery.broker_url",
-                    redacted(u),
-                    format!("not a Redis URL: {e}"),
-                )
-            })
+        let info = |field: &str, u: &str| {
+            redis::IntoConnectionInfo::into_connection_info(u)
+                .map_err(|e| Error::invalid(field, redacted(u), format!("not a Redis URL: {e}")))
         };
-        let (s, b) = (info(store_url)?, info(broker)?);
-        if s.addr() == b.addr() {
-            let (sd, bd) = (s.redis_settings().db(), b.redis_settings().db());
-            return Ok(BrokerLink::SameServer {
-                db: (sd != bd).then_some(bd as u32),
-            });
+        let b = info("celery.broker_url", broker)?;
+        for seed in super::connection::seeds(store_url) {
+            let s = info("scheduler.url", seed)?;
+            if s.addr() == b.addr() {
+                let (sd, bd) = (s.redis_settings().db(), b.redis_settings().db());
+                return Ok(BrokerLink::SameServer {
+                    db: (sd != bd).then_some(bd as u32),
+                });
+            }
         }
         BrokerLink::remote(broker)
     }
@@ -135,6 +139,22 @@ impl RemoteBroker {
         let lens: Vec<i64> = pipe.query_async(&mut self.con().await?).await?;
         Ok(lens.iter().sum())
     }
+
+    /// Pushes a batch onto the list `queue_key`, oldest first, unless the batch `batch_id`
+    /// is there already (`lua/broker_push.lua`). Returns whether it pushed.
+    async fn push_batch(&self, queue_key: &str, batch_id: &str, msgs: &[Vec<u8>]) -> Result<bool> {
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+        let script =
+            SCRIPT.get_or_init(|| redis::Script::new(include_str!("../../lua/broker_push.lua")));
+        let mut inv = script.key(queue_key);
+        inv.key(format!("swh-scheduler:outbox-batch:{batch_id}"))
+            .arg(BATCH_MARKER_LIFETIME.as_secs());
+        for m in msgs {
+            inv.arg(m);
+        }
+        let pushed: i64 = inv.invoke_async(&mut self.con().await?).await?;
+        Ok(pushed == 1)
+    }
 }
 
 /// The outbox of one queue, in the slot of a task type or visit type.
@@ -146,7 +166,9 @@ pub struct OutboxKeys {
     pub batch: String,
     /// The forwarder holding the batch.
     pub lease: String,
-    /// The type's hash, where the forwarded and resent counters are kept.
+    /// The batch's id.
+    pub batch_id: String,
+    /// The type's hash, where the forwarded and recovered counters are kept.
     pub counters: String,
 }
 
@@ -158,6 +180,7 @@ impl OutboxKeys {
         OutboxKeys {
             batch: format!("{list}:batch"),
             lease: format!("{list}:lease"),
+            batch_id: format!("{list}:batch_id"),
             list,
             counters: counters.to_string(),
         }
@@ -174,20 +197,36 @@ pub(super) struct ScriptBroker {
 /// What forwarding an outbox did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Forwarded {
-    /// Messages put into the broker.
+    /// Messages of the batches moved into the broker.
     pub sent: usize,
-    /// Of them, messages of a batch a forwarder had left unfinished that the broker did not
-    /// hold: never pushed, or pushed and already taken by a worker (a duplicate).
-    pub resent: usize,
+    /// Of them, messages of batches a forwarder had left unfinished (taken over).
+    pub recovered: usize,
+    /// Of the batches taken over, messages the previous forwarder had pushed already (the
+    /// batch's marker was in the broker): not pushed again.
+    pub already_in: usize,
 }
 
 impl Store {
     /// Messages waiting in a broker queue: the sum of the lengths of its list keys (see
-    /// `BrokerNaming::queue_keys`), wherever the broker is.
-    pub async fn queue_waiting(&self, queue_keys: &[String], broker: &BrokerLink) -> Result<i64> {
+    /// `BrokerNaming::queue_keys`), wherever the broker is; for a broker on another server,
+    /// plus what waits in the queue's outbox (`outbox`) on its way there.
+    pub async fn queue_waiting(
+        &self,
+        queue_keys: &[String],
+        broker: &BrokerLink,
+        outbox: &OutboxKeys,
+    ) -> Result<i64> {
         self.check_broker(broker)?;
         let db = match broker {
-            BrokerLink::Remote(r) => return r.queue_waiting(queue_keys).await,
+            BrokerLink::Remote(r) => {
+                let mut con = self.con().await?;
+                let (list, batch): (i64, i64) = redis::pipe()
+                    .llen(&outbox.list)
+                    .llen(&outbox.batch)
+                    .query_async(&mut con)
+                    .await?;
+                return Ok(r.queue_waiting(queue_keys).await? + list + batch);
+            }
             BrokerLink::SameServer { db } => *db,
         };
         let mut pipe = redis::pipe();
@@ -264,82 +303,84 @@ impl Store {
         loop {
             let reply = Call::new(
                 ScriptName::OutboxClaim,
-                &[&outbox.list, &outbox.batch, &outbox.lease],
+                &[&outbox.list, &outbox.batch, &outbox.lease, &outbox.batch_id],
             )
             .arg(&token)
             .arg(FORWARD_LEASE.as_millis() as u64)
             .arg(FORWARD_BATCH)
+            .arg(uuid::Uuid::new_v4().to_string())
             .run(&mut self.con().await?)
             .await?;
-            let Value::Array(mut items) = reply else {
-                return Ok(done);
+            let items = match reply {
+                Value::Array(items) if items.len() > 2 => items,
+                _ => return Ok(done),
             };
-            if items.is_empty() {
-                return Ok(done);
-            }
             let fresh = super::as_int(&items[0]) == Some(1);
-            let msgs: Vec<Vec<u8>> = items
-                .drain(1..)
-                .map(|v| super::as_bytes(&v).to_vec())
-                .collect();
-            let pushed = self.push_batch(remote, queue_key, &msgs, fresh).await;
-            let (in_broker, sent) = match &pushed {
-                Ok(sent) => (true, *sent),
-                Err(_) => (false, 0),
+            let batch_id = match String::from_utf8_lossy(super::as_bytes(&items[1])) {
+                id if id.is_empty() => token.clone(),
+                id => id.into_owned(),
             };
-            let resent = if fresh { 0 } else { sent };
-            Call::new(
+            let msgs: Vec<Vec<u8>> = items[2..]
+                .iter()
+                .map(|v| super::as_bytes(v).to_vec())
+                .collect();
+            let pushed = remote.push_batch(queue_key, &batch_id, &msgs).await;
+            let acked = Call::new(
                 ScriptName::OutboxAck,
-                &[&outbox.batch, &outbox.lease, &outbox.counters],
+                &[
+                    &outbox.batch,
+                    &outbox.lease,
+                    &outbox.batch_id,
+                    &outbox.counters,
+                ],
             )
             .arg(&token)
-            .arg(if in_broker { "1" } else { "0" })
-            .arg(sent)
-            .arg(resent)
+            .arg(if pushed.is_ok() { "1" } else { "0" })
+            .arg(msgs.len())
+            .arg(if fresh { "0" } else { "1" })
             .run(&mut self.con().await?)
             .await?;
-            pushed?;
-            done.sent += sent;
-            done.resent += resent;
+            let pushed = pushed?;
+            if super::as_int(&acked) != Some(1) {
+                // the lease lapsed under a slow push: the batch is another forwarder's now
+                // (its push finds this one's marker)
+                tracing::warn!(outbox = %outbox.list, "lost the lease of a batch while pushing it");
+                return Ok(done);
+            }
+            done.sent += msgs.len();
+            if !fresh {
+                done.recovered += msgs.len();
+                if !pushed {
+                    done.already_in += msgs.len();
+                }
+            }
         }
     }
+}
 
-    /// Pushes a batch, oldest first, onto the broker list; of a batch a forwarder left
-    /// unfinished, only the messages the broker does not hold. Returns how many were pushed.
-    async fn push_batch(
-        &self,
-        remote: &RemoteBroker,
-        queue_key: &str,
-        msgs: &[Vec<u8>],
-        fresh: bool,
-    ) -> Result<usize> {
-        let mut con = remote.con().await?;
-        if fresh {
-            let _: () = redis::cmd("LPUSH")
-                .arg(queue_key)
-                .arg(msgs)
-                .query_async(&mut con)
-                .await?;
-            return Ok(msgs.len());
-        }
-        let mut pipe = redis::pipe();
-        for m in msgs {
-            pipe.cmd("LPOS").arg(queue_key).arg(m);
-        }
-        let found: Vec<Option<i64>> = pipe.query_async(&mut con).await?;
-        let missing: Vec<&Vec<u8>> = msgs
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| f.is_none())
-            .map(|(m, _)| m)
-            .collect();
-        if !missing.is_empty() {
-            let _: () = redis::cmd("LPUSH")
-                .arg(queue_key)
-                .arg(&missing)
-                .query_async(&mut con)
-                .await?;
-        }
-        Ok(missing.len())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_link_follows_the_servers_of_both_urls() {
+        let same = |s: &str, b: &str| match BrokerLink::new(s, Some(b)).unwrap() {
+            BrokerLink::SameServer { db } => Some(db),
+            BrokerLink::Remote(_) => None,
+        };
+        assert_eq!(same("redis://h:6379/0", "redis://h:6379/0"), Some(None));
+        assert_eq!(same("redis://h:6379/0", "redis://h:6379/3"), Some(Some(3)));
+        assert_eq!(same("redis://h:6379/0", "redis://other:6379/0"), None);
+        // a cluster's seeds: the broker is on one of them, or elsewhere
+        assert_eq!(
+            same("redis://a:7000,redis://b:7001", "redis://c:6379/0"),
+            None
+        );
+        assert_eq!(
+            same("redis://a:7000,redis://b:7001", "redis://b:7001"),
+            Some(None)
+        );
+        let err = BrokerLink::new("redis://h:6379/0", Some("nonsense:")).unwrap_err();
+        assert!(err.to_string().contains("celery.broker_url"), "{err}");
     }
 }
