@@ -249,6 +249,19 @@ async fn simulate(
         ));
     }
     let given = explicit_target(global).await?;
+    if given
+        .as_ref()
+        .and_then(|t| t.store.as_ref())
+        .is_some_and(Store::is_cluster)
+    {
+        return Err(Error::invalid(
+            "redis-url",
+            crate::error::redacted(&global.store_config()?.url),
+            "the simulator's queues are lists in the store's own server, which a Redis \
+             Cluster cannot hold beside the scheduler's keys: give a standalone Redis, or \
+             nothing for private redis-servers",
+        ));
+    }
     if several && given.as_ref().is_some_and(|t| t.store.is_none()) {
         return Err(Error::Other(
             "several simulations need a store that can be started afresh for each: give a \
