@@ -13,6 +13,9 @@
 -- Returns 2 values per event: 0 if no such run (or its backend id is not the one given), 1 if
 -- the event changed nothing (the run had ended), 2 if it changed the run; then the run's record
 -- when ARGV[2] is '1', else ''.
+-- A run started and ended in the same call (Celery's task.multi batches mostly carry both) is
+-- read and written once: its start is applied to the decoded record, which its end then
+-- saves (when records are not asked for).
 --@include codes
 --@include time
 --@include task
@@ -27,13 +30,27 @@ local now = time_or(ARGV[1], nil) or server_now_us()
 local want = ARGV[2] == '1'
 local inflight = base .. ':inflight'
 local out = {}
+-- the last end event of each run in this call, and the started runs waiting for theirs
+local last_end, held = {}, {}
+if not want then
+  for o = 3, #ARGV, 6 do
+    if ARGV[o] == 'e' then last_end[ARGV[o + 1]] = o end
+  end
+end
 for o = 3, #ARGV, 6 do
-  local seq = tonumber(ARGV[o + 1])
-  local key, field = run_loc(base, seq)
-  local raw = redis.call('HGET', key, field)
-  local r = raw and decode_run(raw)
+  local sk = ARGV[o + 1]
+  local seq = tonumber(sk)
+  local r, raw = held[sk], nil
+  held[sk] = nil
+  local was_held = r ~= nil
+  if not r then
+    local key, field = run_loc(base, seq)
+    raw = redis.call('HGET', key, field)
+    r = raw and decode_run(raw)
+  end
   local expected = ARGV[o + 5]
   if r and expected ~= '' and expected ~= (r.backend_id or backend_id(run_id(tt, seq), r.scheduled)) then
+    if was_held then held[sk] = r end
     r = nil
   end
   local found = 0
@@ -54,11 +71,16 @@ for o = 3, #ARGV, 6 do
         RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
         r.status = RUN_STARTED
         r.started = ts
-        redis.call('ZADD', inflight, ts, seq)
-        raw = save_run(base, seq, r)
+        if (last_end[sk] or 0) > o then
+          held[sk] = r -- its end, later in this call, writes it
+        else
+          redis.call('ZADD', inflight, ts, seq)
+          raw = save_run(base, seq, r)
+        end
       elseif run_ended(status) then
         raw = end_run(base, tt, seq, r, status, ts)
       else -- "ended" with scheduled or started: only the fields change
+        if was_held then redis.call('ZADD', inflight, r.started, seq) end
         r.status = status
         r.ended = ts
         raw = save_run(base, seq, r)
@@ -67,6 +89,11 @@ for o = 3, #ARGV, 6 do
   end
   out[#out + 1] = found
   out[#out + 1] = (want and r and raw) or ''
+end
+-- a start whose end did not apply after all (another backend id) is written as a start
+for sk, r in pairs(held) do
+  redis.call('ZADD', inflight, r.started, sk)
+  save_run(base, tonumber(sk), r)
 end
 flush_counts(tk, RUN_COUNTS)
 return out

@@ -587,3 +587,96 @@ async fn the_listener_stops_promptly_while_redis_is_down() {
         asked.elapsed()
     );
 }
+
+/// A batch that starts and ends runs together, interleaved, with a repeated start and a run
+/// only started: each run ends with both times, the start-only one stays in flight with its
+/// start time, and the batch's other events are not disturbed (update_runs.lua writes a run
+/// started and ended in one call once).
+#[tokio::test]
+async fn starts_and_ends_in_one_batch_are_written_once_and_right() {
+    use swh_scheduler::store::RunEvent;
+    let server = RedisServer::start();
+    let (store, tasks, runs) = setup(&server, 4).await;
+    // microseconds, as the store keeps times
+    let t0 =
+        DateTime::from_timestamp_micros((Utc::now() - TimeDelta::seconds(30)).timestamp_micros())
+            .unwrap();
+    let ev = |r: &TaskRun, end: Option<RunStatus>, secs: i64| RunEvent {
+        backend_id: r.backend_id.clone(),
+        end_status: end,
+        metadata: Some(json!({"at": secs}).as_object().unwrap().clone()),
+        timestamp: Some(t0 + TimeDelta::seconds(secs)),
+    };
+    let (a, b, c, d) = (&runs[0], &runs[1], &runs[2], &runs[3]);
+    let events = [
+        ev(a, None, 1),
+        ev(b, None, 2),
+        ev(d, None, 3),
+        ev(a, Some(RunStatus::Eventful), 4),
+        ev(c, None, 5),
+        ev(d, None, 6),
+        ev(b, Some(RunStatus::Failed), 7),
+        ev(d, Some(RunStatus::Uneventful), 8),
+    ];
+    let out = store.apply_run_events(&events, false).await.unwrap();
+    assert!(
+        out.iter().all(|o| o.as_ref().is_some_and(|o| o.changed)),
+        "{out:?}"
+    );
+    let at = |s: i64| Some(t0 + TimeDelta::seconds(s));
+    let after = |r: &TaskRun| {
+        let store = store.clone();
+        let task = r.task;
+        async move { store.get_task_runs(&[task], None).await.unwrap()[0].clone() }
+    };
+    let (a2, b2, c2, d2) = (
+        after(a).await,
+        after(b).await,
+        after(c).await,
+        after(d).await,
+    );
+    assert_eq!(
+        (a2.status, a2.started, a2.ended),
+        (RunStatus::Eventful, at(1), at(4))
+    );
+    assert_eq!(
+        (b2.status, b2.started, b2.ended),
+        (RunStatus::Failed, at(2), at(7))
+    );
+    assert_eq!(
+        (c2.status, c2.started, c2.ended),
+        (RunStatus::Started, at(5), None)
+    );
+    assert_eq!(
+        (d2.status, d2.started, d2.ended),
+        (RunStatus::Uneventful, at(6), at(8))
+    );
+    // each event's metadata was merged, the last one winning
+    assert_eq!(a2.metadata.as_ref().unwrap()["at"], json!(4));
+    assert_eq!(d2.metadata.as_ref().unwrap()["at"], json!(8));
+    // only c is in flight, under its start time
+    let inflight = store.inflight_runs(TYPE).await.unwrap();
+    assert_eq!(
+        inflight.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![c.id]
+    );
+    // the ended runs' tasks were rescheduled, c's was not
+    let now_tasks = store
+        .get_tasks(&tasks.iter().map(|t| t.id).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(now_tasks[2].status, TaskStatus::NextRunScheduled);
+    for i in [0, 1, 3] {
+        assert_eq!(
+            now_tasks[i].status,
+            TaskStatus::NextRunNotScheduled,
+            "task {i}"
+        );
+    }
+    let started: i64 = redis::cmd("HGET")
+        .arg(format!("swh:{{{TYPE}}}:type"))
+        .arg("runs_started")
+        .query(&mut server.client())
+        .unwrap();
+    assert_eq!(started, 5, "every start counted, the repeated one too");
+}
