@@ -96,8 +96,12 @@ impl From<deadpool_redis::PoolError> for Error {
 }
 
 /// A URL as it may be shown: its password, if any, replaced by `***`
-/// (`redis://alice:***@host:6379/0`).
+/// (`redis://alice:***@host:6379/0`); each of a comma-separated list of URLs (a cluster's
+/// seed nodes) likewise.
 pub fn redacted(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redacted).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -133,6 +137,10 @@ mod tests {
             "redis://alice:***@h:6379/0"
         );
         assert_eq!(redacted("redis://:s3cret@h/1"), "redis://:***@h/1");
+        assert_eq!(
+            redacted("redis://a:x@h1:7000,redis://a:y@h2:7000"),
+            "redis://a:***@h1:7000,redis://a:***@h2:7000"
+        );
         assert_eq!(
             redacted("rediss://h:6380/0#insecure"),
             "rediss://h:6380/0#insecure"
