@@ -384,7 +384,7 @@ async fn runner_and_listener_carry_on_after_a_master_is_killed() {
                     }
                     let _: i64 = redis::cmd("PUBLISH")
                         .arg("/0.celeryev/task.multi")
-                        .arg(celery_envelope(&Value::Array(events)))
+                        .arg(common::celery_envelope(&Value::Array(events)))
                         .query(&mut con)
                         .unwrap();
                 }
@@ -423,19 +423,6 @@ async fn runner_and_listener_carry_on_after_a_master_is_killed() {
     tx.send(true).unwrap();
     running.await.unwrap().unwrap();
     listening.await.unwrap().unwrap();
-}
-
-/// A Celery event envelope as a worker publishes it (base64 body, task.multi routing).
-fn celery_envelope(events: &Value) -> String {
-    use base64::Engine;
-    json!({
-        "body": base64::engine::general_purpose::STANDARD.encode(events.to_string()),
-        "content-encoding": "utf-8", "content-type": "application/json",
-        "headers": {"hostname": "w1@vm"},
-        "properties": {"delivery_mode": 1, "delivery_info": {"exchange": "celeryev", "routing_key": "task.multi"},
-                       "priority": 0, "body_encoding": "base64", "delivery_tag": uuid::Uuid::new_v4().to_string()},
-    })
-    .to_string()
 }
 
 /// Like [`slot_owner`], asked of a node other than `dead`.

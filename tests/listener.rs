@@ -7,7 +7,6 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use base64::Engine;
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use serde_json::{Value, json};
 use swh_scheduler::listener::{Listener, ListenerConfig};
@@ -17,7 +16,7 @@ use swh_scheduler::model::{
 use swh_scheduler::runner::{Runner, RunnerConfig};
 use swh_scheduler::store::Store;
 
-use common::{RedisServer, wait_for};
+use common::{RedisServer, celery_envelope as envelope, wait_for};
 
 const TYPE: &str = "load-test-git";
 
@@ -88,18 +87,6 @@ fn spawn(
             .unwrap();
     });
     (handle, stats, tx)
-}
-
-/// A Celery event envelope as a worker publishes it (base64 body, task.multi routing).
-fn envelope(events: &Value) -> String {
-    json!({
-        "body": base64::engine::general_purpose::STANDARD.encode(events.to_string()),
-        "content-encoding": "utf-8", "content-type": "application/json",
-        "headers": {"hostname": "w1@vm"},
-        "properties": {"delivery_mode": 1, "delivery_info": {"exchange": "celeryev", "routing_key": "task.multi"},
-                       "priority": 0, "body_encoding": "base64", "delivery_tag": uuid::Uuid::new_v4().to_string()},
-    })
-    .to_string()
 }
 
 fn ts(t: DateTime<Utc>) -> f64 {

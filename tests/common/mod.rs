@@ -505,3 +505,16 @@ impl Drop for RpcServe {
         let _ = self.child.wait();
     }
 }
+
+/// A Celery event envelope as a worker publishes it (base64 body, task.multi routing).
+pub fn celery_envelope(events: &serde_json::Value) -> String {
+    use base64::Engine;
+    serde_json::json!({
+        "body": base64::engine::general_purpose::STANDARD.encode(events.to_string()),
+        "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"hostname": "w1@vm"},
+        "properties": {"delivery_mode": 1, "delivery_info": {"exchange": "celeryev", "routing_key": "task.multi"},
+                       "priority": 0, "body_encoding": "base64", "delivery_tag": uuid::Uuid::new_v4().to_string()},
+    })
+    .to_string()
+}
