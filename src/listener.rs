@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -24,6 +24,12 @@ use crate::store::{BrokerLink, RunEvent, Store};
 
 /// How often the event connection is pinged.
 const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// Batches applied at once: with two, Redis works on one while the other's reply is read and
+/// the next is built. Their order does not matter: the scripts take a run's events in any
+/// order (a start after the end fills in the start; ends are idempotent; visit results never
+/// move a date backwards).
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// What a listener does.
 #[derive(Clone, Debug)]
@@ -237,11 +243,11 @@ impl Listener {
         // Three stages, so that decoding overlaps the round trips: the reader drains the
         // socket (pub/sub disconnects slow readers) and pings it (a silent half-open
         // connection would look like a quiet one), the decoder turns messages into batches of
-        // run events, the applier applies one batch at a time (keeping their order).
+        // run events, the applier applies them, BATCHES_IN_FLIGHT at a time.
         let (raw_tx, mut raw_rx) = mpsc::channel::<Vec<u8>>(MAX_PENDING_MESSAGES);
-        let mut applier_stop = stop.clone();
+        let applier_stop = stop.clone();
         let stats = self.stats.clone();
-        let (batch_tx, mut batch_rx) = mpsc::channel::<EventBatch>(2);
+        let (batch_tx, batch_rx) = mpsc::channel::<EventBatch>(2);
         let (mut sink, mut stream) = pubsub.split();
         let reader = async move {
             let mut ping = tokio::time::interval(PING_EVERY);
@@ -297,30 +303,40 @@ impl Listener {
             }
         };
         let applier = async {
-            let mut not_applied = 0;
-            while let Some(batch) = batch_rx.recv().await {
-                if not_applied > 0 {
-                    not_applied += batch.len();
-                    continue;
-                }
-                // the events are in hand: retry until the store takes them, or until shutdown
-                // (then they are counted; reconciliation and the sweep settle their runs)
-                let mut retry = Backoff::new();
-                while let Err(e) = self.apply_batch(&batch).await {
-                    let wait = retry.next_delay();
-                    warn!(
-                        "could not apply {} events, retrying in {wait:?}: {e}",
-                        batch.len()
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = applier_stop.wait_for(|s| *s) => {
-                            not_applied += batch.len();
-                            break;
+            let not_applied = AtomicUsize::new(0);
+            let apply_one = |batch: EventBatch| {
+                let (mut stop, not_applied) = (applier_stop.clone(), &not_applied);
+                async move {
+                    if not_applied.load(Ordering::Relaxed) > 0 {
+                        not_applied.fetch_add(batch.len(), Ordering::Relaxed);
+                        return;
+                    }
+                    // the events are in hand: retry until the store takes them, or until
+                    // shutdown (then they are counted; reconciliation and the sweep settle
+                    // their runs)
+                    let mut retry = Backoff::new();
+                    while let Err(e) = self.apply_batch(&batch).await {
+                        let wait = retry.next_delay();
+                        warn!(
+                            "could not apply {} events, retrying in {wait:?}: {e}",
+                            batch.len()
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop.wait_for(|s| *s) => {
+                                not_applied.fetch_add(batch.len(), Ordering::Relaxed);
+                                break;
+                            }
                         }
                     }
                 }
-            }
+            };
+            futures_util::stream::unfold(batch_rx, |mut rx| async move {
+                rx.recv().await.map(|b| (b, rx))
+            })
+            .for_each_concurrent(BATCHES_IN_FLIGHT, apply_one)
+            .await;
+            let not_applied = not_applied.into_inner();
             if not_applied > 0 {
                 warn!("stopped with {not_applied} events received and not applied");
             }
