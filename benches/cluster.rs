@@ -34,25 +34,11 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        tasks: 100_000,
-        concurrency: 8,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(x) = it.next() {
-        let mut num = |name: &str| -> usize {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} needs a number"))
-        };
-        match x.as_str() {
-            "--tasks" => a.tasks = num("--tasks"),
-            "--concurrency" => a.concurrency = num("--concurrency"),
-            "--bench" => {}
-            other => panic!("unknown argument {other}"),
-        }
+    let a = common::bench_args(&["--tasks", "--concurrency"], &[]);
+    Args {
+        tasks: common::bench_number(&a, "--tasks", 100_000),
+        concurrency: common::bench_number(&a, "--concurrency", 8),
     }
-    a
 }
 
 /// What one master reported: CPU seconds (user + sys), script calls, memory, keys.

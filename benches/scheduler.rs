@@ -34,33 +34,24 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        tasks: 200_000,
-        rpc_tasks: 20_000,
-        csv_lines: 200_000,
-        original: false,
-        concurrency: 8,
-        origins: 100_000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(x) = it.next() {
-        let mut num = |name: &str| -> usize {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} needs a number"))
-        };
-        match x.as_str() {
-            "--tasks" => a.tasks = num("--tasks"),
-            "--rpc-tasks" => a.rpc_tasks = num("--rpc-tasks"),
-            "--csv-lines" => a.csv_lines = num("--csv-lines"),
-            "--concurrency" => a.concurrency = num("--concurrency"),
-            "--origins" => a.origins = num("--origins"),
-            "--original" => a.original = true,
-            "--bench" => {}
-            other => panic!("unknown argument {other}"),
-        }
+    let a = common::bench_args(
+        &[
+            "--tasks",
+            "--rpc-tasks",
+            "--csv-lines",
+            "--concurrency",
+            "--origins",
+        ],
+        &["--original"],
+    );
+    Args {
+        tasks: common::bench_number(&a, "--tasks", 200_000),
+        rpc_tasks: common::bench_number(&a, "--rpc-tasks", 20_000),
+        csv_lines: common::bench_number(&a, "--csv-lines", 200_000),
+        original: a.contains_key("--original"),
+        concurrency: common::bench_number(&a, "--concurrency", 8),
+        origins: common::bench_number(&a, "--origins", 100_000),
     }
-    a
 }
 
 /// Empties the server between phases, so each starts from the same state.

@@ -29,27 +29,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        origins: 100_000,
-        runtime: 7.0 * 86400.0,
-        original: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(x) = it.next() {
-        let mut num = |name: &str| -> f64 {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} needs a number"))
-        };
-        match x.as_str() {
-            "--origins" => a.origins = num("--origins") as u64,
-            "--runtime" => a.runtime = num("--runtime"),
-            "--original" => a.original = true,
-            "--bench" => {}
-            other => panic!("unknown argument {other}"),
-        }
+    let a = common::bench_args(&["--origins", "--runtime"], &["--original"]);
+    Args {
+        origins: common::bench_number(&a, "--origins", 100_000),
+        runtime: common::bench_number(&a, "--runtime", 7.0 * 86400.0),
+        original: a.contains_key("--original"),
     }
-    a
 }
 
 fn start() -> DateTime<Utc> {

@@ -518,3 +518,37 @@ pub fn celery_envelope(events: &serde_json::Value) -> String {
     })
     .to_string()
 }
+
+/// A bench's command line (`cargo bench --bench B -- …`): the values of the `--name value`
+/// options among `options` and the `--name` switches among `switches` (as "true"). cargo's own
+/// `--bench` is skipped; anything else stops the bench, naming it.
+pub fn bench_args(
+    options: &[&str],
+    switches: &[&str],
+) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        if options.contains(&x.as_str()) {
+            let v = it.next().unwrap_or_else(|| panic!("{x} needs a value"));
+            out.insert(x, v);
+        } else if switches.contains(&x.as_str()) {
+            out.insert(x, "true".into());
+        } else if x != "--bench" {
+            panic!("unknown argument {x}");
+        }
+    }
+    out
+}
+
+/// The number given to a bench option, or `default`.
+pub fn bench_number<T: std::str::FromStr>(
+    args: &std::collections::HashMap<String, String>,
+    name: &str,
+    default: T,
+) -> T {
+    args.get(name).map_or(default, |v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name} needs a number, not {v:?}"))
+    })
+}
