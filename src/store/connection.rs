@@ -24,12 +24,6 @@ pub enum Con {
     Node(redis::aio::MultiplexedConnection),
 }
 
-impl Con {
-    pub fn is_cluster(&self) -> bool {
-        matches!(self, Con::Cluster(_))
-    }
-}
-
 impl ConnectionLike for Con {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {

@@ -12,7 +12,7 @@ mod listers;
 mod origins;
 mod outbox;
 pub use origins::{VisitFigures, VisitTarget, VisitsSent};
-pub use outbox::{BrokerLink, FORWARD_BATCH, Forwarded, OutboxKeys, RemoteBroker};
+pub use outbox::{BrokerLink, Forwarded, OutboxKeys, RemoteBroker};
 pub mod records;
 mod runs;
 pub mod scripts;
