@@ -44,7 +44,8 @@ pub struct GlobalOptions {
     /// URL of a scheduler RPC server to work through, instead of Redis
     #[arg(short = 'u', long, global = true)]
     pub url: Option<String>,
-    /// Redis URL of the store [default: redis://127.0.0.1:6379/0]
+    /// Redis URL of the store; on a Redis Cluster, any node's (or several, comma-separated)
+    /// [default: redis://127.0.0.1:6379/0]
     #[arg(long, env = "SWH_SCHEDULER_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key [default: swh]
