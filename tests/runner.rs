@@ -516,6 +516,12 @@ async fn forwarders_that_die_mid_batch_neither_lose_nor_duplicate_a_message() {
             .unwrap()
     };
     let lapse = || std::thread::sleep(std::time::Duration::from_millis(150));
+    let forward = async || {
+        store
+            .forward_outbox(&link, &outbox, &keys[0])
+            .await
+            .unwrap()
+    };
 
     // 1. a forwarder takes two of six messages, pushes them, and dies before its ack; a
     // worker takes one of them
@@ -535,16 +541,10 @@ async fn forwarders_that_die_mid_batch_neither_lose_nor_duplicate_a_message() {
         .unwrap();
     assert_eq!(taken, first[0], "the oldest first");
     // while its lease holds, nobody else forwards
-    let f = store
-        .forward_outbox(&link, &outbox, &keys[0])
-        .await
-        .unwrap();
+    let f = forward().await;
     assert_eq!(f, Default::default());
     lapse();
-    let f = store
-        .forward_outbox(&link, &outbox, &keys[0])
-        .await
-        .unwrap();
+    let f = forward().await;
     // its batch is taken over and found in the broker; the other four go on
     assert_eq!((f.sent, f.recovered, f.already_in), (6, 2, 2));
     let waiting = in_broker();
@@ -555,10 +555,7 @@ async fn forwarders_that_die_mid_batch_neither_lose_nor_duplicate_a_message() {
     dispatch(6, 3).await;
     let (_, second) = claim("dead-2", 3);
     lapse();
-    let f = store
-        .forward_outbox(&link, &outbox, &keys[0])
-        .await
-        .unwrap();
+    let f = forward().await;
     assert_eq!((f.sent, f.recovered, f.already_in), (3, 3, 0));
     let waiting = in_broker();
     assert_eq!(waiting.len(), 8);

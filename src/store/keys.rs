@@ -13,6 +13,9 @@
 //! | `P:{T}:dedup` | hash | argument fingerprint -> task seqs, for `create_tasks` |
 //! | `P:{T}:inflight` | zset | runs still scheduled or started, by time of last change |
 //! | `P:{T}:archivable` | zset | finished tasks, by seq |
+//! | `P:{T}:outbox:<queue>` | list | messages for a broker on another server, newest first ([`OutboxKeys`]) |
+//! | `P:{T}:outbox:<queue>:batch`, `…:lease`, `…:batch_id` | list, strings | the batch a forwarder is moving, its holder, its id |
+//! | `P:{T}:guard` | never present | the slot guard every script call declares (`src/store/scripts.rs`) |
 //!
 //! and the global keys `P:{global}:types` (name -> index), `P:{global}:type_names`
 //! (index -> name) and `P:{global}:backend_ids` (foreign backend id -> run ids).
@@ -102,6 +105,36 @@ impl GlobalKeys {
             lister_visit_types: format!("{prefix}:{{global}}:lister_visit_types:"),
             metrics: format!("{prefix}:{{global}}:metrics"),
             visit_type_idx: format!("{prefix}:{{global}}:visit_type_idx"),
+        }
+    }
+}
+
+/// The outbox of one queue, in the slot of a task type or visit type.
+#[derive(Clone, Debug)]
+pub struct OutboxKeys {
+    /// List of messages, newest first.
+    pub list: String,
+    /// The batch a forwarder is moving, oldest first.
+    pub batch: String,
+    /// The forwarder holding the batch.
+    pub lease: String,
+    /// The batch's id.
+    pub batch_id: String,
+    /// The type's hash, where the forwarded and recovered counters are kept.
+    pub counters: String,
+}
+
+impl OutboxKeys {
+    /// The outbox of `queue` for the type whose keys start with `tag_base`
+    /// (`<prefix>:{<type>}`) and whose hash is `counters`.
+    pub fn new(tag_base: &str, counters: &str, queue: &str) -> Self {
+        let list = format!("{tag_base}:outbox:{queue}");
+        OutboxKeys {
+            batch: format!("{list}:batch"),
+            lease: format!("{list}:lease"),
+            batch_id: format!("{list}:batch_id"),
+            list,
+            counters: counters.to_string(),
         }
     }
 }

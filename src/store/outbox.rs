@@ -24,6 +24,7 @@ use deadpool_redis::{Pool, Runtime};
 use redis::Value;
 
 use super::Store;
+use super::keys::OutboxKeys;
 use super::scripts::{Call, ScriptName};
 use crate::error::{Error, Result, redacted};
 
@@ -154,36 +155,6 @@ impl RemoteBroker {
         }
         let pushed: i64 = inv.invoke_async(&mut self.con().await?).await?;
         Ok(pushed == 1)
-    }
-}
-
-/// The outbox of one queue, in the slot of a task type or visit type.
-#[derive(Clone, Debug)]
-pub struct OutboxKeys {
-    /// List of messages, newest first.
-    pub list: String,
-    /// The batch a forwarder is moving, oldest first.
-    pub batch: String,
-    /// The forwarder holding the batch.
-    pub lease: String,
-    /// The batch's id.
-    pub batch_id: String,
-    /// The type's hash, where the forwarded and recovered counters are kept.
-    pub counters: String,
-}
-
-impl OutboxKeys {
-    /// The outbox of `queue` for the type whose keys start with `tag_base`
-    /// (`<prefix>:{<type>}`) and whose hash is `counters`.
-    pub fn new(tag_base: &str, counters: &str, queue: &str) -> Self {
-        let list = format!("{tag_base}:outbox:{queue}");
-        OutboxKeys {
-            batch: format!("{list}:batch"),
-            lease: format!("{list}:lease"),
-            batch_id: format!("{list}:batch_id"),
-            list,
-            counters: counters.to_string(),
-        }
     }
 }
 
