@@ -16,10 +16,12 @@
 -- ARGV[7] not-found cooldown in us, or ''
 -- ARGV[8] the lister indexes allowed, space-separated, or '' for any lister
 -- ARGV[9] '1' to choose without marking anything (dry run)
--- Returns the chosen listings, 7 values each (see record_origins.lua).
+-- Returns 2 values per chosen origin: its id, and the lister index of the listing to return
+-- (0: the first enabled one); src/store/origins.rs reads their records.
 --@include origin
 --@include grab
-local base = string.sub(KEYS[1], 1, -6)
+local meta = KEYS[1]
+local base = string.sub(meta, 1, -6)
 local g = {
   ts = tonumber(ARGV[1]),
   absolute = num(ARGV[5]), failed = num(ARGV[6]), not_found = num(ARGV[7]),
@@ -28,11 +30,13 @@ local g = {
 g.release = g.ts - tonumber(ARGV[4])
 if ARGV[8] ~= '' then
   g.allowed = {}
-  for l in string.gmatch(ARGV[8], '%S+') do g.allowed[l] = true end
+  for l in string.gmatch(ARGV[8], '%S+') do g.allowed[tonumber(l)] = true end
 end
-if not g.dry then release_parked(base, g.release) end
+if not g.dry then release_parked(base, meta, g.release) end
+local ids, picks = grab(base, meta, g, ARGV[3], tonumber(ARGV[2]))
 local out = {}
-for _, c in ipairs(grab(base, g, ARGV[3], tonumber(ARGV[2]))) do
-  listing_reply(out, c.o, c.l)
+for i, id in ipairs(ids) do
+  out[2 * i - 1] = id
+  out[2 * i] = picks[i] == true and 0 or picks[i].lidx
 end
 return out

@@ -6,36 +6,35 @@
 -- ARGV[2] the url to start after, or '' to start at the first
 -- ARGV[3] most listings to return
 -- ARGV[4] the only url wanted, or '' for all
--- Returns the listings, 7 values each (see record_origins.lua).
+-- Returns 2 values per listing: url, the origin's listings as stored (includes/origin.lua;
+-- the caller takes the lister's).
 --@include origin
-local base = string.sub(KEYS[1], 1, -6)
-local lidx = ARGV[1]
-local urls
+--@include leaves
+local meta = KEYS[1]
+local base = string.sub(meta, 1, -6)
+local root = base .. ':lx:' .. ARGV[1]
+local members
 if ARGV[4] ~= '' then
-  urls = {}
-  if redis.call('ZSCORE', base .. ':lister:' .. lidx, ARGV[4])
-    and (ARGV[2] == '' or ARGV[4] > ARGV[2]) then
-    urls[1] = ARGV[4]
-  end
+  members = {}
+  -- (the caller checks that it comes after the page token: Lua's string order follows the
+  -- server's locale)
+  members[1] = leaves_find(root, ARGV[4])
 else
-  local from = ARGV[2] == '' and '-' or ('(' .. ARGV[2])
-  urls = redis.call('ZRANGEBYLEX', base .. ':lister:' .. lidx, from, '+', 'LIMIT', 0,
-    tonumber(ARGV[3]))
+  members = leaves_range(root, ARGV[2], tonumber(ARGV[3]))
+end
+local list, urls = {}, {}
+for i, m in ipairs(members) do
+  local z = string.find(m, '\0', 1, true)
+  urls[i] = string.sub(m, 1, z - 1)
+  list[i] = tonumber(string.sub(m, z + 1))
 end
 local out = {}
-if #urls == 0 then return out end
-local ids = origin_ids(base, KEYS[1], urls, false)
-local list = {}
-for _, url in ipairs(urls) do
-  if ids[url] then list[#list + 1] = ids[url] end
-end
-local stored = load_origins(base, list)
-for _, url in ipairs(urls) do
-  local o = ids[url] and stored[ids[url]]
-  if o then
-    for _, l in ipairs(o.listings) do
-      if l.lidx == lidx then listing_reply(out, o, l) end
-    end
+if #list == 0 then return out end
+local _, L = read_records(base, list)
+for i, id in ipairs(list) do
+  if L[id] then
+    out[#out + 1] = urls[i]
+    out[#out + 1] = L[id]
   end
 end
 return out

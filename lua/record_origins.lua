@@ -5,107 +5,176 @@
 --         see includes/origin.lua)
 -- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us: one timestamp for the whole call (first_seen = last_seen on insert)
--- ARGV[2..] 5 values per listing: lister index, url, enabled ('1' or '0'), last_update (us or
---   ''), extra_loader_arguments (JSON object text)
--- Returns the first_seen (us, an integer) of each listing, in the order given (the caller has the rest:
--- what it sent, and last_seen = ARGV[1]).
+-- ARGV[2..] 3 values per listing: url, the url's 8-byte hash (src/store/origins.rs), the
+--   listing entry as stored (includes/origin.lua) with first_seen = last_seen = now
+-- Returns the first_seen (us, an integer) of each listing, in the order given (the caller has
+-- the rest: what it sent, and last_seen = ARGV[1]).
 --@include origin
-local base = string.sub(KEYS[1], 1, -6)
+--@include leaves
+local meta = KEYS[1]
+local base = string.sub(meta, 1, -6)
 local now = tonumber(ARGV[1])
 
 -- the listings of each url (an origin may be listed by several listers in one call)
-local urls, by_url = {}, {}
-for i = 2, #ARGV, 5 do
-  local url = ARGV[i + 1]
-  if not by_url[url] then
-    by_url[url] = {}
-    urls[#urls + 1] = url
-  end
+local urls, hs, by_url = {}, {}, {}
+for i = 2, #ARGV, 3 do
+  local url = ARGV[i]
   local t = by_url[url]
+  if not t then
+    t = {}
+    by_url[url] = t
+    urls[#urls + 1] = url
+    hs[#hs + 1] = ARGV[i + 1]
+  end
   t[#t + 1] = i
 end
-local ids, fresh = origin_ids(base, KEYS[1], urls, true)
-local is_fresh = {}
-for _, url in ipairs(fresh) do is_fresh[url] = true end
-local known = {}
-for _, url in ipairs(urls) do
-  if not is_fresh[url] then known[#known + 1] = ids[url] end
-end
-local stored = load_origins(base, known)
-
+local ix = url_index(meta)
+local ids, U, L, R, taken = find_origins(base, ix, urls, hs)
 local b = new_batch()
-local new_members = {}
-local result = {}
+local fresh, hs_of = {}, {}
+for j, url in ipairs(urls) do
+  if not ids[url] then
+    fresh[#fresh + 1] = url
+    hs_of[url] = hs[j]
+  end
+end
+local new_ids = add_origins(b, base, meta, ix, fresh, hs_of, taken)
 
--- The listing of `o` by lister `lidx`, if any.
-local function listing_of(o, lidx)
-  for _, x in ipairs(o.listings) do
-    if x.lidx == lidx then return x end
+local result = {}
+local lex, lex_order = {}, {}
+local function listed_by(entry, url, id)
+  local lidx = struct.unpack('>H', entry)
+  local t = lex[lidx]
+  if not t then
+    t = {}
+    lex[lidx] = t
+    lex_order[#lex_order + 1] = lidx
+  end
+  t[#t + 1] = url .. '\0' .. id
+end
+
+-- The offset (1-based) of lister `lidx`'s entry in the listings `raw`, or nil.
+local function entry_at(raw, lidx)
+  local pos = 1
+  while pos <= #raw do
+    local l = struct.unpack('>H', raw, pos)
+    if l == lidx then return pos end
+    pos = pos + LISTING_HEAD + struct.unpack('>H', raw, pos + 24)
   end
   return nil
 end
 
--- Whether the listings given for a known origin change neither its indexes nor its counters:
--- each one exists already with the same enabled and last_update (what placement and
--- contribution read). Re-listing an unchanged forge is mostly this case; such an origin
--- only gets its record rewritten (last_seen, extra_loader_arguments), without the copy and
--- the index and counter work.
-local function only_seen(o, given)
-  for _, i in ipairs(given) do
-    local l = listing_of(o, ARGV[i])
-    if not l or l.enabled ~= (ARGV[i + 2] == '1') or l.last_update ~= num(ARGV[i + 3]) then
-      return false
+local function entry_end(raw, pos)
+  return pos + LISTING_HEAD + struct.unpack('>H', raw, pos + 24) - 1
+end
+
+-- A known origin whose given listings all exist with the same enabled and last_update (what
+-- the indexes and counters read): re-listing an unchanged forge is mostly this. Only the
+-- listings are rewritten (last_seen, extra_loader_arguments), first_seen kept. Returns
+-- whether it applied.
+local function relist(id, given)
+  local raw = L[id]
+  if not raw then return false end
+  local pos = {}
+  for k, i in ipairs(given) do
+    local e = ARGV[i + 2]
+    local at = entry_at(raw, struct.unpack('>H', e))
+    if not at or string.sub(raw, at, at + 9) ~= string.sub(e, 1, 10) then return false end
+    pos[k] = at
+  end
+  local out = raw
+  if #given == 1 and pos[1] == 1 and entry_end(raw, 1) == #raw then
+    local e = ARGV[given[1] + 2]
+    out = string.sub(e, 1, 10) .. string.sub(raw, 11, 17) .. string.sub(e, 18)
+    result[given[1]] = struct.unpack('>i7', raw, 11)
+  else
+    for k, i in ipairs(given) do
+      local e = ARGV[i + 2]
+      local at = entry_at(out, struct.unpack('>H', e))
+      result[i] = struct.unpack('>i7', out, at + 10)
+      out = string.sub(out, 1, at + 16) .. string.sub(e, 18)
+        .. string.sub(out, entry_end(out, at) + 1)
     end
   end
+  put_field(b, base, id, 1, out)
   return true
 end
 
--- The general case: new listings, or changes that move the origin.
-local function record_listings(id, url, old)
-  local o = old and copy_origin(old) or {url = url, has_stats = false,
-    unparked = false, listings = {}}
-  for _, i in ipairs(by_url[url]) do
-    local lidx = ARGV[i]
-    local l = listing_of(o, lidx)
-    if not l then
-      l = {lidx = lidx, first_seen = now}
-      o.listings[#o.listings + 1] = l
-      local m = new_members[lidx]
-      if not m then
-        m = {}
-        new_members[lidx] = m
-      end
-      m[#m + 1] = 0
-      m[#m + 1] = url
+-- The general case: new listings, or changes that move the origin; `o` as stored.
+local function record_general(o, given)
+  local n = copy_origin(o)
+  for _, i in ipairs(given) do
+    local e = decode_listings(ARGV[i + 2])[1]
+    local at = nil
+    for k, x in ipairs(n.listings) do
+      if x.lidx == e.lidx then at = k end
     end
-    l.enabled = ARGV[i + 2] == '1'
-    l.last_update = num(ARGV[i + 3])
-    l.last_seen = now
-    l.extra = ARGV[i + 4]
-    result[i] = l
+    if at then
+      e.fs = n.listings[at].fs
+      n.listings[at] = e
+    else
+      n.listings[#n.listings + 1] = e
+      listed_by(ARGV[i + 2], o.url, o.id)
+    end
+    result[i] = e.fs
   end
-  put_origin(b, base, id, old, o)
+  put_origin(b, base, o, n, true, false)
 end
 
+local nv = b.zadd.nv
+local general = {}
 for _, url in ipairs(urls) do
+  local given = by_url[url]
   local id = ids[url]
-  local old = stored[id]
-  if old and only_seen(old, by_url[url]) then
-    for _, i in ipairs(by_url[url]) do
-      local l = listing_of(old, ARGV[i])
-      l.last_seen = now
-      l.extra = ARGV[i + 4]
-      result[i] = l
+  if id == nil then
+    id = new_ids[url]
+    if #given == 1 then
+      -- a new origin listed once: its entry as given, placed without decoding it
+      local e = ARGV[given[1] + 2]
+      put_field(b, base, id, 1, e)
+      listed_by(e, url, id)
+      result[given[1]] = now
+      local lidx, fl, upd = struct.unpack('>HBi7', e)
+      local c = counter_fields(lidx)
+      count(b.counts, c.k, 1)
+      if fl % 2 == 1 then
+        count(b.counts, c.e, 1)
+        count(b.counts, c.n, 1)
+        set_bit(b, id, 1)
+        if fl >= 2 then
+          nv[#nv + 1] = upd
+          nv[#nv + 1] = id
+        end
+      end
+    else
+      general[#general + 1] = {id, url, given, true}
     end
-    put_record(b, base, id, old)
-  else
-    record_listings(id, url, old)
+  elseif not relist(id, given) then
+    general[#general + 1] = {id, url, given, false}
   end
 end
-flush(b, base)
-for lidx, members in pairs(new_members) do
-  call_many('ZADD', base .. ':lister:' .. lidx, members)
+if #general > 0 then
+  local known = {}
+  for _, x in ipairs(general) do
+    if not x[4] then known[#known + 1] = x[1] end
+  end
+  local K = sendings_of(base, known)
+  local T, REL = sending_times(base, K)
+  for _, x in ipairs(general) do
+    local id, url = x[1], x[2]
+    local o
+    if x[4] then
+      o = origin_from(id, url, false, false, 0, T, REL)
+    else
+      o = origin_from(id, url, L[id], R[id], K[id] or 0, T, REL)
+    end
+    record_general(o, x[3])
+  end
+end
+flush(b, base, meta)
+for _, lidx in ipairs(lex_order) do
+  leaves_add(base .. ':lx:' .. lidx, meta, lex[lidx])
 end
 local out = {}
-for i = 2, #ARGV, 5 do out[#out + 1] = result[i].first_seen end
+for i = 2, #ARGV, 3 do out[#out + 1] = result[i] end
 return out

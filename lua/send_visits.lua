@@ -30,7 +30,8 @@
 --@include origin
 --@include grab
 --@include broker
-local base = string.sub(KEYS[1], 1, -6)
+local meta = KEYS[1]
+local base = string.sub(meta, 1, -6)
 local ts = num(ARGV[1])
 if ts == nil then
   local t = redis.call('TIME')
@@ -48,7 +49,7 @@ end
 local vt_index = tonumber(ARGV[9])
 local listers, i = {}, 14
 for _ = 1, tonumber(ARGV[13]) do
-  listers[ARGV[i]] = ARGV[i + 1]
+  listers[tonumber(ARGV[i])] = ARGV[i + 1]
   i = i + 2
 end
 local policies, total = {}, 0
@@ -63,10 +64,10 @@ if slots <= 0 or total <= 0 then return out end
 
 local g = {ts = ts, release = ts - tonumber(ARGV[3]), failed = num(ARGV[10]),
   not_found = num(ARGV[11]), absolute = num(ARGV[12])}
-release_parked(base, g.release)
+release_parked(base, meta, g.release)
 -- each policy's share of the slots, plus what the ones before it could not fill; the last
 -- one takes what is left (the rounding too)
-local sent = {}
+local sent, sent_pick = {}, {}
 local left, carry = slots, 0
 for k, p in ipairs(policies) do
   local share = math.floor(slots * p.weight / total) + carry
@@ -74,10 +75,12 @@ for k, p in ipairs(policies) do
   share = math.min(share, left)
   local got = 0
   if share > 0 then
-    for _, c in ipairs(grab(base, g, p.name, share)) do
-      sent[#sent + 1] = c
-      got = got + 1
+    local ids, picks = grab(base, meta, g, p.name, share)
+    for j, id in ipairs(ids) do
+      sent[#sent + 1] = id
+      sent_pick[#sent] = picks[j]
     end
+    got = #ids
   end
   out[k + 2] = got
   carry = share - got
@@ -103,20 +106,49 @@ local p5 = '","origin":' .. cjson.encode(ARGV[6]) .. ',"ignore_result":false,'
 local p6 = '","reply_to":"","delivery_mode":2,"delivery_info":{"exchange":"","routing_key":'
   .. cjson.encode(ARGV[5]) .. '},"priority":0,"delivery_tag":"'
 local p7 = '"}}'
-local msgs = {}
-for _, c in ipairs(sent) do
-  local id = id_head .. string.format('%012x', c.id)
-  local extra = string.sub(c.l.extra, 2, -2)
-  local kwargs = '{"url":' .. cjson.encode(c.o.url)
-    .. (listers[c.l.lidx] and (',' .. listers[c.l.lidx]) or '')
-    .. (extra ~= '' and (',' .. extra) or '') .. '}'
-  -- JSON text has no raw control character: escaping it into a JSON string only needs
-  -- backslashes and quotes
-  local esc = string.gsub(kwargs, '[\\"]', '\\%0')
-  msgs[#msgs + 1] = p1 .. esc .. p2 .. id .. p3 .. id .. p4 .. esc .. p5 .. id .. p6 .. id .. p7
+-- the lister fields, escaped once per call
+local lister_esc = {}
+for lidx, fields in pairs(listers) do
+  lister_esc[lidx] = ',' .. string.gsub(fields, '[\\"]', '\\%0')
 end
+local U, L = read_runs(base, sent)
+local msgs = {}
+for i, oid in ipairs(sent) do
+  local id = id_head .. string.format('%012x', oid)
+  -- the listing sent: the first enabled one unless the choice named one
+  local lidx, extra = nil, ''
+  local lraw = L[i] or ''
+  if sent_pick[i] == true then
+    local pos = 1
+    while pos <= #lraw do
+      local x, fl, _, _, _, n, nxt = struct.unpack(LISTING_FMT, lraw, pos)
+      if fl % 2 == 1 then
+        lidx, extra = x, string.sub(lraw, nxt, nxt + n - 1)
+        break
+      end
+      pos = nxt + n
+    end
+  else
+    lidx, extra = sent_pick[i].lidx, sent_pick[i].extra
+  end
+  -- JSON text has no raw control character: escaping it into a JSON string only needs
+  -- backslashes and quotes (urls and extra arguments rarely have any)
+  local url = U[i] or ''
+  if string.find(url, '[\\"]') then
+    url = string.gsub(string.sub(cjson.encode(url), 2, -2), '[\\"]', '\\%0')
+  end
+  local members = string.sub(extra, 2, -2)
+  if members ~= '' then
+    extra = ',' .. string.gsub(members, '[\\"]', '\\%0')
+  else
+    extra = ''
+  end
+  local esc = '{\\"url\\":\\"' .. url .. '\\"' .. (lister_esc[lidx] or '') .. extra .. '}'
+  msgs[i] = p1 .. esc .. p2 .. id .. p3 .. id .. p4 .. esc .. p5 .. id .. p6 .. id .. p7
+end
+local total_sent = #sent
 push_messages(path, KEYS[2], msgs)
 -- counted for /metrics (src/rpc/metrics.rs)
-redis.call('HINCRBY', KEYS[1], 'visits_sent', #sent)
-out[1] = #sent
+redis.call('HINCRBY', KEYS[1], 'visits_sent', total_sent)
+out[1] = total_sent
 return out

@@ -36,7 +36,8 @@
 -- something, by status, in the `results_<status>` fields of KEYS[1] (for /metrics), so that
 -- a retried call counts nothing twice.
 --@include origin
-local base = string.sub(KEYS[1], 1, -6)
+local meta = KEYS[1]
+local base = string.sub(meta, 1, -6)
 local now = num(ARGV[1])
 if now == nil then
   local t = redis.call('TIME')
@@ -52,80 +53,85 @@ for i = 4, #ARGV, 5 do
   end
 end
 local stored = load_origins(base, ids)
-local cur, dirty = {}, {}
+local cur, old_of, dirty, ldirty = {}, {}, {}, {}
 local counted = {e = 0, u = 0, f = 0, n = 0, l = 0}
+local latest = nil
 
 local function later(a, b)
   if a == nil or b > a then return b end
   return a
 end
 
--- Applies one result to the record `o`; returns whether it moved a date.
-local function apply(o, status, date, snap)
-  local le, lu, lf, lnf, snapshot = o.le, o.lu, o.lf, o.lnf, o.snapshot
+-- Applies one result to the stats `s`; returns whether it moved a date.
+local function apply(s, status, date, snap)
+  local ev, un, fa, nf, snapshot = s.ev, s.un, s.fa, s.nf, s.snap
   if status == 'n' then
-    o.lnf = later(o.lnf, date)
+    s.nf = later(s.nf, date)
   elseif status == 'f' then
-    o.lf = later(o.lf, date)
+    s.fa = later(s.fa, date)
   elseif snap == '' then
-    if status == 'e' then o.le = later(o.le, date) else o.lu = later(o.lu, date) end
-  elseif o.snapshot == nil then
-    o.le = date
-    o.snapshot = snap
+    if status == 'e' then s.ev = later(s.ev, date) else s.un = later(s.un, date) end
+  elseif s.snap == nil then
+    s.ev = date
+    s.snap = snap
   else
-    local L = last_success(o)
-    if snap ~= o.snapshot then
-      if L == nil or date >= L then
-        o.le = date
-        o.snapshot = snap
+    local last = last_success(s)
+    if snap ~= s.snap then
+      if last == nil or date >= last then
+        s.ev = date
+        s.snap = snap
       end
-    elseif L ~= nil and date < L then
-      o.lu = L
-      if o.le == nil or date < o.le then o.le = date end
-    elseif L == nil or date > L then
-      o.lu = date
+    elseif last ~= nil and date < last then
+      s.un = last
+      if s.ev == nil or date < s.ev then s.ev = date end
+    elseif last == nil or date > last then
+      s.un = date
     end
   end
-  return o.le ~= le or o.lu ~= lu or o.lf ~= lf or o.lnf ~= lnf or o.snapshot ~= snapshot
+  return s.ev ~= ev or s.un ~= un or s.fa ~= fa or s.nf ~= nf or s.snap ~= snapshot
 end
 
 for i = 4, #ARGV, 5 do
   local id = tonumber(ARGV[i])
-  local old = id and stored[id]
-  if old then
+  if id and stored[id] then
     local o = cur[id]
     if o == nil then
-      o = copy_origin(old)
+      old_of[id] = stored[id]
+      o = copy_origin(old_of[id])
       cur[id] = o
+    end
+    local s = o.st
+    if s == nil then
+      s = {fails = 0}
+      o.st = s
     end
     local status, date, snap = ARGV[i + 1], num(ARGV[i + 2]) or now, ARGV[i + 3]
     local sent_ms = num(ARGV[i + 4])
     if status == 'l' then
       -- lost: only if no result came since a sending before the bound
-      local r = last_result(o)
-      if o.ls ~= nil and o.ls < date and (r == nil or r < o.ls) then
-        status, date = 'f', o.ls
+      local r = last_result(s)
+      if o.k ~= 0 and o.sc < date and (r == nil or r < o.sc) then
+        status, date = 'f', o.sc
       else
         status = nil
       end
-    elseif sent_ms and o.ls and math.floor(o.ls / 1000) == sent_ms and date <= o.ls then
-      date = o.ls + 1
+    elseif sent_ms and o.k ~= 0 and math.floor(o.sc / 1000) == sent_ms and date <= o.sc then
+      date = o.sc + 1
     end
     if status then
-      local moved = apply(o, status, date, snap)
-      if not o.has_stats then
-        o.has_stats = true
-        dirty[id] = true
-      end
+      if latest == nil or date > latest then latest = date end
+      local moved = apply(s, status, date, snap)
+      if not old_of[id].st then dirty[id] = true end
       if moved then
         dirty[id] = true
         local code = ARGV[i + 1]
         counted[code] = (counted[code] or 0) + 1
         local success = status == 'e' or status == 'u'
-        if success then o.fails = 0 else o.fails = o.fails + 1 end
+        if success then s.fails = 0 else s.fails = (s.fails or 0) + 1 end
         if (success and stop_after_success)
-            or (not success and disable_after > 0 and o.fails >= disable_after) then
+            or (not success and disable_after > 0 and s.fails >= disable_after) then
           for _, l in ipairs(o.listings) do l.enabled = false end
+          ldirty[id] = true
         end
       end
     end
@@ -135,15 +141,15 @@ end
 local b, changed = new_batch(), 0
 for _, id in ipairs(ids) do
   -- (only what moved a date, or gave stats to an origin that had none, changes a record)
-  local o, old = cur[id], stored[id]
   if dirty[id] then
     changed = changed + 1
-    put_origin(b, base, id, old, o)
+    put_origin(b, base, old_of[id], cur[id], ldirty[id], true)
   end
 end
-flush(b, base)
+flush(b, base, meta)
+saw_result(meta, latest)
 local names = {e = 'eventful', u = 'uneventful', f = 'failed', n = 'not_found', l = 'lost'}
 for code, n in pairs(counted) do
-  if n > 0 then redis.call('HINCRBY', KEYS[1], 'results_' .. names[code], n) end
+  if n > 0 then redis.call('HINCRBY', meta, 'results_' .. names[code], n) end
 end
 return changed

@@ -1,30 +1,33 @@
 -- Reads the visit stats of origins of one visit type (the original's origin_visit_stats_get).
 -- KEYS[1] <prefix>:{vt:<visit_type>}:meta
 -- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
--- ARGV[1..] urls
--- Returns, for each url that has stats, 7 values: url, last_eventful, last_uneventful,
--- last_failed, last_notfound, last_scheduled (us, integers or nil), last_snapshot (bytes or
--- '').
+-- ARGV[1..] 2 values per origin: url, the url's 8-byte hash
+-- Returns, for each url that has stats (results, or a sending), 3 values: url, its results as
+-- stored (includes/origin.lua) or '', its last_scheduled (us) or ''; src/store/origins.rs
+-- decodes them.
 --@include origin
-local base = string.sub(KEYS[1], 1, -6)
-local ids = origin_ids(base, KEYS[1], ARGV, false)
+local meta = KEYS[1]
+local base = string.sub(meta, 1, -6)
+local urls, hs = {}, {}
+for i = 1, #ARGV, 2 do
+  urls[#urls + 1] = ARGV[i]
+  hs[#hs + 1] = ARGV[i + 1]
+end
+local ids, _, _, R = find_origins(base, url_index(meta), urls, hs)
 local list = {}
-for _, url in ipairs(ARGV) do
+for _, url in ipairs(urls) do
   if ids[url] then list[#list + 1] = ids[url] end
 end
-local stored = load_origins(base, list)
+local K = sendings_of(base, list)
+local T = sending_times(base, K)
 local out = {}
-for _, url in ipairs(ARGV) do
-  local o = ids[url] and stored[ids[url]]
-  if o and o.has_stats then
-    local n = #out
-    out[n + 1] = o.url
-    out[n + 2] = f(o.le)
-    out[n + 3] = f(o.lu)
-    out[n + 4] = f(o.lf)
-    out[n + 5] = f(o.lnf)
-    out[n + 6] = f(o.ls)
-    out[n + 7] = o.snapshot or ''
+for _, url in ipairs(urls) do
+  local id = ids[url]
+  local k = id and K[id] or 0
+  if id and (R[id] or k ~= 0) then
+    out[#out + 1] = url
+    out[#out + 1] = R[id] or ''
+    out[#out + 1] = k ~= 0 and fmt_int(T[k]) or ''
   end
 end
 return out

@@ -548,19 +548,10 @@ impl Listener {
             else {
                 continue;
             };
-            let (mut n, mut offset) = (0, 0);
-            loop {
-                let (read, marked) = self
-                    .store
-                    .sweep_lost_visits(&vt, before, &self.config.visit_rules, offset, 1000)
-                    .await?;
-                n += marked;
-                // marked or not, they stay waiting (until the scheduled cooldown): page on
-                offset += read;
-                if read < 1000 {
-                    break;
-                }
-            }
+            let n = self
+                .store
+                .sweep_lost_visits(&vt, before, &self.config.visit_rules)
+                .await?;
             if n > 0 {
                 warn!(visit_type = %vt, "marked {n} visits failed (no result for {after:?})");
             }

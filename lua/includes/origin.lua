@@ -1,32 +1,63 @@
 -- Origins of one visit type: their records, their places in the policy indexes and their
 -- share of the metric counters. Every key of a visit type starts with the base
 -- "<prefix>:{vt:<visit_type>}" and so lives in one Cluster hash slot:
---   <base>:meta          hash: seq (the last origin id), and the visit runner's counters:
---                        visits_sent, results_<status> (see send_visits.lua, visit_outcomes.lua)
---   <base>:ids           hash url -> origin id
---   <base>:o:<id / 64>   hash (id % 64) -> origin record, ORIGIN_BUCKET to a hash
---   <base>:lister:<lidx> zset, scores 0, members the urls the lister listed (lexical order)
+--   <base>:meta          hash: seq (the last origin id given), h_level and h_split (the size
+--                        of the url index), new_from, n_new, n_osf, n_pk (see below),
+--                        sending_seq, leaf_seq, max_ts, max_release, max_result (grab.lua),
+--                        and the visit runner's counters visits_sent, results_<status>
+--   <base>:o:<id / 32>   hash, three fields per origin, f = (id % 32) * 3: f its url, f + 1
+--                        its listings, f + 2 its visit results (absent: none yet). 96 short
+--                        fields, so Redis keeps the hash listpack-encoded.
+--   <base>:h:<n>         the url index, by linear hashing: hash n holds the 8-byte hashes of
+--                        urls (the caller computes them) -> origin id; <base>:hc holds url ->
+--                        id for the rare urls whose hash another url has already
+--   <base>:lx:<lidx>     "<url>\0<id>" for the urls lister <lidx> listed, in url order
+--                        (includes/leaves.lua)
+--   <base>:new           bitmap, bit <id> set: enabled and never scheduled (in id order, the
+--                        first of oldest_scheduled_first); n_new counts them, and no bit
+--                        before byte new_from is set
+-- Scheduling. Origins chosen together (by one grab, or given one last_scheduled by one stats
+-- upsert) form a sending k, numbered from sending_seq:
+--   <base>:sc            string of u32, at #id: the sending of the origin's last scheduling
+--                        (0: never), written for a whole grab in one BITFIELD
+--   <base>:sd            hash: k -> its time (us), followed by " r" once released (see
+--                        grab.lua); "<k>:n" -> how many origins it is the last sending of
+--                        (it goes when none is left)
+--   <base>:pk, <base>:osf  zsets of sendings, score their time: those whose origins are
+--                        parked (scheduled, no result since, not released) and those whose
+--                        origins oldest_scheduled_first may choose again; the sets
+--                        <base>:pk:<k> and <base>:osf:<k> hold those origins' ids (at most
+--                        CHUNK, so Redis keeps them as intsets); n_pk and n_osf count them
+--   <base>:nv            zset id -> last_update: enabled, no snapshot, a last_update
+--   <base>:lag           zset id -> last success - last_update, when that is negative
 --   <base>:m             hash "<lidx>:k|e|n|p" -> the four metric counters of a lister
---   <base>:p:osf0 <base>:p:osf <base>:p:nv <base>:p:lag   the policy indexes (see placement)
---   <base>:parked        zset id -> last_scheduled: scheduled and no result since
--- A record is a msgpack array: url, has_stats, last_eventful, last_uneventful, last_failed,
--- last_notfound, last_scheduled, last_snapshot (20 bytes), unparked, then the listings, one
--- array per lister: lister index, enabled, last_update, first_seen, last_seen,
--- extra_loader_arguments (JSON text), then, when not 0, the number of failed or not-found
--- visit results in a row (lua/visit_outcomes.lua). Times are microseconds; false stands for
--- none.
--- Scripts read the records they need with one HMGET per bucket, and write records, indexes
--- and counters through a batch (new_batch ... flush), one command per key: the cost of a
--- call is then in the records, not in commands.
-local ORIGIN_BUCKET = 64
+-- Listings: one entry per lister that listed the origin, each
+--   struct '>HBi7i7i7H' lister index, flags (1 enabled, 2 has a last_update), last_update,
+--   first_seen, last_seen, n; then n bytes of extra_loader_arguments (JSON object text, ''
+--   for {}).
+-- Results: struct '>BB' flags, fails; then, as 7-byte integers, those of last_eventful,
+--   last_uneventful, last_failed and last_notfound that flags 1, 2, 4, 8 say are there; then
+--   the last snapshot, if flag 32. fails: failed or not-found results in a row
+--   (visit_outcomes.lua).
+-- An origin has stats (a row of the original's origin_visit_stats) once it has results or a
+-- sending. Times are microseconds (exact in doubles: src/model/mod.rs check_time).
+local ORIGIN_BUCKET = 32
+local CHUNK = 500
+local URL_LOAD = 40
+local LISTING_FMT = '>HBi7i7i7H'
+local LISTING_HEAD = 26
+-- The struct format of a results record, by its date flags (flags % 16).
+local RESULTS_FMT = {}
+for m = 0, 15 do
+  local f = '>BB'
+  for i = 0, 3 do
+    if math.floor(m / 2 ^ i) % 2 == 1 then f = f .. 'i7' end
+  end
+  RESULTS_FMT[m] = f
+end
 
 local function fmt_int(v)
   return string.format('%d', v)
-end
-
-local function tstr(v)
-  if v == nil then return '' end
-  return fmt_int(v)
 end
 
 local function num(v)
@@ -34,99 +65,95 @@ local function num(v)
   return tonumber(v)
 end
 
--- Origin ids are below 2^46, so tostring writes them without an exponent; times (us) are
--- past 10^14 and need fmt_int.
-local function bucket_key(base, id)
-  return base .. ':o:' .. tostring(math.floor(id / ORIGIN_BUCKET))
-end
+-- Key and field names are made once per script run: building strings is much of what a
+-- script spends per origin.
+local REC_KEYS, SLOT_KEYS, FIELDS = {}, {}, {}
+for i = 0, ORIGIN_BUCKET * 3 - 1 do FIELDS[i] = tostring(i) end
 
-local function bucket_field(id)
-  return tostring(id % ORIGIN_BUCKET)
-end
-
-local function orf(v)
-  if v == false then return nil end
-  return v
-end
-
-local function decode_origin(raw)
-  local a = cmsgpack.unpack(raw)
-  local o = {
-    url = a[1], has_stats = a[2], le = orf(a[3]), lu = orf(a[4]), lf = orf(a[5]),
-    lnf = orf(a[6]), ls = orf(a[7]), snapshot = orf(a[8]), unparked = a[9], listings = {},
-    fails = a[11] or 0,
-  }
-  for i, l in ipairs(a[10]) do
-    o.listings[i] = {
-      lidx = l[1], enabled = l[2], last_update = orf(l[3]), first_seen = orf(l[4]),
-      last_seen = orf(l[5]), extra = l[6],
-    }
+local function rec_key(base, id)
+  local n = math.floor(id / ORIGIN_BUCKET)
+  local k = REC_KEYS[n]
+  if not k then
+    k = base .. ':o:' .. n
+    REC_KEYS[n] = k
   end
-  return o
+  return k
 end
 
--- A copy to change, the original staying as it was.
-local function copy_origin(o)
-  local c = {}
-  for k, v in pairs(o) do c[k] = v end
-  c.listings = {}
-  for i, l in ipairs(o.listings) do
-    local m = {}
-    for k, v in pairs(l) do m[k] = v end
-    c.listings[i] = m
-  end
-  return c
-end
-
-local function f(v)
-  if v == nil then return false end
-  return v
-end
-
-local function encode_origin(o)
-  local ls = {}
-  for i, l in ipairs(o.listings) do
-    ls[i] = {l.lidx, l.enabled, f(l.last_update), f(l.first_seen), f(l.last_seen), l.extra}
-  end
-  local a = {o.url, o.has_stats, f(o.le), f(o.lu), f(o.lf), f(o.lnf), f(o.ls), f(o.snapshot),
-    o.unparked, ls}
-  if o.fails and o.fails > 0 then a[11] = o.fails end
-  return cmsgpack.pack(a)
+local function rec_field(id)
+  return (id % ORIGIN_BUCKET) * 3
 end
 
 -- Calls a command with a fixed head and a long list of arguments, a few thousand at a time
 -- (Lua's unpack has a limit).
 local function call_many(cmd, key, args, step)
   step = step or 4000
+  local out = 0
   for i = 1, #args, step do
-    local last = math.min(i + step - 1, #args)
-    redis.call(cmd, key, unpack(args, i, last))
-  end
-end
-
--- The records of these origin ids: id -> decoded record (absent ids are left out).
-local function load_origins(base, ids)
-  local by_bucket, order = {}, {}
-  for _, id in ipairs(ids) do
-    local k = bucket_key(base, id)
-    if not by_bucket[k] then
-      by_bucket[k] = {}
-      order[#order + 1] = k
-    end
-    local b = by_bucket[k]
-    b[#b + 1] = id
-  end
-  local out = {}
-  for _, k in ipairs(order) do
-    local want = by_bucket[k]
-    local fields = {}
-    for i, id in ipairs(want) do fields[i] = bucket_field(id) end
-    local raws = redis.call('HMGET', k, unpack(fields))
-    for i, id in ipairs(want) do
-      if raws[i] then out[id] = decode_origin(raws[i]) end
-    end
+    local r = redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
+    if type(r) == 'number' then out = out + r end
   end
   return out
+end
+
+-- The records of these origin ids, one HMGET per hash: url, listings and results by id
+-- (false when absent).
+local function read_records(base, ids)
+  local by, order = {}, {}
+  for _, id in ipairs(ids) do
+    local k = rec_key(base, id)
+    local b = by[k]
+    if not b then
+      b = {}
+      by[k] = b
+      order[#order + 1] = k
+    end
+    b[#b + 1] = id
+  end
+  local U, L, R = {}, {}, {}
+  for _, k in ipairs(order) do
+    local want = by[k]
+    local fields = {}
+    for i, id in ipairs(want) do
+      local f = rec_field(id)
+      fields[3 * i - 2], fields[3 * i - 1], fields[3 * i] = FIELDS[f], FIELDS[f + 1],
+        FIELDS[f + 2]
+    end
+    local v = redis.call('HMGET', k, unpack(fields))
+    for i, id in ipairs(want) do
+      U[id], L[id], R[id] = v[3 * i - 2], v[3 * i - 1], v[3 * i]
+    end
+  end
+  return U, L, R
+end
+
+-- Results --------------------------------------------------------------------------------
+
+local function decode_results(raw)
+  if not raw then return nil end
+  local fl = string.byte(raw, 1)
+  local v = {struct.unpack(RESULTS_FMT[fl % 16], raw)}
+  local s = {fails = v[2]}
+  local at = 3
+  if fl % 2 == 1 then s.ev, at = v[at], at + 1 end
+  if math.floor(fl / 2) % 2 == 1 then s.un, at = v[at], at + 1 end
+  if math.floor(fl / 4) % 2 == 1 then s.fa, at = v[at], at + 1 end
+  if math.floor(fl / 8) % 2 == 1 then s.nf, at = v[at], at + 1 end
+  if fl >= 32 then s.snap = string.sub(raw, v[at]) end
+  return s
+end
+
+local function encode_results(s)
+  local fl, parts = 0, {}
+  for i, f in ipairs({'ev', 'un', 'fa', 'nf'}) do
+    if s[f] ~= nil then
+      fl = fl + 2 ^ (i - 1)
+      parts[#parts + 1] = s[f]
+    end
+  end
+  if s.snap then fl = fl + 32 end
+  return struct.pack(RESULTS_FMT[fl % 16], fl, math.min(s.fails or 0, 255), unpack(parts))
+    .. (s.snap or '')
 end
 
 local function max_of(a, b, c, d)
@@ -138,179 +165,524 @@ local function max_of(a, b, c, d)
 end
 
 -- The latest visit result of any kind (the original's GREATEST(le, lu, lf, lnf)).
-local function last_result(o)
-  return max_of(o.le, o.lu, o.lf, o.lnf)
+local function last_result(s)
+  return max_of(s.ev, s.un, s.fa, s.nf)
 end
 
 -- The latest successful visit (GREATEST(le, lu)).
-local function last_success(o)
-  return max_of(o.le, o.lu)
+local function last_success(s)
+  return max_of(s.ev, s.un)
+end
+
+-- Listings -------------------------------------------------------------------------------
+
+local function decode_listings(raw)
+  local out, pos = {}, 1
+  if not raw then return out end
+  while pos <= #raw do
+    local lidx, fl, upd, fs, seen, n, nxt = struct.unpack(LISTING_FMT, raw, pos)
+    local l = {lidx = lidx, enabled = fl % 2 == 1, fs = fs, seen = seen,
+      extra = string.sub(raw, nxt, nxt + n - 1)}
+    if fl >= 2 then l.upd = upd end
+    out[#out + 1] = l
+    pos = nxt + n
+  end
+  return out
+end
+
+local function encode_listings(ls)
+  local parts = {}
+  for i, l in ipairs(ls) do
+    parts[i] = struct.pack(LISTING_FMT, l.lidx, (l.enabled and 1 or 0) + (l.upd and 2 or 0),
+      l.upd or 0, l.fs, l.seen, #l.extra) .. l.extra
+  end
+  return table.concat(parts)
 end
 
 -- The latest last_update among the enabled listings, and whether any listing is enabled.
-local function enabled_update(o)
-  local any, lu = false, nil
-  for _, l in ipairs(o.listings) do
+local function enabled_update(listings)
+  local any, upd = false, nil
+  for _, l in ipairs(listings) do
     if l.enabled then
       any = true
-      if l.last_update ~= nil and (lu == nil or l.last_update > lu) then lu = l.last_update end
+      if l.upd ~= nil and (upd == nil or l.upd > upd) then upd = l.upd end
     end
   end
-  return any, lu
+  return any, upd
 end
 
--- Where an origin stands in the indexes: index name -> score. Only enabled origins are
--- indexed. One scheduled with no result since (and not released by the scheduled cooldown,
--- `unparked`) is parked; the others are in the policy indexes they qualify for:
---   p:osf0 never scheduled, by id (insertion order); p:osf scheduled, by last_scheduled;
---   p:nv no snapshot and a known last_update, by last_update;
---   p:lag a snapshot and changed since the last success, by minus the lag.
-local function placement(id, o)
-  local p = {}
-  if o == nil then return p end
-  local enabled, lu = enabled_update(o)
-  if not enabled then return p end
-  local r = last_result(o)
-  if o.ls ~= nil and (r == nil or o.ls >= r) and not o.unparked then
-    p.parked = o.ls
-    return p
+-- Sendings -------------------------------------------------------------------------------
+
+-- The sending of each id (0: never scheduled), one BITFIELD per thousand: id -> k.
+local function sendings_of(base, ids)
+  local K = {}
+  for i = 1, #ids, 1000 do
+    local args = {}
+    local last = math.min(i + 999, #ids)
+    for j = i, last do
+      local m = 3 * (j - i)
+      args[m + 1], args[m + 2], args[m + 3] = 'GET', 'u32', ids[j] * 32
+    end
+    local v = redis.call('BITFIELD', base .. ':sc', unpack(args))
+    for j = i, last do K[ids[j]] = v[j - i + 1] end
   end
-  if o.ls == nil then p['p:osf0'] = id else p['p:osf'] = o.ls end
-  if lu ~= nil then
-    if o.snapshot == nil then
-      p['p:nv'] = lu
+  return K
+end
+
+-- The time and released flag of these sendings: k -> time, k -> true.
+local function sending_times(base, ks)
+  local list, seen = {}, {}
+  for _, k in pairs(ks) do
+    if k ~= 0 and not seen[k] then
+      seen[k] = true
+      list[#list + 1] = k
+    end
+  end
+  local T, REL = {}, {}
+  if #list == 0 then return T, REL end
+  local v = redis.call('HMGET', base .. ':sd', unpack(list))
+  for i, k in ipairs(list) do
+    local t = v[i] or '0'
+    T[k] = tonumber(string.match(t, '^%S+'))
+    REL[k] = string.find(t, ' r', 1, true) ~= nil
+  end
+  return T, REL
+end
+
+-- A new sending at `sc` (us), not released yet.
+local function new_sending(base, meta, sc)
+  local k = redis.call('HINCRBY', meta, 'sending_seq', 1)
+  redis.call('HSET', base .. ':sd', k, fmt_int(sc))
+  return k
+end
+
+-- Origins --------------------------------------------------------------------------------
+
+-- An origin as the general paths see it: id, url, listings, st (results, or nil), k (its
+-- sending, 0 for none), sc (the sending's time), released (the sending's flag).
+local function origin_from(id, url, lraw, rraw, k, T, REL)
+  return {id = id, url = url, listings = decode_listings(lraw), st = decode_results(rraw),
+    k = k, sc = T[k], released = REL[k] or false}
+end
+
+-- The origins of these ids that exist: id -> origin.
+local function load_origins(base, ids)
+  local U, L, R = read_records(base, ids)
+  local K = sendings_of(base, ids)
+  local T, REL = sending_times(base, K)
+  local out = {}
+  for _, id in ipairs(ids) do
+    if U[id] then out[id] = origin_from(id, U[id], L[id], R[id], K[id] or 0, T, REL) end
+  end
+  return out
+end
+
+-- The url and listings of `ids`, in arrays aligned with it: one HMGET per run of ids in the
+-- same hash (ids taken from an index in order often come in runs).
+local function read_runs(base, ids)
+  local U, L = {}, {}
+  local i, n = 1, #ids
+  while i <= n do
+    local bucket = math.floor(ids[i] / ORIGIN_BUCKET)
+    local fields, j = {}, i
+    while j <= n and math.floor(ids[j] / ORIGIN_BUCKET) == bucket do
+      local f = (ids[j] % ORIGIN_BUCKET) * 3
+      fields[2 * (j - i) + 1], fields[2 * (j - i) + 2] = FIELDS[f], FIELDS[f + 1]
+      j = j + 1
+    end
+    local v = redis.call('HMGET', rec_key(base, ids[i]), unpack(fields))
+    for m = i, j - 1 do
+      U[m], L[m] = v[2 * (m - i) + 1], v[2 * (m - i) + 2]
+    end
+    i = j
+  end
+  return U, L
+end
+
+local function copy_origin(o)
+  local c = {id = o.id, url = o.url, listings = {}, k = o.k, sc = o.sc, released = o.released}
+  for i, l in ipairs(o.listings) do
+    local m = {}
+    for f, v in pairs(l) do m[f] = v end
+    c.listings[i] = m
+  end
+  if o.st then
+    c.st = {}
+    for f, v in pairs(o.st) do c.st[f] = v end
+  end
+  return c
+end
+
+-- Where an origin stands in the indexes. Only enabled origins are indexed. One scheduled
+-- with no result since (and whose sending is not released by the scheduled cooldown) is
+-- parked (pk); the others are in the policy indexes they qualify for: new (never scheduled)
+-- or osf (scheduled before); nv (no snapshot and a last_update, by last_update); lag (a
+-- snapshot and a last_update after the last success, by minus the lag).
+local function placement(o)
+  local p = {}
+  local enabled, upd = enabled_update(o.listings)
+  if not enabled then return p end
+  local s = o.st
+  if o.k ~= 0 then
+    local r = s and last_result(s)
+    if (r == nil or o.sc >= r) and not o.released then
+      p.pk, p.sc = o.k, o.sc
+      return p
+    end
+    p.osf, p.sc = o.k, o.sc
+  else
+    p.new = true
+  end
+  if upd ~= nil then
+    if not (s and s.snap) then
+      p.nv = upd
     else
-      local s = last_success(o)
-      if s ~= nil and lu > s then p['p:lag'] = s - lu end
+      local ok = last_success(s)
+      if ok ~= nil and upd > ok then p.lag = ok - upd end
     end
   end
   return p
 end
 
-local INDEXES = {'p:osf0', 'p:osf', 'p:nv', 'p:lag', 'parked'}
-
--- What an origin adds to the metric counters, per lister: "<lidx>:k|e|n|p" -> +-1. As
--- update_metrics in the original: known, enabled, enabled and no snapshot, enabled and
--- last_update after the last successful visit.
 local COUNTER_FIELDS = {}
 
--- The counter fields of a lister: "<lidx>:k" ... (made once per script run).
+-- The counter fields of a lister: {k = "<lidx>:k", ...} (made once per script run).
 local function counter_fields(lidx)
   local c = COUNTER_FIELDS[lidx]
   if not c then
-    c = {k = lidx .. ':k', e = lidx .. ':e', n = lidx .. ':n', p = lidx .. ':p'}
+    local p = lidx .. ':'
+    c = {k = p .. 'k', e = p .. 'e', n = p .. 'n', p = p .. 'p'}
     COUNTER_FIELDS[lidx] = c
   end
   return c
 end
 
+local function count(into, field, d)
+  into[field] = (into[field] or 0) + d
+end
+
+-- What an origin adds to the metric counters, per lister: "<lidx>:k|e|n|p" -> +-1. As
+-- update_metrics in the original: known, enabled, enabled and no snapshot, enabled and
+-- last_update after the last successful visit.
 local function contribution(o, into, sign)
   if o == nil then return into end
-  local s = last_success(o)
+  local s = o.st or {}
+  local ok = last_success(s)
   for _, l in ipairs(o.listings) do
     local c = counter_fields(l.lidx)
-    into[c.k] = (into[c.k] or 0) + sign
+    count(into, c.k, sign)
     if l.enabled then
-      into[c.e] = (into[c.e] or 0) + sign
-      if o.snapshot == nil then into[c.n] = (into[c.n] or 0) + sign end
-      if l.last_update ~= nil and s ~= nil and l.last_update > s then
-        into[c.p] = (into[c.p] or 0) + sign
-      end
+      count(into, c.e, sign)
+      if s.snap == nil then count(into, c.n, sign) end
+      if l.upd ~= nil and ok ~= nil and l.upd > ok then count(into, c.p, sign) end
     end
   end
   return into
 end
 
--- Writes gathered for one flush: records by bucket, index additions and removals, counter
--- deltas.
+-- Writes ---------------------------------------------------------------------------------
+
+-- The writes of one script, gathered and then flushed one command per key: record fields by
+-- hash, bits of <base>:new, sendings of origins, nv and lag scores, sending set moves,
+-- sending reference counts, counter deltas.
 local function new_batch()
-  local b = {records = {}, buckets = {}, zadd = {}, zrem = {}, counts = {}}
-  for _, name in ipairs(INDEXES) do
-    b.zadd[name] = {}
-    b.zrem[name] = {}
-  end
-  return b
+  return {rec = {}, rec_order = {}, bit_ids = {}, bit_vals = {}, sc_ids = {}, sc_ks = {},
+    zadd = {nv = {}, lag = {}}, zrem = {nv = {}, lag = {}}, cadd = {osf = {}, pk = {}},
+    crem = {osf = {}, pk = {}}, refs = {}, counts = {}}
 end
 
--- Stores only an origin's record through the batch: for a change that moves it in no index
--- and no counter.
-local function put_record(b, base, id, o)
-  local k = bucket_key(base, id)
-  if not b.records[k] then
-    b.records[k] = {}
-    b.buckets[#b.buckets + 1] = k
+local function put_field(b, base, id, col, value)
+  local k = rec_key(base, id)
+  local r = b.rec[k]
+  if not r then
+    r = {}
+    b.rec[k] = r
+    b.rec_order[#b.rec_order + 1] = k
   end
-  local rec = b.records[k]
-  rec[#rec + 1] = bucket_field(id)
-  rec[#rec + 1] = encode_origin(o)
+  local n = #r
+  r[n + 1] = FIELDS[rec_field(id) + col]
+  r[n + 2] = value
 end
 
--- Stores an origin (`old` is how it was, nil if new) through the batch: its record, its
--- moves between indexes, and the change of its counters (unless `same_counts`).
-local function put_origin(b, base, id, old, new, same_counts)
-  put_record(b, base, id, new)
-  local before, after = placement(id, old), placement(id, new)
-  local member = tostring(id)
-  for _, name in ipairs(INDEXES) do
-    local x, y = before[name], after[name]
-    if x ~= nil and y == nil then
-      local z = b.zrem[name]
-      z[#z + 1] = member
-    elseif y ~= nil and x ~= y then
-      local z = b.zadd[name]
-      z[#z + 1] = y
-      z[#z + 1] = member
+local function set_bit(b, id, v)
+  local n = #b.bit_ids + 1
+  b.bit_ids[n], b.bit_vals[n] = id, v
+end
+
+-- Adds `id` to the moves into (or out of) sending set k.
+local function chunk_op(t, k, sc, id)
+  local c = t[k]
+  if not c then
+    c = {sc = sc}
+    t[k] = c
+  end
+  c[#c + 1] = id
+end
+
+-- Moves origin `id` from the places `x` to the places `y` (placement results).
+local function move(b, id, x, y)
+  if x.new ~= y.new then set_bit(b, id, y.new and 1 or 0) end
+  for _, name in ipairs({'osf', 'pk'}) do
+    if x[name] ~= y[name] then
+      if x[name] then chunk_op(b.crem[name], x[name], x.sc, id) end
+      if y[name] then chunk_op(b.cadd[name], y[name], y.sc, id) end
     end
   end
-  if not same_counts then
-    contribution(new, b.counts, 1)
-    contribution(old, b.counts, -1)
+  for _, name in ipairs({'nv', 'lag'}) do
+    local u, v = x[name], y[name]
+    if u ~= v then
+      if v == nil then
+        local z = b.zrem[name]
+        z[#z + 1] = id
+      else
+        local z = b.zadd[name]
+        z[#z + 1] = v
+        z[#z + 1] = id
+      end
+    end
   end
 end
 
-local function flush(b, base)
-  for _, k in ipairs(b.buckets) do call_many('HSET', k, b.records[k]) end
-  for _, name in ipairs(INDEXES) do
+-- Gives origin `id` the sending k (it had `was`).
+local function set_sending(b, id, was, k)
+  if was == k then return end
+  local n = #b.sc_ids + 1
+  b.sc_ids[n], b.sc_ks[n] = id, k
+  if was ~= 0 then b.refs[was] = (b.refs[was] or 0) - 1 end
+  if k ~= 0 then b.refs[k] = (b.refs[k] or 0) + 1 end
+end
+
+-- Stores an origin (`old` as it was, nil if new) through the batch: its listings and results
+-- (when they changed: `lchanged`, `rchanged`), its sending, its moves between indexes and its
+-- counters.
+local function put_origin(b, base, old, new, lchanged, rchanged)
+  if lchanged then put_field(b, base, new.id, 1, encode_listings(new.listings)) end
+  if rchanged and new.st then put_field(b, base, new.id, 2, encode_results(new.st)) end
+  set_sending(b, new.id, old and old.k or 0, new.k)
+  move(b, new.id, old and placement(old) or {}, placement(new))
+  contribution(new, b.counts, 1)
+  contribution(old, b.counts, -1)
+end
+
+local function flush_sets(base, meta, root, adds, rems)
+  local delta = 0
+  for k, c in pairs(rems) do
+    local key = base .. ':' .. root .. ':' .. k
+    delta = delta - call_many('SREM', key, c)
+    if not adds[k] and redis.call('EXISTS', key) == 0 then
+      redis.call('ZREM', base .. ':' .. root, k)
+    end
+  end
+  for k, c in pairs(adds) do
+    delta = delta + call_many('SADD', base .. ':' .. root .. ':' .. k, c)
+    redis.call('ZADD', base .. ':' .. root, 'NX', c.sc, k)
+  end
+  if delta ~= 0 then redis.call('HINCRBY', meta, 'n_' .. root, delta) end
+end
+
+-- One BITFIELD SET per thousand values of `width` bits (1 or 32, unsigned) at slots `ids`;
+-- returns the old values.
+local function bitfield_set(key, width, ids, vals)
+  local olds = {}
+  local typ = 'u' .. width
+  for i = 1, #ids, 1000 do
+    local args = {}
+    local last = math.min(i + 999, #ids)
+    for j = i, last do
+      local m = 4 * (j - i)
+      args[m + 1], args[m + 2], args[m + 3], args[m + 4] = 'SET', typ, ids[j] * width, vals[j]
+    end
+    local v = redis.call('BITFIELD', key, unpack(args))
+    for j = i, last do olds[j] = v[j - i + 1] end
+  end
+  return olds
+end
+
+local function flush(b, base, meta)
+  for _, k in ipairs(b.rec_order) do call_many('HSET', k, b.rec[k]) end
+  if #b.bit_ids > 0 then
+    local olds = bitfield_set(base .. ':new', 1, b.bit_ids, b.bit_vals)
+    local delta, lowest = 0, nil
+    for j, id in ipairs(b.bit_ids) do
+      local v = b.bit_vals[j]
+      delta = delta + v - olds[j]
+      if v == 1 and (lowest == nil or id < lowest) then lowest = id end
+    end
+    if delta ~= 0 then redis.call('HINCRBY', meta, 'n_new', delta) end
+    if lowest ~= nil then
+      local from = tonumber(redis.call('HGET', meta, 'new_from') or '0')
+      if math.floor(lowest / 8) < from then
+        redis.call('HSET', meta, 'new_from', math.floor(lowest / 8))
+      end
+    end
+  end
+  if #b.sc_ids > 0 then bitfield_set(base .. ':sc', 32, b.sc_ids, b.sc_ks) end
+  for _, name in ipairs({'nv', 'lag'}) do
     if #b.zrem[name] > 0 then call_many('ZREM', base .. ':' .. name, b.zrem[name]) end
     if #b.zadd[name] > 0 then call_many('ZADD', base .. ':' .. name, b.zadd[name]) end
+  end
+  flush_sets(base, meta, 'osf', b.cadd.osf, b.crem.osf)
+  flush_sets(base, meta, 'pk', b.cadd.pk, b.crem.pk)
+  -- sendings no origin names any more go
+  local sd = base .. ':sd'
+  for k, d in pairs(b.refs) do
+    if d ~= 0 and redis.call('HINCRBY', sd, k .. ':n', d) <= 0 then
+      redis.call('HDEL', sd, k, k .. ':n')
+    end
   end
   for field, d in pairs(b.counts) do
     if d ~= 0 then redis.call('HINCRBY', base .. ':m', field, d) end
   end
 end
 
--- A listing as returned to the caller: lidx, url, enabled, last_update, first_seen,
--- last_seen, extra_loader_arguments; times as integers (false, a nil reply, for none).
-local function listing_reply(out, o, l)
-  local n = #out
-  out[n + 1] = l.lidx
-  out[n + 2] = o.url
-  out[n + 3] = l.enabled and '1' or '0'
-  out[n + 4] = f(l.last_update)
-  out[n + 5] = f(l.first_seen)
-  out[n + 6] = f(l.last_seen)
-  out[n + 7] = l.extra
+-- Results recorded up to this time: a grab at or after it needs no look at any (grab.lua).
+local function saw_result(meta, t)
+  if t == nil then return end
+  local m = tonumber(redis.call('HGET', meta, 'max_result') or '-inf')
+  if t > m then redis.call('HSET', meta, 'max_result', fmt_int(t)) end
 end
 
--- Origin ids of these urls, allocating ids (in one HINCRBY) for those not known yet when
--- `create`; returns url -> id and the list of new urls.
-local function origin_ids(base, meta, urls, create)
-  if #urls == 0 then return {}, {} end
-  local found = redis.call('HMGET', base .. ':ids', unpack(urls))
-  local ids, fresh = {}, {}
-  for i, url in ipairs(urls) do
-    if found[i] then ids[url] = tonumber(found[i]) else fresh[#fresh + 1] = url end
+-- The url index ----------------------------------------------------------------------------
+
+-- Its size: 2^level hashes, the first `split` of them split already into two.
+local function url_index(meta)
+  local v = redis.call('HMGET', meta, 'h_level', 'h_split', 'seq')
+  local ix = {level = tonumber(v[1]) or 0, split = tonumber(v[2]) or 0, seq = tonumber(v[3]) or 0}
+  ix.size = 2 ^ ix.level
+  return ix
+end
+
+local function url_slot(ix, h)
+  local h32 = struct.unpack('>I4', h)
+  local a = h32 % ix.size
+  if a < ix.split then a = h32 % (2 * ix.size) end
+  return a
+end
+
+local function slot_key(base, a)
+  local k = SLOT_KEYS[a]
+  if not k then
+    k = base .. ':h:' .. a
+    SLOT_KEYS[a] = k
   end
-  if create and #fresh > 0 then
-    local last = redis.call('HINCRBY', meta, 'seq', #fresh)
-    local args = {}
-    for i, url in ipairs(fresh) do
-      local id = last - #fresh + i
-      ids[url] = id
-      args[#args + 1] = url
-      args[#args + 1] = tostring(id)
+  return k
+end
+
+-- Splits hashes while they hold more than URL_LOAD urls on average (linear hashing: each
+-- split moves half of one hash into a new one).
+local function url_grow(base, meta, ix)
+  local changed = false
+  while ix.seq > URL_LOAD * (ix.size + ix.split) do
+    local size = ix.size
+    local key = slot_key(base, ix.split)
+    local all = redis.call('HGETALL', key)
+    local moved, gone = {}, {}
+    for i = 1, #all, 2 do
+      local h = all[i]
+      if struct.unpack('>I4', h) % (2 * size) ~= ix.split then
+        moved[#moved + 1] = h
+        moved[#moved + 1] = all[i + 1]
+        gone[#gone + 1] = h
+      end
     end
-    call_many('HSET', base .. ':ids', args)
+    if #gone > 0 then
+      call_many('HSET', slot_key(base, ix.split + size), moved)
+      call_many('HDEL', key, gone)
+    end
+    ix.split = ix.split + 1
+    if ix.split == size then
+      ix.level, ix.split, ix.size = ix.level + 1, 0, size * 2
+    end
+    changed = true
   end
-  return ids, fresh
+  if changed then redis.call('HSET', meta, 'h_level', ix.level, 'h_split', ix.split) end
+end
+
+-- The known origins among these urls (hs[i] the 8-byte hash of urls[i]): url -> id, and
+-- their records (U, L, R by id, as read_records). `taken` tells, for the unknown ones,
+-- whether their hash belongs to another url already (url -> true).
+local function find_origins(base, ix, urls, hs)
+  local by, order = {}, {}
+  for i = 1, #urls do
+    local a = url_slot(ix, hs[i])
+    local g = by[a]
+    if not g then
+      g = {}
+      by[a] = g
+      order[#order + 1] = a
+    end
+    g[#g + 1] = i
+  end
+  local cand, cand_ids = {}, {}
+  for _, a in ipairs(order) do
+    local g = by[a]
+    local fields = {}
+    for j, i in ipairs(g) do fields[j] = hs[i] end
+    local v = redis.call('HMGET', slot_key(base, a), unpack(fields))
+    for j, i in ipairs(g) do
+      if v[j] then
+        local id = tonumber(v[j])
+        cand[urls[i]] = id
+        cand_ids[#cand_ids + 1] = id
+      end
+    end
+  end
+  local U, L, R = read_records(base, cand_ids)
+  local ids, taken, other = {}, {}, {}
+  for _, url in ipairs(urls) do
+    local id = cand[url]
+    if id ~= nil then
+      if U[id] == url then ids[url] = id else other[#other + 1] = url end
+    end
+  end
+  if #other > 0 then
+    local v = redis.call('HMGET', base .. ':hc', unpack(other))
+    local more = {}
+    for j, url in ipairs(other) do
+      if v[j] then
+        ids[url] = tonumber(v[j])
+        more[#more + 1] = ids[url]
+      else
+        taken[url] = true
+      end
+    end
+    local U2, L2, R2 = read_records(base, more)
+    for id, u in pairs(U2) do U[id], L[id], R[id] = u, L2[id], R2[id] end
+  end
+  return ids, U, L, R, taken
+end
+
+-- Gives ids to new urls (`fresh`, with their hashes in hs_of) and indexes them; stores their
+-- url field through the batch. Returns url -> id.
+local function add_origins(b, base, meta, ix, fresh, hs_of, taken)
+  local ids = {}
+  if #fresh == 0 then return ids end
+  local last = redis.call('HINCRBY', meta, 'seq', #fresh)
+  ix.seq = last
+  local by, order, coll, seen = {}, {}, {}, {}
+  for i, url in ipairs(fresh) do
+    local id = last - #fresh + i
+    ids[url] = id
+    put_field(b, base, id, 0, url)
+    local h = hs_of[url]
+    if taken[url] or seen[h] then
+      coll[#coll + 1] = url
+      coll[#coll + 1] = id
+    else
+      seen[h] = true
+      local a = url_slot(ix, h)
+      local g = by[a]
+      if not g then
+        g = {}
+        by[a] = g
+        order[#order + 1] = a
+      end
+      g[#g + 1] = h
+      g[#g + 1] = id
+    end
+  end
+  for _, a in ipairs(order) do call_many('HSET', slot_key(base, a), by[a]) end
+  if #coll > 0 then call_many('HSET', base .. ':hc', coll) end
+  url_grow(base, meta, ix)
+  return ids
 end

@@ -153,7 +153,7 @@ pub struct GrabOptions {
 /// Longest URL accepted, in bytes.
 pub const MAX_URL: usize = 8192;
 /// Largest `extra_loader_arguments` accepted, as JSON text in bytes.
-pub const MAX_EXTRA_LOADER_ARGUMENTS: usize = 65536;
+pub const MAX_EXTRA_LOADER_ARGUMENTS: usize = 65535;
 /// Most listings or stats one call may carry; larger batches are refused whole.
 pub const MAX_BATCH: usize = 100_000;
 

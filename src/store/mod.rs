@@ -9,6 +9,7 @@ pub mod connection;
 mod dispatch;
 pub mod keys;
 mod listers;
+mod origin_records;
 mod origins;
 mod outbox;
 pub use keys::OutboxKeys;

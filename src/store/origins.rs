@@ -10,6 +10,9 @@ use redis::{AsyncCommands, Value};
 use serde_json::Value as Json;
 
 use super::keys::VisitTypeKeys;
+use super::origin_records::{
+    ListingEntry, ORIGIN_BUCKET, StatsRecord, decode_listings, decode_stats, url_hash,
+};
 use super::scripts::{Call, ScriptName};
 use super::{BrokerLink, OutboxKeys, Store, array, as_bytes, opt_arg};
 use crate::error::{Error, Result};
@@ -21,13 +24,15 @@ use crate::model::{
 
 /// Listings or stats one script call carries at most, so that no call holds Redis long.
 const ORIGINS_PER_CALL: usize = 1000;
+/// Chunks of waiting origins one sweep step reads (see `sweep_lost_visits`).
+const SWEEP_CHUNKS: usize = 20;
 /// Longest visit type accepted, in bytes.
 const MAX_VISIT_TYPE: usize = 256;
 
 /// Lister index <-> lister id, as read from Redis for one call.
 struct ListerIndex {
-    by_id: HashMap<String, String>,
-    by_idx: HashMap<String, String>,
+    by_id: HashMap<String, u16>,
+    by_idx: HashMap<u16, String>,
 }
 
 impl Store {
@@ -37,12 +42,12 @@ impl Store {
 
     async fn lister_index(&self) -> Result<ListerIndex> {
         let mut con = self.con().await?;
-        let mut by_idx: HashMap<String, String> = con.hgetall(&self.global().lister_idx).await?;
-        by_idx.remove("seq");
-        let by_id = by_idx
-            .iter()
-            .map(|(i, id)| (id.clone(), i.clone()))
+        let all: HashMap<String, String> = con.hgetall(&self.global().lister_idx).await?;
+        let by_idx: HashMap<u16, String> = all
+            .into_iter()
+            .filter_map(|(i, id)| Some((i.parse().ok()?, id)))
             .collect();
+        let by_id = by_idx.iter().map(|(i, id)| (id.clone(), *i)).collect();
         Ok(ListerIndex { by_id, by_idx })
     }
 
@@ -63,7 +68,7 @@ impl Store {
         let index = self.lister_index().await?;
         // check everything, merge duplicates (last wins, at the place of the first), group by
         // visit type
-        let mut kept: Vec<(&str, ListedOrigin)> = Vec::with_capacity(listed_origins.len());
+        let mut kept: Vec<(u16, ListedOrigin)> = Vec::with_capacity(listed_origins.len());
         let mut seen: HashMap<(&str, &str, &str), usize> = HashMap::new();
         for (i, o) in listed_origins.iter().enumerate() {
             let f = |k: &str| format!("listed_origins[{i}].{k}");
@@ -78,10 +83,10 @@ impl Store {
             }
             let key = (o.lister_id.as_str(), o.url.as_str(), o.visit_type.as_str());
             match seen.get(&key) {
-                Some(&at) => kept[at] = (lidx, o.clone()),
+                Some(&at) => kept[at] = (*lidx, o.clone()),
                 None => {
                     seen.insert(key, kept.len());
-                    kept.push((lidx, o.clone()));
+                    kept.push((*lidx, o.clone()));
                 }
             }
         }
@@ -124,11 +129,17 @@ impl Store {
                 call.arg(now);
                 for &at in chunk {
                     let (lidx, o) = &kept[at];
-                    call.arg(*lidx)
-                        .arg(&o.url)
-                        .arg(if o.enabled { "1" } else { "0" })
-                        .arg(opt_arg(o.last_update.map(to_micros)))
-                        .arg(&extras[at]);
+                    let entry = ListingEntry {
+                        lister_index: *lidx,
+                        enabled: o.enabled,
+                        last_update: o.last_update.map(to_micros),
+                        first_seen: now,
+                        last_seen: now,
+                        extra: extras[at].clone(),
+                    };
+                    call.arg(&o.url)
+                        .arg(&url_hash(&o.url)[..])
+                        .arg(entry.encode());
                 }
                 let reply = array(call.run(&mut con).await?)?;
                 for (&at, v) in chunk.iter().zip(&reply) {
@@ -161,12 +172,12 @@ impl Store {
     ) -> Result<ListedOriginPage> {
         let limit = limit.max(1);
         let index = self.lister_index().await?;
-        let mut listers: Vec<(&String, &String)> = match lister_id {
+        let mut listers: Vec<(&String, u16)> = match lister_id {
             Some(id) => match index.by_id.get_key_value(id) {
-                Some(pair) => vec![pair],
+                Some((id, lidx)) => vec![(id, *lidx)],
                 None => return Ok(ListedOriginPage::default()),
             },
-            None => index.by_id.iter().collect(),
+            None => index.by_id.iter().map(|(id, lidx)| (id, *lidx)).collect(),
         };
         listers.sort();
         let mut con = self.con().await?;
@@ -178,6 +189,9 @@ impl Store {
                 Some((tid, turl)) if id == tid => turl.clone(),
                 _ => String::new(),
             };
+            if url.is_some_and(|u| !after.is_empty() && u.as_bytes() <= after.as_bytes()) {
+                continue;
+            }
             let mut types: Vec<String> = con
                 .smembers(format!("{}{lidx}", self.global().lister_visit_types))
                 .await?;
@@ -193,7 +207,15 @@ impl Store {
                     .arg(url.unwrap_or(""))
                     .run(&mut con)
                     .await?;
-                rows.extend(listings_from(&array(reply)?, vt, &index)?);
+                for r in array(reply)?.chunks(2) {
+                    let [u, raw] = r else {
+                        return Err(Error::Other("listed_origins returned a partial row".into()));
+                    };
+                    let entries = decode_listings(as_bytes(raw))?;
+                    if let Some(e) = entries.into_iter().find(|e| e.lister_index == lidx) {
+                        rows.push(listed_origin(id, text(u), vt, e)?);
+                    }
+                }
             }
             rows.sort_by(|a, b| (&a.url, &a.visit_type).cmp(&(&b.url, &b.visit_type)));
             for r in rows {
@@ -285,11 +307,97 @@ impl Store {
         .arg(us(options.absolute_cooldown, "absolute_cooldown")?)
         .arg(us(options.failed_cooldown, "failed_cooldown")?)
         .arg(us(options.not_found_cooldown, "not_found_cooldown")?)
-        .arg(allowed.map(|a| a.join(" ")).unwrap_or_default())
+        .arg(
+            allowed
+                .map(|a| a.iter().map(u16::to_string).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
+        )
         .arg(if options.dry_run { "1" } else { "0" })
         .run(&mut con)
         .await?;
-        listings_from(&array(reply)?, visit_type, &index)
+        let chosen: Vec<(i64, i64)> = array(reply)?
+            .chunks(2)
+            .map(|r| match r {
+                [id, lidx] => Ok((
+                    super::as_int(id).unwrap_or(0),
+                    super::as_int(lidx).unwrap_or(0),
+                )),
+                _ => Err(Error::Other(
+                    "grab_next_visits returned a partial row".into(),
+                )),
+            })
+            .collect::<Result<_>>()?;
+        self.chosen_listings(&mut con, visit_type, &chosen, &index)
+            .await
+    }
+
+    /// The listings of origins a grab chose (id, lister index or 0 for the first enabled
+    /// listing), read from their records in one pipeline: the grab marks them and returns
+    /// ids only, so that Lua does not handle their records.
+    async fn chosen_listings(
+        &self,
+        con: &mut super::Con,
+        visit_type: &str,
+        chosen: &[(i64, i64)],
+        index: &ListerIndex,
+    ) -> Result<Vec<ListedOrigin>> {
+        if chosen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let base = self.vt_keys(visit_type).base;
+        let mut pipe = redis::pipe();
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i < chosen.len() {
+            let bucket = chosen[i].0 / ORIGIN_BUCKET;
+            let mut j = i;
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(format!("{base}:o:{bucket}"));
+            while j < chosen.len() && chosen[j].0 / ORIGIN_BUCKET == bucket {
+                let f = (chosen[j].0 % ORIGIN_BUCKET) * 3;
+                cmd.arg(f).arg(f + 1);
+                j += 1;
+            }
+            pipe.add_command(cmd);
+            runs.push((i, j));
+            i = j;
+        }
+        let replies: Vec<Vec<Option<Vec<u8>>>> = pipe.query_async(con).await?;
+        let mut out = Vec::with_capacity(chosen.len());
+        for ((i, j), fields) in runs.into_iter().zip(replies) {
+            for (k, &(_, lidx)) in chosen[i..j].iter().enumerate() {
+                let (Some(url), Some(raw)) = (&fields[2 * k], &fields[2 * k + 1]) else {
+                    continue; // (gone since: nothing to return)
+                };
+                let entries = decode_listings(raw)?;
+                let pick = entries
+                    .iter()
+                    .position(|e| {
+                        if lidx == 0 {
+                            e.enabled
+                        } else {
+                            i64::from(e.lister_index) == lidx
+                        }
+                    })
+                    .unwrap_or(0);
+                let Some(entry) = entries.into_iter().nth(pick) else {
+                    continue;
+                };
+                let lister_id = index.by_idx.get(&entry.lister_index).ok_or_else(|| {
+                    Error::Other(format!(
+                        "listing of unknown lister index {}",
+                        entry.lister_index
+                    ))
+                })?;
+                out.push(listed_origin(
+                    lister_id,
+                    String::from_utf8_lossy(url).into_owned(),
+                    visit_type,
+                    entry,
+                )?);
+            }
+        }
+        Ok(out)
     }
 
     /// The lister indexes the grab's lister filters allow; `None` for any.
@@ -297,7 +405,7 @@ impl Store {
         &self,
         options: &GrabOptions,
         index: &ListerIndex,
-    ) -> Result<Option<Vec<String>>> {
+    ) -> Result<Option<Vec<u16>>> {
         if options.lister_uuid.is_none()
             && options.lister_name.is_none()
             && options.lister_instance_name.is_none()
@@ -319,7 +427,7 @@ impl Store {
                             .as_ref()
                             .is_none_or(|n| &l.instance_name == n)
                 })
-                .filter_map(|l| index.by_id.get(l.id.as_deref()?).cloned())
+                .filter_map(|l| index.by_id.get(l.id.as_deref()?).copied())
                 .collect(),
         ))
     }
@@ -375,6 +483,7 @@ impl Store {
                 let t = |t: Option<DateTime<Utc>>| opt_arg(t.map(to_micros));
                 for s in chunk {
                     call.arg(&s.url)
+                        .arg(&url_hash(&s.url)[..])
                         .arg(t(s.last_eventful))
                         .arg(t(s.last_uneventful))
                         .arg(t(s.last_failed))
@@ -404,22 +513,30 @@ impl Store {
             for chunk in urls.chunks(ORIGINS_PER_CALL) {
                 let mut call = Call::new(ScriptName::VisitStatsGet, &[&keys.meta]);
                 for u in chunk {
-                    call.arg(*u);
+                    call.arg(*u).arg(&url_hash(u)[..]);
                 }
                 let reply = array(call.run(&mut con).await?)?;
-                for r in reply.chunks(7) {
-                    let text = |i: usize| String::from_utf8_lossy(as_bytes(&r[i])).into_owned();
-                    let time = |i: usize| -> Result<Option<DateTime<Utc>>> { opt_time(&r[i]) };
-                    let snap = as_bytes(&r[6]);
+                for r in reply.chunks(3) {
+                    let [u, raw, sc] = r else {
+                        return Err(Error::Other(
+                            "visit_stats_get returned a partial row".into(),
+                        ));
+                    };
+                    let raw = as_bytes(raw);
+                    let st = if raw.is_empty() {
+                        StatsRecord::default()
+                    } else {
+                        decode_stats(raw)?
+                    };
                     out.push(OriginVisitStats {
-                        url: text(0),
+                        url: text(u),
                         visit_type: vt.to_string(),
-                        last_eventful: time(1)?,
-                        last_uneventful: time(2)?,
-                        last_failed: time(3)?,
-                        last_notfound: time(4)?,
-                        last_scheduled: time(5)?,
-                        last_snapshot: (!snap.is_empty()).then(|| snap.to_vec()),
+                        last_eventful: st.last_eventful.map(from_micros),
+                        last_uneventful: st.last_uneventful.map(from_micros),
+                        last_failed: st.last_failed.map(from_micros),
+                        last_notfound: st.last_notfound.map(from_micros),
+                        last_scheduled: super::as_int(sc).map(from_micros),
+                        last_snapshot: st.last_snapshot,
                     });
                 }
             }
@@ -463,7 +580,7 @@ impl Store {
                 by_lister.entry(lidx).or_default()[slot] = *n;
             }
             for (lidx, [known, enabled, never, pending]) in by_lister {
-                let Some(id) = index.by_idx.get(lidx) else {
+                let Some(id) = lidx.parse().ok().and_then(|i: u16| index.by_idx.get(&i)) else {
                     continue;
                 };
                 if known <= 0 || lister_id.is_some_and(|l| l != id) {
@@ -523,55 +640,38 @@ async fn server_now(con: &mut super::Con) -> Result<i64> {
     Ok(s * 1_000_000 + us)
 }
 
-/// A time a script returned: microseconds as an integer, or nil.
-fn opt_time(v: &Value) -> Result<Option<DateTime<Utc>>> {
-    match v {
-        Value::Nil => Ok(None),
-        v => super::as_int(v)
-            .map(|us| Some(from_micros(us)))
-            .ok_or_else(|| Error::Other(format!("bad time {v:?} in an origin record"))),
-    }
+/// A bulk string reply as text.
+fn text(v: &Value) -> String {
+    String::from_utf8_lossy(as_bytes(v)).into_owned()
 }
 
-/// Reads listings as the scripts return them (7 values each, see `lua/record_origins.lua`).
-fn listings_from(
-    items: &[Value],
+/// A listed origin from one lister's entry of its record.
+fn listed_origin(
+    lister_id: &str,
+    url: String,
     visit_type: &str,
-    index: &ListerIndex,
-) -> Result<Vec<ListedOrigin>> {
-    if !items.len().is_multiple_of(7) {
-        return Err(Error::Other("script returned a partial listing".into()));
-    }
-    items
-        .chunks(7)
-        .map(|r| {
-            let text = |i: usize| String::from_utf8_lossy(as_bytes(&r[i])).into_owned();
-            let lidx = text(0);
-            let lister_id =
-                index.by_idx.get(&lidx).cloned().ok_or_else(|| {
-                    Error::Other(format!("listing of unknown lister index {lidx}"))
-                })?;
-            let extra = match serde_json::from_str(&text(6)) {
-                Ok(Json::Object(m)) => m,
-                _ => {
-                    return Err(Error::Other(format!(
-                        "bad extra_loader_arguments {:?}",
-                        text(6)
-                    )));
-                }
-            };
-            Ok(ListedOrigin {
-                lister_id,
-                url: text(1),
-                visit_type: visit_type.to_string(),
-                extra_loader_arguments: extra,
-                last_update: opt_time(&r[3])?,
-                enabled: text(2) == "1",
-                first_seen: opt_time(&r[4])?,
-                last_seen: opt_time(&r[5])?,
-            })
-        })
-        .collect()
+    e: ListingEntry,
+) -> Result<ListedOrigin> {
+    let extra = match serde_json::from_str(&e.extra) {
+        _ if e.extra == "{}" => serde_json::Map::new(),
+        Ok(Json::Object(m)) => m,
+        _ => {
+            return Err(Error::Other(format!(
+                "bad extra_loader_arguments {:?}",
+                e.extra
+            )));
+        }
+    };
+    Ok(ListedOrigin {
+        lister_id: lister_id.to_string(),
+        url,
+        visit_type: visit_type.to_string(),
+        extra_loader_arguments: extra,
+        last_update: e.last_update.map(from_micros),
+        enabled: e.enabled,
+        first_seen: Some(from_micros(e.first_seen)),
+        last_seen: Some(from_micros(e.last_seen)),
+    })
 }
 
 fn encode_metrics(m: &SchedulerMetrics) -> String {
@@ -732,7 +832,7 @@ impl Store {
                     "lister_instance_name": instance,
                 });
                 let text = fields.to_string();
-                Some((idx.clone(), text[1..text.len() - 1].to_string()))
+                Some((idx.to_string(), text[1..text.len() - 1].to_string()))
             })
             .collect())
     }
@@ -860,15 +960,15 @@ impl Store {
         fields.extend([
             "outbox_forwarded".to_string(),
             "outbox_recovered".to_string(),
+            "n_new".to_string(),
+            "n_osf".to_string(),
+            "n_pk".to_string(),
         ]);
         let mut con = self.con().await?;
-        type Reply = (i64, i64, i64, Vec<(String, f64)>, Vec<Option<i64>>);
-        let (never, again, parked, first, counters): Reply = redis::pipe()
-            .zcard(format!("{base}:p:osf0"))
-            .zcard(format!("{base}:p:osf"))
-            .zcard(format!("{base}:parked"))
+        type Reply = (Vec<(String, f64)>, Vec<Option<i64>>);
+        let (first, counters): Reply = redis::pipe()
             .cmd("ZRANGE")
-            .arg(format!("{base}:p:osf"))
+            .arg(format!("{base}:osf"))
             .arg(0)
             .arg(0)
             .arg("WITHSCORES")
@@ -878,9 +978,10 @@ impl Store {
             .query_async(&mut con)
             .await?;
         let count = |i: usize| counters.get(i).copied().flatten().unwrap_or(0);
+        let n = statuses.len() + 3;
         Ok(VisitFigures {
-            eligible: never + again,
-            awaiting_result: parked,
+            eligible: count(n) + count(n + 1),
+            awaiting_result: count(n + 2),
             oldest_sent_us: first.first().map(|(_, s)| *s as i64),
             sent: count(0),
             results: statuses
@@ -896,46 +997,57 @@ impl Store {
 
 impl Store {
     /// Marks failed the visits of `visit_type` sent before `sent_before` with no result since
-    /// (lost: a worker died, or the events were missed), reading the waiting origins from
-    /// `offset`, `limit` of them; the check and the marking are one script
-    /// (`lua/visit_outcomes.lua`), so a result arriving meanwhile wins. Returns the number of
-    /// origins read and the number of visits marked (an origin marked before stays waiting
-    /// until the scheduled cooldown, and is read again but not marked again).
+    /// (lost: a worker died, or the events were missed); the check and the marking are one
+    /// script per batch (`lua/visit_outcomes.lua`), so a result arriving meanwhile wins.
+    /// Returns the number of visits marked. An origin marked stays waiting until the
+    /// scheduled cooldown, and is read again by later sweeps but not marked again.
     pub async fn sweep_lost_visits(
         &self,
         visit_type: &str,
         sent_before: DateTime<Utc>,
         rules: &VisitRules,
-        offset: usize,
-        limit: usize,
-    ) -> Result<(usize, usize)> {
-        let parked = format!("{}:parked", self.vt_keys(visit_type).base);
+    ) -> Result<usize> {
+        let pk = format!("{}:pk", self.vt_keys(visit_type).base);
         let mut con = self.con().await?;
-        let ids: Vec<i64> = redis::cmd("ZRANGEBYSCORE")
-            .arg(&parked)
-            .arg("-inf")
-            .arg(format!("({}", to_micros(sent_before)))
-            .arg("LIMIT")
-            .arg(offset)
-            .arg(limit)
-            .query_async(&mut con)
-            .await?;
-        if ids.is_empty() {
-            return Ok((0, 0));
-        }
-        let read = ids.len();
         let visit_type_index = self.visit_type_index(visit_type).await?;
-        let lost: Vec<VisitOutcome> = ids
-            .into_iter()
-            .map(|origin_id| VisitOutcome {
-                visit_type_index,
-                origin_id,
-                status: VisitStatus::Lost,
-                snapshot: None,
-                date: Some(sent_before),
-                sent_ms: None,
-            })
-            .collect();
-        Ok((read, self.apply_visit_outcomes(&lost, rules).await?))
+        let mut marked = 0;
+        let mut offset = 0;
+        loop {
+            // a few chunks (of up to 500 origins each) at a time
+            let chunks: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&pk)
+                .arg("-inf")
+                .arg(format!("({}", to_micros(sent_before)))
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(SWEEP_CHUNKS)
+                .query_async(&mut con)
+                .await?;
+            offset += chunks.len();
+            if chunks.is_empty() {
+                return Ok(marked);
+            }
+            let mut pipe = redis::pipe();
+            for c in &chunks {
+                pipe.smembers(format!("{pk}:{c}"));
+            }
+            let members: Vec<Vec<i64>> = pipe.query_async(&mut con).await?;
+            let lost: Vec<VisitOutcome> = members
+                .into_iter()
+                .flatten()
+                .map(|origin_id| VisitOutcome {
+                    visit_type_index,
+                    origin_id,
+                    status: VisitStatus::Lost,
+                    snapshot: None,
+                    date: Some(sent_before),
+                    sent_ms: None,
+                })
+                .collect();
+            marked += self.apply_visit_outcomes(&lost, rules).await?;
+            if chunks.len() < SWEEP_CHUNKS {
+                return Ok(marked);
+            }
+        }
     }
 }

@@ -38,6 +38,7 @@ const INCLUDES: &[(&str, &str)] = lua_files!(
     "includes/end_rules",
     "includes/end_run",
     "includes/origin",
+    "includes/leaves",
     "includes/grab",
     "includes/broker",
 );
