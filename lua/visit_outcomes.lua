@@ -44,16 +44,33 @@ if now == nil then
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local disable_after, stop_after_success = tonumber(ARGV[2]), ARGV[3] == '1'
-local ids, seen = {}, {}
+-- the origins, in order of first outcome, and where each one's outcomes are
+local ids, at = {}, {}
 for i = 4, #ARGV, 5 do
   local id = tonumber(ARGV[i])
-  if id and not seen[id] then
-    seen[id] = true
-    ids[#ids + 1] = id
+  if id then
+    local a = at[id]
+    if not a then
+      a = {}
+      at[id] = a
+      ids[#ids + 1] = id
+    end
+    a[#a + 1] = i
   end
 end
-local stored = load_origins(base, ids)
-local cur, old_of, dirty, ldirty = {}, {}, {}, {}
+local L, R = read_listings_results(base, ids)
+local K = {}
+for i = 1, #ids, 1000 do
+  local args = {}
+  local last = math.min(i + 999, #ids)
+  for j = i, last do
+    local m = 3 * (j - i)
+    args[m + 1], args[m + 2], args[m + 3] = 'GET', 'u32', ids[j] * 32
+  end
+  local v = redis.call('BITFIELD', base .. ':sc', unpack(args))
+  for j = i, last do K[j] = v[j - i + 1] end
+end
+local T, REL = sending_times(base, K)
 local counted = {e = 0, u = 0, f = 0, n = 0, l = 0}
 local latest = nil
 
@@ -62,7 +79,7 @@ local function later(a, b)
   return a
 end
 
--- Applies one result to the stats `s`; returns whether it moved a date.
+-- Applies one result to the results `s`; returns whether it moved a date.
 local function apply(s, status, date, snap)
   local ev, un, fa, nf, snapshot = s.ev, s.un, s.fa, s.nf, s.snap
   if status == 'n' then
@@ -91,59 +108,116 @@ local function apply(s, status, date, snap)
   return s.ev ~= ev or s.un ~= un or s.fa ~= fa or s.nf ~= nf or s.snap ~= snapshot
 end
 
-for i = 4, #ARGV, 5 do
-  local id = tonumber(ARGV[i])
-  if id and stored[id] then
-    local o = cur[id]
-    if o == nil then
-      old_of[id] = stored[id]
-      o = copy_origin(old_of[id])
-      cur[id] = o
-    end
-    local s = o.st
-    if s == nil then
-      s = {fails = 0}
-      o.st = s
-    end
+-- Applies an origin's outcomes (ARGV positions `list`) to its results `s` (with sending k at
+-- sc); returns whether anything changed and whether its listings are to be disabled.
+local function apply_all(s, list, k, sc, created)
+  local dirty, disable = created, false
+  for _, i in ipairs(list) do
     local status, date, snap = ARGV[i + 1], num(ARGV[i + 2]) or now, ARGV[i + 3]
     local sent_ms = num(ARGV[i + 4])
     if status == 'l' then
       -- lost: only if no result came since a sending before the bound
       local r = last_result(s)
-      if o.k ~= 0 and o.sc < date and (r == nil or r < o.sc) then
-        status, date = 'f', o.sc
+      if k ~= 0 and sc < date and (r == nil or r < sc) then
+        status, date = 'f', sc
       else
         status = nil
       end
-    elseif sent_ms and o.k ~= 0 and math.floor(o.sc / 1000) == sent_ms and date <= o.sc then
-      date = o.sc + 1
+    elseif sent_ms and k ~= 0 and math.floor(sc / 1000) == sent_ms and date <= sc then
+      date = sc + 1
     end
     if status then
       if latest == nil or date > latest then latest = date end
-      local moved = apply(s, status, date, snap)
-      if not old_of[id].st then dirty[id] = true end
-      if moved then
-        dirty[id] = true
+      if apply(s, status, date, snap) then
+        dirty = true
         local code = ARGV[i + 1]
         counted[code] = (counted[code] or 0) + 1
         local success = status == 'e' or status == 'u'
         if success then s.fails = 0 else s.fails = (s.fails or 0) + 1 end
         if (success and stop_after_success)
             or (not success and disable_after > 0 and s.fails >= disable_after) then
-          for _, l in ipairs(o.listings) do l.enabled = false end
-          ldirty[id] = true
+          disable = true
         end
       end
+    elseif created then
+      dirty = false
     end
   end
+  return dirty, disable
+end
+
+local function copy(s)
+  if s == nil then return nil end
+  return {ev = s.ev, un = s.un, fa = s.fa, nf = s.nf, snap = s.snap, fails = s.fails}
 end
 
 local b, changed = new_batch(), 0
-for _, id in ipairs(ids) do
-  -- (only what moved a date, or gave stats to an origin that had none, changes a record)
-  if dirty[id] then
-    changed = changed + 1
-    put_origin(b, base, old_of[id], cur[id], ldirty[id], true)
+local zadd, zrem = b.zadd, b.zrem
+for j, id in ipairs(ids) do
+  local lraw = L[j]
+  if lraw or R[j] then
+    local k = K[j]
+    local sc, rel = T[k], REL[k] or false
+    local old = decode_results(R[j])
+    local s = copy(old) or {fails = 0}
+    local any_status = false
+    for _, i in ipairs(at[id]) do
+      if ARGV[i + 1] ~= 'l' or k ~= 0 then any_status = true end
+    end
+    local dirty, disable = apply_all(s, at[id], k, sc, old == nil and any_status)
+    if dirty then
+      changed = changed + 1
+      local single = false
+      local lidx, fl, upd, n
+      if lraw and #lraw >= LISTING_HEAD then
+        lidx, fl, upd = struct.unpack('>HBi7', lraw)
+        n = struct.unpack('>H', lraw, LISTING_HEAD - 1)
+        single = #lraw == LISTING_HEAD + n
+      end
+      if single and not disable then
+        -- one listing, kept as it is: placed and counted without the general path
+        local enabled = fl % 2 == 1
+        if fl < 2 then upd = nil end
+        put_field(b, base, id, 2, encode_results(s))
+        local l0, nv0, lag0 = place(enabled, upd, old, k, sc, rel)
+        local l1, nv1, lag1 = place(enabled, upd, s, k, sc, rel)
+        if l0 ~= l1 then
+          if l0 == 'new' or l1 == 'new' then set_bit(b, id, l1 == 'new' and 1 or 0) end
+          if l0 == 'pk' or l0 == 'osf' then chunk_op(b.crem[l0], k, sc, id) end
+          if l1 == 'pk' or l1 == 'osf' then chunk_op(b.cadd[l1], k, sc, id) end
+        end
+        if nv0 ~= nv1 then
+          if nv1 == nil then zrem.nv[#zrem.nv + 1] = id else
+            zadd.nv[#zadd.nv + 1] = nv1
+            zadd.nv[#zadd.nv + 1] = id
+          end
+        end
+        if lag0 ~= lag1 then
+          if lag1 == nil then zrem.lag[#zrem.lag + 1] = id else
+            zadd.lag[#zadd.lag + 1] = lag1
+            zadd.lag[#zadd.lag + 1] = id
+          end
+        end
+        if enabled then
+          local c = counter_fields(lidx)
+          local n0 = (old == nil or old.snap == nil) and 1 or 0
+          local n1 = s.snap == nil and 1 or 0
+          if n0 ~= n1 then count(b.counts, c.n, n1 - n0) end
+          local ok0, ok1 = old and last_success(old), last_success(s)
+          local p0 = (upd ~= nil and ok0 ~= nil and upd > ok0) and 1 or 0
+          local p1 = (upd ~= nil and ok1 ~= nil and upd > ok1) and 1 or 0
+          if p0 ~= p1 then count(b.counts, c.p, p1 - p0) end
+        end
+      else
+        local o = origin_from(id, nil, lraw, R[j], k, T, REL)
+        local c = copy_origin(o)
+        c.st = s
+        if disable then
+          for _, l in ipairs(c.listings) do l.enabled = false end
+        end
+        put_origin(b, base, o, c, disable, true)
+      end
+    end
   end
 end
 flush(b, base, meta)

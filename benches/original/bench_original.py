@@ -436,7 +436,8 @@ class Bench:
 
 class OriginBench(Bench):
     """The origin-visit workload, the same as `swh-scheduler benchmark`'s origin phases: N
-    listed origins of one lister (visit type git, last_update set); half of them get visit
+    listed origins of one lister (visit type git, last_update set), then the same again
+    (relist_origins: a lister's next pass over an unchanged forge); half of them get visit
     stats with a snapshot and a visit before their last_update; then grab_next_visits
     ("git", 1000, policy, timestamp=now) ten times for each of the three policies; then
     update_metrics() once; then the size of the two tables and their indexes."""
@@ -467,6 +468,11 @@ class OriginBench(Bench):
         for i in range(0, n, BATCH):
             sched.record_listed_origins(origins[i : i + BATCH])
         self.emit("record_origins", n, time.perf_counter() - t0, 1)
+        # the lister's next pass: the same origins, unchanged (last_seen moves)
+        t0 = time.perf_counter()
+        for i in range(0, n, BATCH):
+            sched.record_listed_origins(origins[i : i + BATCH])
+        self.emit("relist_origins", n, time.perf_counter() - t0, 1)
 
         stats = [
             OriginVisitStats(

@@ -132,27 +132,32 @@ end
 local function decode_results(raw)
   if not raw then return nil end
   local fl = string.byte(raw, 1)
-  local v = {struct.unpack(RESULTS_FMT[fl % 16], raw)}
-  local s = {fails = v[2]}
-  local at = 3
-  if fl % 2 == 1 then s.ev, at = v[at], at + 1 end
-  if math.floor(fl / 2) % 2 == 1 then s.un, at = v[at], at + 1 end
-  if math.floor(fl / 4) % 2 == 1 then s.fa, at = v[at], at + 1 end
-  if math.floor(fl / 8) % 2 == 1 then s.nf, at = v[at], at + 1 end
+  local m = fl % 16
+  -- the present dates come in order, then the position after them
+  local _, fails, a, b, c, d, e = struct.unpack(RESULTS_FMT[m], raw)
+  local v = {a, b, c, d, e}
+  local s, at = {fails = fails}, 1
+  if m % 2 == 1 then s.ev, at = v[at], at + 1 end
+  if m % 4 >= 2 then s.un, at = v[at], at + 1 end
+  if m % 8 >= 4 then s.fa, at = v[at], at + 1 end
+  if m >= 8 then s.nf, at = v[at], at + 1 end
   if fl >= 32 then s.snap = string.sub(raw, v[at]) end
   return s
 end
 
 local function encode_results(s)
-  local fl, parts = 0, {}
-  for i, f in ipairs({'ev', 'un', 'fa', 'nf'}) do
-    if s[f] ~= nil then
-      fl = fl + 2 ^ (i - 1)
-      parts[#parts + 1] = s[f]
-    end
-  end
+  local ev, un, fa, nf = s.ev, s.un, s.fa, s.nf
+  local fl = (ev and 1 or 0) + (un and 2 or 0) + (fa and 4 or 0) + (nf and 8 or 0)
+  -- the present dates, in order (struct.pack takes what its format names)
+  local a, b, c, d = ev, un, fa, nf
+  if a == nil then a, b, c, d = b, c, d, nil end
+  if a == nil then a, b, c = b, c, nil end
+  if a == nil then a, b = b, nil end
+  if b == nil then b, c, d = c, d, nil end
+  if b == nil then b, c = c, nil end
+  if c == nil then c, d = d, nil end
   if s.snap then fl = fl + 32 end
-  return struct.pack(RESULTS_FMT[fl % 16], fl, math.min(s.fails or 0, 255), unpack(parts))
+  return struct.pack(RESULTS_FMT[fl % 16], fl, math.min(s.fails or 0, 255), a, b, c, d)
     .. (s.snap or '')
 end
 
@@ -277,28 +282,6 @@ local function load_origins(base, ids)
   return out
 end
 
--- The url and listings of `ids`, in arrays aligned with it: one HMGET per run of ids in the
--- same hash (ids taken from an index in order often come in runs).
-local function read_runs(base, ids)
-  local U, L = {}, {}
-  local i, n = 1, #ids
-  while i <= n do
-    local bucket = math.floor(ids[i] / ORIGIN_BUCKET)
-    local fields, j = {}, i
-    while j <= n and math.floor(ids[j] / ORIGIN_BUCKET) == bucket do
-      local f = (ids[j] % ORIGIN_BUCKET) * 3
-      fields[2 * (j - i) + 1], fields[2 * (j - i) + 2] = FIELDS[f], FIELDS[f + 1]
-      j = j + 1
-    end
-    local v = redis.call('HMGET', rec_key(base, ids[i]), unpack(fields))
-    for m = i, j - 1 do
-      U[m], L[m] = v[2 * (m - i) + 1], v[2 * (m - i) + 2]
-    end
-    i = j
-  end
-  return U, L
-end
-
 local function copy_origin(o)
   local c = {id = o.id, url = o.url, listings = {}, k = o.k, sc = o.sc, released = o.released}
   for i, l in ipairs(o.listings) do
@@ -313,33 +296,72 @@ local function copy_origin(o)
   return c
 end
 
--- Where an origin stands in the indexes. Only enabled origins are indexed. One scheduled
--- with no result since (and whose sending is not released by the scheduled cooldown) is
--- parked (pk); the others are in the policy indexes they qualify for: new (never scheduled)
--- or osf (scheduled before); nv (no snapshot and a last_update, by last_update); lag (a
--- snapshot and a last_update after the last success, by minus the lag).
-local function placement(o)
-  local p = {}
-  local enabled, upd = enabled_update(o.listings)
-  if not enabled then return p end
-  local s = o.st
-  if o.k ~= 0 then
-    local r = s and last_result(s)
-    if (r == nil or o.sc >= r) and not o.released then
-      p.pk, p.sc = o.k, o.sc
-      return p
+-- Two fields of the records of `ids` (columns c1 and c2: 0 url, 1 listings, 2 results), in
+-- arrays aligned with it, one HMGET per run of ids in the same hash (ids taken from an index
+-- in order, or results of visits sent together, often come in runs).
+local function read_pair(base, ids, c1, c2)
+  local A, B = {}, {}
+  local i, n = 1, #ids
+  while i <= n do
+    local bucket = math.floor(ids[i] / ORIGIN_BUCKET)
+    local fields, j = {}, i
+    while j <= n and math.floor(ids[j] / ORIGIN_BUCKET) == bucket do
+      local f = (ids[j] % ORIGIN_BUCKET) * 3
+      fields[2 * (j - i) + 1], fields[2 * (j - i) + 2] = FIELDS[f + c1], FIELDS[f + c2]
+      j = j + 1
     end
-    p.osf, p.sc = o.k, o.sc
-  else
-    p.new = true
+    local v = redis.call('HMGET', rec_key(base, ids[i]), unpack(fields))
+    for m = i, j - 1 do
+      A[m], B[m] = v[2 * (m - i) + 1], v[2 * (m - i) + 2]
+    end
+    i = j
   end
-  if upd ~= nil then
-    if not (s and s.snap) then
-      p.nv = upd
-    else
-      local ok = last_success(s)
-      if ok ~= nil and upd > ok then p.lag = ok - upd end
-    end
+  return A, B
+end
+
+-- The listings and results of `ids`, aligned with it.
+local function read_listings_results(base, ids)
+  return read_pair(base, ids, 1, 2)
+end
+
+-- The url and listings of `ids`, aligned with it.
+local function read_runs(base, ids)
+  return read_pair(base, ids, 0, 1)
+end
+
+-- Where an origin stands in the indexes, from its enabled listings (any, and their latest
+-- last_update), its results `s` (or nil) and its sending k (0: none) with the sending's time
+-- and released flag. Only enabled origins are indexed. One scheduled with no result since
+-- (and whose sending is not released by the scheduled cooldown) is parked (pk); the others
+-- are in the policy indexes they qualify for: new (never scheduled) or osf (scheduled
+-- before); nv (no snapshot and a last_update, by last_update); lag (a snapshot and a
+-- last_update after the last success, by minus the lag). Returns the place ('new', 'pk',
+-- 'osf' or false) and the nv and lag scores (or nil).
+local function place(enabled, upd, s, k, sc, released)
+  if not enabled then return false end
+  local loc = 'new'
+  if k ~= 0 then
+    local r = s and last_result(s)
+    if (r == nil or sc >= r) and not released then return 'pk' end
+    loc = 'osf'
+  end
+  if upd == nil then return loc end
+  if not (s and s.snap) then return loc, upd end
+  local ok = last_success(s)
+  if ok ~= nil and upd > ok then return loc, nil, ok - upd end
+  return loc
+end
+
+-- The same for an origin of the general paths, as a table: new = true, or pk or osf = its
+-- sending (and sc its time), and nv, lag.
+local function placement(o)
+  local enabled, upd = enabled_update(o.listings)
+  local loc, nv, lag = place(enabled, upd, o.st, o.k, o.sc, o.released)
+  local p = {nv = nv, lag = lag}
+  if loc == 'new' then
+    p.new = true
+  elseif loc then
+    p[loc], p.sc = o.k, o.sc
   end
   return p
 end

@@ -29,6 +29,7 @@ cases![
     listed_origins_are_paged_by_lister_then_url,
     grab_next_visits_follows_the_three_policies,
     grab_next_visits_takes_later_versions_options,
+    grabs_at_any_timestamp_follow_the_rule,
     concurrent_grabs_never_return_an_origin_twice,
     visit_stats_are_coalesced,
     metrics_count_as_the_original,
@@ -1232,6 +1233,81 @@ pub async fn grab_next_visits_follows_the_three_policies(store: &dyn SchedulerAp
         .await
         .unwrap();
     assert_eq!(urls(&got), [few[0].url.as_str()]);
+}
+
+/// Grabs whose timestamps go back in time, or that meet results dated after them, follow
+/// 0.16's rule (eligible when never scheduled, or scheduled before max(timestamp - 7 days,
+/// the latest result); last_scheduled = max(it, timestamp)) exactly as grabs at the present
+/// time do (the store takes the head of its indexes for the latter, and checks each origin
+/// for the former).
+pub async fn grabs_at_any_timestamp_follow_the_rule(store: &dyn SchedulerApi) {
+    let lister = store.get_or_create_lister("github", None).await.unwrap();
+    let origins = store
+        .record_listed_origins(&listed(&lister, "svn", 4, 0))
+        .await
+        .unwrap();
+    let at = |days: i64| GrabOptions {
+        timestamp: Some(jan(0) + Duration::days(days)),
+        ..Default::default()
+    };
+    let osf = "oldest_scheduled_first";
+    let grab = |n: usize, opts: GrabOptions| async move {
+        let got = store.grab_next_visits("svn", n, osf, &opts).await.unwrap();
+        got.iter().map(|o| o.url.clone()).collect::<Vec<_>>()
+    };
+    let last_scheduled = || async {
+        let ids: Vec<_> = origins
+            .iter()
+            .map(|o| (o.url.clone(), "svn".to_string()))
+            .collect();
+        let mut st = store.origin_visit_stats_get(&ids).await.unwrap();
+        st.sort_by(|a, b| a.url.cmp(&b.url));
+        st.iter()
+            .map(|s| s.last_scheduled.map(|t| (t - jan(0)).num_days()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(grab(1, at(20)).await, urls(&origins[..1]));
+    // ten days earlier: the first was scheduled after that, the others not at all
+    assert_eq!(grab(2, at(10)).await, urls(&origins[1..3]));
+    assert_eq!(last_scheduled().await, [Some(20), Some(10), Some(10)]);
+    // at day 12 nothing is due (the week since day 10 has not passed); at day 18 the two of
+    // day 10 are, and keep day 18
+    assert_eq!(grab(4, at(12)).await, urls(&origins[3..4]));
+    assert!(grab(4, at(16)).await.is_empty());
+    let mut again = grab(4, at(18)).await;
+    again.sort();
+    assert_eq!(again, urls(&origins[1..3]));
+    // back to day 15: day 20 and day 18 are later, day 12 not a week before
+    assert!(grab(4, at(15)).await.is_empty());
+    // a result dated day 30 makes the first eligible at day 25 (after the one of day 12, a
+    // week past), and being grabbed then (before its result) it stays eligible: it is not
+    // waiting for anything; at day 26 the two of day 18 are due too, and come first
+    store
+        .origin_visit_stats_upsert(&[OriginVisitStats {
+            last_eventful: Some(jan(0) + Duration::days(30)),
+            last_snapshot: Some(vec![7; 20]),
+            ..stats(&origins[0].url, "svn")
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        grab(4, at(25)).await,
+        [origins[3].url.clone(), origins[0].url.clone()]
+    );
+    let day26 = grab(4, at(26)).await;
+    assert_eq!(day26[2], origins[0].url);
+    let mut first_two = day26[..2].to_vec();
+    first_two.sort();
+    assert_eq!(first_two, urls(&origins[1..3]));
+    assert_eq!(
+        last_scheduled().await,
+        [Some(26), Some(26), Some(26), Some(25)]
+    );
+    // and the present time takes all of them, the first last (scheduled latest, its
+    // result of day 30 being older than now)
+    let now = grab(4, GrabOptions::default()).await;
+    assert_eq!(now[0], origins[3].url);
+    assert_eq!(now.len(), 4);
 }
 
 pub async fn grab_next_visits_takes_later_versions_options(store: &dyn SchedulerApi) {

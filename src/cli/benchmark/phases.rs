@@ -46,6 +46,7 @@ pub const PHASES: &[&str] = &[
     "visit_outcomes",
     "events",
     "record_origins",
+    "relist_origins",
     "visit_stats_upsert",
     "grab_next_visits",
     "update_metrics",
@@ -55,6 +56,7 @@ pub const PHASES: &[&str] = &[
 /// The origin-visit phases: they run together, the later ones needing the earlier ones' data.
 pub const ORIGIN_PHASES: &[&str] = &[
     "record_origins",
+    "relist_origins",
     "visit_stats_upsert",
     "grab_next_visits",
     "update_metrics",
