@@ -9,10 +9,15 @@
 -- ARGV[1] name
 -- ARGV[2] instance_name ('' for none)
 -- ARGV[3] the id to give a new lister (a UUID the caller made)
--- Returns the lister's id (an existing one's hash is read by the caller).
+-- Returns the lister's id (an existing one's hash is read by the caller). Raises
+-- SWH_TOO_MANY_LISTERS, writing nothing, past 65535 listers (listings hold the index in two
+-- bytes, see includes/origin.lua).
 local key = ARGV[1] .. '\n' .. ARGV[2]
 local id = redis.call('HGET', KEYS[1], key)
 if id then return id end
+if tonumber(redis.call('HGET', KEYS[4], 'seq') or '0') >= 65535 then
+  return redis.error_reply('SWH_TOO_MANY_LISTERS 65535')
+end
 local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
 redis.call('HSET', KEYS[1], key, ARGV[3])

@@ -333,6 +333,9 @@ fn script_error(e: RedisError) -> Error {
             "another lister has this name and instance name",
         ),
         Some("SWH_UNKNOWN_TASK") => Error::invalid("task", detail(), "no such task"),
+        Some("SWH_TOO_MANY_LISTERS") => {
+            Error::Other(format!("cannot create more than {} listers", detail()))
+        }
         Some("SWH_TOO_MANY_TYPES") => {
             Error::Other(format!("cannot create more than {} task types", detail()))
         }
