@@ -34,6 +34,7 @@ for seq in pairs(touched) do
       save_task(base, seq, t)
     else
       delete_task_records(base, seq)
+      if t.failed then redis.call('ZREM', base .. ':failed', seq) end
       local was = snapshot(t)
       t.status = -1 -- belongs to no index
       reindex_task(base, seq, was, t)

@@ -130,5 +130,5 @@ push_messages(path, KEYS[3], msgs)
 for i = 1, #scored, 2000 do
   redis.call('ZADD', base .. ':inflight', unpack(scored, i, math.min(i + 1999, #scored)))
 end
-flush_counts(tk, { runs_dispatched = out[1] })
+flush_counts(tk, { runs_dispatched = out[1] }, now)
 return out

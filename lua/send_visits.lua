@@ -150,5 +150,6 @@ local total_sent = #sent
 push_messages(path, KEYS[2], msgs)
 -- counted for /metrics (src/rpc/metrics.rs)
 redis.call('HINCRBY', KEYS[1], 'visits_sent', total_sent)
+count_minute(base, ts, 'vs', total_sent)
 out[1] = total_sent
 return out

@@ -50,5 +50,5 @@ for i = 1, #found, 2 do
     redis.call('ZREM', inflight, seq)
   end
 end
-flush_counts(tk, RUN_COUNTS)
+flush_counts(tk, RUN_COUNTS, now)
 return { lost, #seqs, kept }

@@ -95,5 +95,5 @@ for sk, r in pairs(held) do
   redis.call('ZADD', inflight, r.started, sk)
   save_run(base, tonumber(sk), r)
 end
-flush_counts(tk, RUN_COUNTS)
+flush_counts(tk, RUN_COUNTS, now)
 return out

@@ -224,6 +224,9 @@ flush(b, base, meta)
 saw_result(meta, latest)
 local names = {e = 'eventful', u = 'uneventful', f = 'failed', n = 'not_found', l = 'lost'}
 for code, n in pairs(counted) do
-  if n > 0 then redis.call('HINCRBY', meta, 'results_' .. names[code], n) end
+  if n > 0 then
+    redis.call('HINCRBY', meta, 'results_' .. names[code], n)
+    count_minute(base, now, 'v' .. code, n)
+  end
 end
 return changed

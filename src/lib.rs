@@ -19,6 +19,7 @@ pub mod api;
 pub mod celery;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod listener;
 pub mod model;

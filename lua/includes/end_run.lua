@@ -18,6 +18,16 @@ local function end_run(base, tt, seq, r, status, ts)
     local was = snapshot(t)
     apply_end_rules(tt, t, status, ts)
     mark_run_ended(t, seq)
+    -- the failed tasks' index: in it while the last ended run failed
+    if status == RUN_EVENTFUL or status == RUN_UNEVENTFUL then
+      if t.failed then
+        redis.call('ZREM', base .. ':failed', r.task)
+        t.failed = false
+      end
+    else
+      redis.call('ZADD', base .. ':failed', ts, r.task)
+      t.failed = true
+    end
     save_task(base, r.task, t)
     reindex_task(base, r.task, was, t)
   end

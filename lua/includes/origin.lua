@@ -31,6 +31,8 @@
 --   <base>:nv            zset id -> last_update: enabled, no snapshot, a last_update
 --   <base>:lag           zset id -> last success - last_update, when that is negative
 --   <base>:m             hash "<lidx>:k|e|n|p" -> the four metric counters of a lister
+--   <base>:rate:<hour>   hash "<minute of the hour>:<what>" -> visits sent and results by
+--                        status in that minute (count_minute), kept 25 hours
 -- Listings: one entry per lister that listed the origin, each
 --   struct '>HBi7i7i7H' lister index, flags (1 enabled, 2 has a last_update), last_update,
 --   first_seen, last_seen, n; then n bytes of extra_loader_arguments (JSON object text, ''
@@ -555,6 +557,16 @@ local function flush(b, base, meta)
   for field, d in pairs(b.counts) do
     if d ~= 0 then redis.call('HINCRBY', base .. ':m', field, d) end
   end
+end
+
+-- Adds n to what (a short name) in the minute of `now_us`, in <base>:rate:<hour> (the
+-- dashboard's charts: visits sent 'vs', results 've', 'vu', 'vf', 'vn', 'vl'), kept 25 hours.
+local function count_minute(base, now_us, what, n)
+  if n == 0 then return end
+  local minute = math.floor(now_us / 60000000)
+  local key = base .. ':rate:' .. math.floor(minute / 60)
+  redis.call('HINCRBY', key, (minute % 60) .. ':' .. what, n)
+  redis.call('EXPIRE', key, 90000)
 end
 
 -- Results recorded up to this time: a grab at or after it needs no look at any (grab.lua).

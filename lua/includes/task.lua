@@ -7,7 +7,8 @@
 --   field f: the state, as consecutive cmsgpack values:
 --       next_run (us), current_interval (seconds, nil if none), flags, retries_left, runs,
 --       created (us; listings are in creation order across types, as the original's ids are)
---     flags = status + 4 * policy + 8 * priority (0 none, 1 high, 2 normal, 3 low);
+--     flags = status + 4 * policy + 8 * priority (0 none, 1 high, 2 normal, 3 low)
+--       + 32 if its last ended run failed (or was lost): then it is in <base>:failed;
 --     runs = the kept runs, oldest first, each as run_seq * 4 + 1 if the run has ended
 --     + 2 if its backend id is foreign (see includes/run.lua), so trimming reads no run.
 --   field f + TASK_BUCKET: the arguments, never changed: the canonical JSON texts of args and
@@ -18,6 +19,13 @@
 --                                    (so equal scores keep id order)
 --   <base>:archivable                zset of finished tasks (see is_archivable), score = seq
 --   <base>:dedup                     hash fingerprint -> "seq[ seq...]" (see create_tasks.lua)
+--   <base>:failed                    zset of the tasks whose last ended run failed, was lost or
+--                                    failed for good, score that run's end, member the seq
+--                                    (includes/end_run.lua; the dashboard lists them)
+--   <base>:rate:<hour>               hash "<minute of the hour>:<what>" -> how many of what
+--                                    the scripts did in that minute (runs dispatched, ended
+--                                    by status: see RATE_FIELDS), kept 25 hours, for the
+--                                    dashboard's charts and last-hour counts
 
 local function state_loc(base, seq)
   return base .. ':t:' .. math.floor(seq / TASK_BUCKET), seq % TASK_BUCKET
@@ -33,13 +41,15 @@ local function decode_task(raw)
   t.next_run, t.interval, flags, t.retries, t.runs, t.created = cmsgpack.unpack(raw)
   t.status = flags % 4
   t.policy = math.floor(flags / 4) % 2
-  local priority = math.floor(flags / 8)
+  local priority = math.floor(flags / 8) % 4
   if priority > 0 then t.priority = priority end
+  t.failed = flags >= 32
   return t
 end
 
 local function encode_task(t)
-  return cmsgpack.pack(t.next_run, t.interval, t.status + 4 * t.policy + 8 * (t.priority or 0),
+  return cmsgpack.pack(t.next_run, t.interval,
+    t.status + 4 * t.policy + 8 * (t.priority or 0) + (t.failed and 32 or 0),
     t.retries, t.runs, t.created)
 end
 
@@ -120,8 +130,22 @@ local function count_status(from, to, n)
   if to and STATUS_DELTA[to + 1] then STATUS_DELTA[to + 1] = STATUS_DELTA[to + 1] + n end
 end
 
--- Writes the counts of count_status and of `extra` ({field = increment}) to the type hash.
-local function flush_counts(type_key, extra)
+-- The counters of the type hash that are also counted by the minute, and their short names
+-- in <base>:rate:<hour>.
+local RATE_FIELDS = { runs_dispatched = 'd', runs_started = 's', runs_eventful = 'e',
+  runs_uneventful = 'u', runs_failed = 'f', runs_permfailed = 'p', runs_lost = 'l' }
+
+-- Adds n to what (a short name) in the minute of `now_us`, in <base>:rate:<hour>.
+local function count_minute(base, now_us, what, n)
+  local minute = math.floor(now_us / 60000000)
+  local key = base .. ':rate:' .. math.floor(minute / 60)
+  redis.call('HINCRBY', key, (minute % 60) .. ':' .. what, n)
+  redis.call('EXPIRE', key, 90000)
+end
+
+-- Writes the counts of count_status and of `extra` ({field = increment}) to the type hash,
+-- and, when `now_us` is given, those of RATE_FIELDS to the minute's counts too.
+local function flush_counts(type_key, extra, now_us)
   for i = 1, 4 do
     if STATUS_DELTA[i] ~= 0 then
       redis.call('HINCRBY', type_key, 'tasks_' .. STATUS_NAMES[i], STATUS_DELTA[i])
@@ -129,7 +153,12 @@ local function flush_counts(type_key, extra)
     end
   end
   for field, n in pairs(extra or {}) do
-    if n ~= 0 then redis.call('HINCRBY', type_key, field, n) end
+    if n ~= 0 then
+      redis.call('HINCRBY', type_key, field, n)
+      if now_us and RATE_FIELDS[field] then
+        count_minute(type_base(type_key), now_us, RATE_FIELDS[field], n)
+      end
+    end
   end
 end
 

@@ -10,7 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tracing::info;
 
@@ -19,8 +19,10 @@ use super::codec::{self, Wire};
 use super::error::CallError;
 use super::metrics::{self, MetricsConfig};
 use crate::api::{self, SchedulerApi};
+use crate::dashboard::{self, DashboardConfig};
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::store::overview::QueueSight;
 
 pub const MSGPACK: &str = "application/x-msgpack";
 /// The default largest request body: it fits the largest legitimate call (a page of 100,000
@@ -68,23 +70,38 @@ pub fn router(store: Store, config: &RpcConfig) -> Router {
 
 /// The server's routes, serving any implementation of the API; `/metrics` needs `store`.
 pub fn router_for(api: Arc<dyn SchedulerApi>, store: Option<Store>, config: &RpcConfig) -> Router {
+    let dashboard = store.clone().map(|s| {
+        let sight = QueueSight {
+            naming: config.metrics.naming.clone(),
+            priority_queue_prefix: config.metrics.priority_queue_prefix.clone(),
+            broker: config.metrics.broker.clone(),
+        };
+        dashboard::router(
+            s,
+            DashboardConfig::new(sight, &config.host, config.users.enabled()),
+        )
+    });
     let state = AppState {
         api,
         store,
         metrics: Arc::new(config.metrics.clone()),
     };
-    Router::new()
+    let mut routes = Router::new()
         .route("/", get(index))
         .route("/site-map", get(site_map))
         .route("/metrics", get(metrics_page))
         .route("/{*path}", post(rpc))
+        .with_state(state);
+    if let Some(ui) = dashboard {
+        routes = routes.route("/ui/", get(dashboard::page)).nest("/ui", ui);
+    }
+    routes
         .layer(DefaultBodyLimit::max(config.max_body))
         .layer(middleware::from_fn_with_state(
             config.users.clone(),
             super::auth::require,
         ))
         .layer(middleware::from_fn(log_request))
-        .with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests under way.
@@ -129,7 +146,15 @@ async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
-async fn index() -> impl IntoResponse {
+/// The original's page, or, for a browser (when the dashboard is served), the dashboard.
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if browser && state.store.is_some() {
+        return Redirect::to("/ui/").into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         "<html>\n<head><title>Software Heritage scheduler RPC server</title></head>\n<body>\n\
@@ -138,6 +163,7 @@ async fn index() -> impl IntoResponse {
          <a href=\"https://docs.softwareheritage.org/devel/swh-scheduler/\">documentation\nand API</a> \
          for more information</p>\n</body>\n</html>",
     )
+        .into_response()
 }
 
 async fn site_map(headers: HeaderMap) -> Response {

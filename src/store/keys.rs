@@ -13,6 +13,8 @@
 //! | `P:{T}:dedup` | hash | argument fingerprint -> task seqs, for `create_tasks` |
 //! | `P:{T}:inflight` | zset | runs still scheduled or started, by time of last change |
 //! | `P:{T}:archivable` | zset | finished tasks, by seq |
+//! | `P:{T}:failed` | zset | tasks whose last ended run failed or was lost, by that end (the dashboard's failing tasks) |
+//! | `P:{T}:rate:<hour>` | hash | `<minute>:<what>` -> runs dispatched, started, ended by status in that minute, kept 25 hours (the dashboard's charts) |
 //! | `P:{T}:outbox:<queue>` | list | messages for a broker on another server, newest first ([`OutboxKeys`]) |
 //! | `P:{T}:outbox:<queue>:batch`, `…:lease`, `…:batch_id` | list, strings | the batch a forwarder is moving, its holder, its id |
 //! | `P:{T}:guard` | never present | the slot guard every script call declares (`src/store/scripts.rs`) |

@@ -12,6 +12,7 @@ mod listers;
 mod origin_records;
 mod origins;
 mod outbox;
+pub mod overview;
 pub use keys::OutboxKeys;
 pub use origins::{VisitFigures, VisitTarget, VisitsSent};
 pub use outbox::{BrokerLink, Forwarded, RemoteBroker};

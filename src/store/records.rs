@@ -93,7 +93,7 @@ impl TaskRecord {
             interval: seconds_to_micros(v.get(1)),
             status: TaskStatus::from_code(flags % 4).ok_or_else(|| bad("status"))?,
             policy: Policy::from_code(flags / 4 % 2).ok_or_else(|| bad("policy"))?,
-            priority: match flags / 8 {
+            priority: match flags / 8 % 4 {
                 0 => None,
                 c => Some(Priority::from_code(c).ok_or_else(|| bad("priority"))?),
             },

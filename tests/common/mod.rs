@@ -1,6 +1,7 @@
 //! Test harness: a private `redis-server` per test, on a free port, with its own data dir.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod fixtures;
 
 use std::net::TcpListener;

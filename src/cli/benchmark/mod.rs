@@ -1,6 +1,7 @@
 //! `swh-scheduler benchmark`: the command, and its driver (also run by `benches/scheduler.rs`).
 
 mod api;
+mod dashboard;
 mod dispatch;
 mod events;
 mod origins;
@@ -10,6 +11,7 @@ mod visits;
 use std::sync::Arc;
 
 pub use api::run_api_phases;
+pub use dashboard::run_dashboard_phase;
 pub use dispatch::{BENCH_DISPATCH_TYPE, dispatch_queue, run_dispatch_phase};
 pub use events::{BENCH_EVENTS_TYPE, run_events_phase};
 pub use origins::run_origin_phases;
@@ -44,7 +46,8 @@ pub struct BenchmarkArgs {
     /// dispatch; visits_dispatch (schedule-recurrent sending N listed origins) and
     /// visit_outcomes (the listener applying their results); events;
     /// record_origins, visit_stats_upsert, grab_next_visits,
-    /// update_metrics, origin_memory: the origin block, N listed origins)
+    /// update_metrics, origin_memory: the origin block, N listed origins;
+    /// dashboard: N tasks over 20 types, then the latency of the dashboard's overview)
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PHASES))]
     pub phases: Vec<String>,
 }
@@ -183,6 +186,12 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         let sched: Arc<dyn SchedulerApi> = Arc::new(store.clone());
         result = run_origin_phases(&sched, Some(&store), &opts, |m| print_measure(m, json)).await;
     }
+    if result.is_ok() && opts.wants("dashboard") {
+        result = run_dashboard_phase(&store, &opts).await.map(|m| {
+            print_measure(&m, json);
+            vec![m]
+        });
+    }
     if !args.keep {
         delete_prefix(&store).await?;
     }
@@ -251,6 +260,17 @@ fn print_measure(m: &Measure, json: bool) {
              p50 {p50_ms} ms, p99 {p99_ms} ms)"
         ),
         Measure::Seconds { phase, seconds } => println!("{phase:<20} {:>10} {seconds:>10.4}", ""),
+        Measure::Latency {
+            phase,
+            tasks,
+            task_types,
+            p50_ms,
+            p99_ms,
+            ..
+        } => println!(
+            "{phase:<20} {tasks:>10} tasks over {task_types} types: overview p50 {p50_ms} ms, \
+             p99 {p99_ms} ms"
+        ),
         Measure::OriginMemory {
             bytes_per_origin, ..
         } => println!(

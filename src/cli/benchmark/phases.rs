@@ -51,6 +51,7 @@ pub const PHASES: &[&str] = &[
     "grab_next_visits",
     "update_metrics",
     "origin_memory",
+    "dashboard",
 ];
 
 /// The origin-visit phases: they run together, the later ones needing the earlier ones' data.
@@ -105,6 +106,15 @@ pub enum Measure {
     },
     /// A phase timed once.
     Seconds { phase: &'static str, seconds: f64 },
+    /// Answers of an HTTP route, their latency (the dashboard's overview).
+    Latency {
+        phase: &'static str,
+        tasks: usize,
+        task_types: usize,
+        requests: usize,
+        p50_ms: f64,
+        p99_ms: f64,
+    },
     /// What a listed origin and its stats keep in Redis (listing, stats, indexes).
     OriginMemory {
         phase: &'static str,
