@@ -128,8 +128,8 @@ async fn serve(global: &GlobalOptions, args: &ServeArgs, redis_url: &str) -> Res
         tokio::spawn(report_runs(store.clone(), tasks));
     }
     println!(
-        "swh-scheduler is serving: Redis {redis_url}, RPC http://{}:{}/\n  e.g. swh-scheduler --redis-url {redis_url} task list\n  or   swh-scheduler -u http://127.0.0.1:{}/ task-type list\nStop with Ctrl-C.",
-        rpc.host, rpc.port, rpc.port
+        "swh-scheduler is serving: Redis {redis_url}, RPC http://{}:{}/\n  dashboard http://{}:{}/ui/\n  e.g. swh-scheduler --redis-url {redis_url} task list\n  or   swh-scheduler -u http://127.0.0.1:{}/ task-type list\nStop with Ctrl-C.",
+        rpc.host, rpc.port, rpc.host, rpc.port, rpc.port
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
