@@ -337,6 +337,10 @@ fn main() {
     );
     for (label, phase) in [
         ("record_listed_origins (Redis)", "record_origins"),
+        (
+            "record_listed_origins again, unchanged (Redis)",
+            "relist_origins",
+        ),
         ("origin_visit_stats_upsert (Redis)", "visit_stats_upsert"),
         ("grab_next_visits, origins (Redis)", "grab_next_visits"),
     ] {

@@ -89,42 +89,84 @@ local id_head = string.sub(backend_id(first_id, now), 1, 24)
 local id_base = math.floor(first_id / 281474976710656) * 281474976710656
 
 local out = { 0, waiting }
-local msgs, scored = {}, {}
-local moved = 0 -- tasks next_run_not_scheduled -> next_run_scheduled, counted once at the end
-local run_bucket, run_key = -1, nil -- runs are consecutive: their hash changes every RUN_BUCKET
+-- Tasks due together were mostly created together, so their records share hashes: they are
+-- read with one HMGET and written with one HSET per task hash, and their new runs (consecutive)
+-- with one HSET per run hash, instead of three commands a task.
+local groups, group_keys = {}, {}
 for i = 1, n do
   local seq = member_seq(due[i])
   local skey, f = state_loc(base, seq)
-  local v = redis.call('HMGET', skey, f, f + TASK_BUCKET)
-  local raw = v[1]
-  if raw then
+  local g = groups[skey]
+  if not g then
+    g = { fields = {}, at = {} }
+    groups[skey] = g
+    group_keys[#group_keys + 1] = skey
+  end
+  local fs = g.fields
+  fs[#fs + 1] = f
+  fs[#fs + 1] = f + TASK_BUCKET
+  g.at[#g.at + 1] = i
+end
+local msgs = {} -- by position in `due`; a task deleted since it became due leaves a hole
+local scored = {}
+local moved = 0 -- tasks next_run_not_scheduled -> next_run_scheduled, counted once at the end
+local run_writes, run_bucket = nil, -1
+local function flush_runs()
+  if run_writes then redis.call('HSET', base .. ':r:' .. run_bucket, unpack(run_writes)) end
+end
+-- the run records, in run order (the run of due[i] is first_run + i)
+local run_records = {}
+for _, skey in ipairs(group_keys) do
+  local g = groups[skey]
+  local fs = g.fields
+  local v = redis.call('HMGET', skey, unpack(fs))
+  local writes = {}
+  for j, i in ipairs(g.at) do
+    local raw = v[2 * j - 1]
+    if raw then
+      local seq = member_seq(due[i])
+      local rseq = first_run + i
+      local t = decode_task(raw)
+      if t.status == TASK_NOT_SCHEDULED then moved = moved + 1 else count_status(t.status, TASK_SCHEDULED) end
+      t.status = TASK_SCHEDULED
+      for _, d in ipairs(attach_run(base, t, rseq, false, keep) or {}) do out[#out + 1] = d end
+      writes[#writes + 1] = fs[2 * j - 1]
+      writes[#writes + 1] = encode_task(t)
+      -- a new run's record (layout of includes/run.lua): task, status, scheduled, started,
+      -- ended, metadata, backend id (nil: derived)
+      run_records[i] = cmsgpack.pack(seq, RUN_SCHEDULED, now, nil, nil, '{}', nil)
+      local rid = run_id(tt, rseq)
+      local bid = string.format('%s%012x', id_head, rid - id_base)
+      if rid - id_base >= 281474976710656 then bid = backend_id(rid, now) end
+      local esc = string.gsub(v[2 * j], '[\\"]', '\\%0')
+      local nl = string.find(esc, '\n', 1, true)
+      local ea, ek = string.sub(esc, 1, nl - 1), string.sub(esc, nl + 1)
+      msgs[i] = p1 .. ea .. ',' .. ek .. p2 .. bid .. p3 .. bid .. p4 .. ea .. p5 .. ek
+        .. p6 .. bid .. p7 .. bid .. p8
+    end
+  end
+  if #writes > 0 then redis.call('HSET', skey, unpack(writes)) end
+end
+local sent = {}
+for i = 1, n do
+  local rec = run_records[i]
+  if rec then
     local rseq = first_run + i
-    local t = decode_task(raw)
-    if t.status == TASK_NOT_SCHEDULED then moved = moved + 1 else count_status(t.status, TASK_SCHEDULED) end
-    t.status = TASK_SCHEDULED
-    for _, d in ipairs(attach_run(base, t, rseq, false, keep) or {}) do out[#out + 1] = d end
-    redis.call('HSET', skey, f, encode_task(t))
     local b = math.floor(rseq / RUN_BUCKET)
     if b ~= run_bucket then
-      run_bucket, run_key = b, base .. ':r:' .. b
+      flush_runs()
+      run_writes, run_bucket = {}, b
     end
-    -- a new run's record (layout of includes/run.lua): task, status, scheduled, started,
-    -- ended, metadata, backend id (nil: derived)
-    redis.call('HSET', run_key, rseq % RUN_BUCKET,
-      cmsgpack.pack(seq, RUN_SCHEDULED, now, nil, nil, '{}', nil))
+    run_writes[#run_writes + 1] = rseq % RUN_BUCKET
+    run_writes[#run_writes + 1] = rec
     scored[#scored + 1] = now
     scored[#scored + 1] = rseq
-    local rid = run_id(tt, rseq)
-    local bid = string.format('%s%012x', id_head, rid - id_base)
-    if rid - id_base >= 281474976710656 then bid = backend_id(rid, now) end
-    local esc = string.gsub(v[2], '[\\"]', '\\%0')
-    local nl = string.find(esc, '\n', 1, true)
-    local ea, ek = string.sub(esc, 1, nl - 1), string.sub(esc, nl + 1)
-    msgs[#msgs + 1] = p1 .. ea .. ',' .. ek .. p2 .. bid .. p3 .. bid .. p4 .. ea .. p5 .. ek
-      .. p6 .. bid .. p7 .. bid .. p8
-    out[1] = out[1] + 1
+    sent[#sent + 1] = msgs[i]
   end
 end
+flush_runs()
+out[1] = #sent
+msgs = sent
 count_status(TASK_NOT_SCHEDULED, TASK_SCHEDULED, moved)
 push_messages(path, KEYS[3], msgs)
 for i = 1, #scored, 2000 do

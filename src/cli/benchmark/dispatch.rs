@@ -63,9 +63,11 @@ pub async fn run_dispatch_phase(
             ..RunnerConfig::default()
         },
     );
+    let cpu = redis_cpu_seconds(store).await?;
     let start = Instant::now();
     let sent: usize = runner.pass().await?.iter().map(|(_, n)| n).sum();
-    let ours = Measure::rate("dispatch", sent, start.elapsed().as_secs_f64());
+    let ours =
+        Measure::server_rate(store, "dispatch", sent, start.elapsed().as_secs_f64(), cpu).await?;
     report(&ours);
 
     // the reference, on the same number of ids and messages of the same size
@@ -94,6 +96,7 @@ pub async fn run_dispatch_phase(
     .to_string();
     let (head, tail) = sample.split_at(sample.len() / 2);
     let script = redis::Script::new(include_str!("../../../lua/bench_reference_dispatch.lua"));
+    let cpu = redis_cpu_seconds(store).await?;
     let start = Instant::now();
     let mut moved = 0usize;
     loop {
@@ -111,7 +114,8 @@ pub async fn run_dispatch_phase(
             break;
         }
     }
-    let reference = Measure::rate("dispatch_reference", moved, start.elapsed().as_secs_f64());
+    let seconds = start.elapsed().as_secs_f64();
+    let reference = Measure::server_rate(store, "dispatch_reference", moved, seconds, cpu).await?;
     report(&reference);
     let _: () = redis::cmd("UNLINK")
         .arg(&list)

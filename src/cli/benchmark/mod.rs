@@ -127,7 +127,7 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
         let mut reference = None;
         result = run_dispatch_phase(&store, &opts, |m| {
             print_measure(m, json);
-            if let Measure::Rate { per_s, .. } = m {
+            if let Measure::Rate { per_s, .. } | Measure::ServerRate { per_s, .. } = m {
                 reference = match reference {
                     None => Some(*per_s),
                     Some(ours) => {
@@ -226,6 +226,18 @@ fn print_measure(m: &Measure, json: bool) {
             per_s,
         } => {
             println!("{phase:<20} {tasks:>10} {seconds:>10.3} {per_s:>12}")
+        }
+        Measure::ServerRate {
+            phase,
+            tasks,
+            seconds,
+            per_s,
+            redis_cpu_us_per_task,
+        } => {
+            println!(
+                "{phase:<20} {tasks:>10} {seconds:>10.3} {per_s:>12}   \
+                 ({redis_cpu_us_per_task} µs of Redis CPU a task)"
+            )
         }
         Measure::RunMemory { bytes_per_run, .. } => {
             println!(

@@ -104,6 +104,15 @@ pub enum Measure {
         p50_ms: f64,
         p99_ms: f64,
     },
+    /// A rate with the Redis server's CPU time it cost (user + system, from `INFO cpu`), per
+    /// task: less noisy than the wall clock on a busy machine, and what a master's capacity is.
+    ServerRate {
+        phase: String,
+        tasks: usize,
+        seconds: f64,
+        per_s: u64,
+        redis_cpu_us_per_task: f64,
+    },
     /// A phase timed once.
     Seconds { phase: &'static str, seconds: f64 },
     /// Answers of an HTTP route, their latency (the dashboard's overview).
@@ -134,6 +143,61 @@ impl Measure {
             seconds,
             per_s: (tasks as f64 / seconds.max(1e-9)).round() as u64,
         }
+    }
+}
+
+/// The Redis server's CPU seconds so far (user + system), or None on a Redis Cluster (where
+/// `INFO` would answer for one node only).
+pub(super) async fn redis_cpu_seconds(store: &Store) -> Result<Option<f64>> {
+    if store.is_cluster() {
+        return Ok(None);
+    }
+    let mut con = store.con().await?;
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut con).await?;
+    let field = |name: &str| {
+        info.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(':')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Ok(field("used_cpu_user")
+        .zip(field("used_cpu_sys"))
+        .map(|(u, s)| u + s))
+}
+
+impl Measure {
+    /// `rate` with the server CPU spent between `cpu_before` and now, when both are known.
+    pub(super) async fn server_rate(
+        store: &Store,
+        phase: &str,
+        tasks: usize,
+        seconds: f64,
+        cpu_before: Option<f64>,
+    ) -> Result<Self> {
+        let rate = Measure::rate(phase, tasks, seconds);
+        let after = redis_cpu_seconds(store).await?;
+        Ok(match (rate, cpu_before.zip(after)) {
+            (
+                Measure::Rate {
+                    phase,
+                    tasks,
+                    seconds,
+                    per_s,
+                },
+                Some((b, a)),
+            ) => Measure::ServerRate {
+                phase,
+                tasks,
+                seconds,
+                per_s,
+                redis_cpu_us_per_task: ((a - b) * 1e6 / tasks.max(1) as f64 * 100.0).round()
+                    / 100.0,
+            },
+            (rate, _) => rate,
+        })
     }
 }
 
