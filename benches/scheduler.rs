@@ -319,6 +319,11 @@ fn main() {
             .map(|r| ("schedule-recurrent's sending".to_string(), r)),
     );
     row(
+        "runs recorded by the listener, 2 events each (Redis)",
+        rate(&results, "redis", "events").map(|e| e / 2.0),
+        rate(&results, "redis", "dispatch").map(|r| ("this scheduler's dispatch".to_string(), r)),
+    );
+    row(
         "events applied (Redis)",
         rate(&results, "redis", "events"),
         best_orig("original", "end").map(|(n, v)| (format!("{n}, end_task_run"), v)),

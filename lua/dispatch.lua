@@ -166,9 +166,8 @@ for i = 1, n do
 end
 flush_runs()
 out[1] = #sent
-msgs = sent
 count_status(TASK_NOT_SCHEDULED, TASK_SCHEDULED, moved)
-push_messages(path, KEYS[3], msgs)
+push_messages(path, KEYS[3], sent)
 for i = 1, #scored, 2000 do
   redis.call('ZADD', base .. ':inflight', unpack(scored, i, math.min(i + 1999, #scored)))
 end

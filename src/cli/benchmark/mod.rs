@@ -156,6 +156,9 @@ pub async fn run(global: &GlobalOptions, args: BenchmarkArgs) -> Result<()> {
                     ms.iter().find_map(|m| match m {
                         Measure::Rate {
                             phase: p, per_s, ..
+                        }
+                        | Measure::ServerRate {
+                            phase: p, per_s, ..
                         } if p == phase => Some(*per_s),
                         _ => None,
                     })

@@ -144,31 +144,7 @@ impl Measure {
             per_s: (tasks as f64 / seconds.max(1e-9)).round() as u64,
         }
     }
-}
 
-/// The Redis server's CPU seconds so far (user + system), or None on a Redis Cluster (where
-/// `INFO` would answer for one node only).
-pub(super) async fn redis_cpu_seconds(store: &Store) -> Result<Option<f64>> {
-    if store.is_cluster() {
-        return Ok(None);
-    }
-    let mut con = store.con().await?;
-    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut con).await?;
-    let field = |name: &str| {
-        info.lines().find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(':')?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-    };
-    Ok(field("used_cpu_user")
-        .zip(field("used_cpu_sys"))
-        .map(|(u, s)| u + s))
-}
-
-impl Measure {
     /// `rate` with the server CPU spent between `cpu_before` and now, when both are known.
     pub(super) async fn server_rate(
         store: &Store,
@@ -199,6 +175,28 @@ impl Measure {
             (rate, _) => rate,
         })
     }
+}
+
+/// The Redis server's CPU seconds so far (user + system), or None on a Redis Cluster (where
+/// `INFO` would answer for one node only).
+pub(super) async fn redis_cpu_seconds(store: &Store) -> Result<Option<f64>> {
+    if store.is_cluster() {
+        return Ok(None);
+    }
+    let mut con = store.con().await?;
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut con).await?;
+    let field = |name: &str| {
+        info.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(':')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Ok(field("used_cpu_user")
+        .zip(field("used_cpu_sys"))
+        .map(|(u, s)| u + s))
 }
 
 /// The benchmark's task type: the original simulator's git loader.

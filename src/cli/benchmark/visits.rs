@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use redis::AsyncCommands;
 
 use super::events::{event_payloads, publish_and_apply};
-use super::phases::{BenchOptions, Measure};
+use super::phases::{BenchOptions, Measure, redis_cpu_seconds};
 use crate::error::Result;
 use crate::model::{ListedOrigin, TaskType};
 use crate::store::Store;
@@ -61,6 +61,7 @@ pub async fn run_visits_phase(
             ..VisitRunnerConfig::default()
         },
     );
+    let cpu = redis_cpu_seconds(store).await?;
     let start = Instant::now();
     let mut sent = 0;
     loop {
@@ -70,11 +71,8 @@ pub async fn run_visits_phase(
             break;
         }
     }
-    let mut out = vec![Measure::rate(
-        "visits_dispatch",
-        sent,
-        start.elapsed().as_secs_f64(),
-    )];
+    let seconds = start.elapsed().as_secs_f64();
+    let mut out = vec![Measure::server_rate(store, "visits_dispatch", sent, seconds, cpu).await?];
     let mut con = store.con().await?;
     if outcomes {
         let messages: Vec<String> = con.lrange(&queue, 0, -1).await?;
