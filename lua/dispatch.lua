@@ -92,9 +92,10 @@ local out = { 0, waiting }
 -- Tasks due together were mostly created together, so their records share hashes: they are
 -- read with one HMGET and written with one HSET per task hash, and their new runs (consecutive)
 -- with one HSET per run hash, instead of three commands a task.
-local groups, group_keys = {}, {}
+local groups, group_keys, seqs = {}, {}, {}
 for i = 1, n do
   local seq = member_seq(due[i])
+  seqs[i] = seq
   local skey, f = state_loc(base, seq)
   local g = groups[skey]
   if not g then
@@ -124,7 +125,7 @@ for _, skey in ipairs(group_keys) do
   for j, i in ipairs(g.at) do
     local raw = v[2 * j - 1]
     if raw then
-      local seq = member_seq(due[i])
+      local seq = seqs[i]
       local rseq = first_run + i
       local t = decode_task(raw)
       if t.status == TASK_NOT_SCHEDULED then moved = moved + 1 else count_status(t.status, TASK_SCHEDULED) end

@@ -136,67 +136,44 @@ pub enum Measure {
 
 impl Measure {
     pub(super) fn rate(phase: &str, tasks: usize, seconds: f64) -> Self {
-        let seconds = (seconds * 1e4).round() / 1e4;
+        let (seconds, per_s) = rounded_rate(tasks, seconds);
         Measure::Rate {
             phase: phase.to_string(),
             tasks,
             seconds,
-            per_s: (tasks as f64 / seconds.max(1e-9)).round() as u64,
+            per_s,
         }
     }
 
-    /// `rate` with the server CPU spent between `cpu_before` and now, when both are known.
+    /// `rate` with the Redis CPU spent since `cpu_before` (from [`redis_cpu_seconds`]).
     pub(super) async fn server_rate(
         store: &Store,
         phase: &str,
         tasks: usize,
         seconds: f64,
-        cpu_before: Option<f64>,
+        cpu_before: f64,
     ) -> Result<Self> {
-        let rate = Measure::rate(phase, tasks, seconds);
-        let after = redis_cpu_seconds(store).await?;
-        Ok(match (rate, cpu_before.zip(after)) {
-            (
-                Measure::Rate {
-                    phase,
-                    tasks,
-                    seconds,
-                    per_s,
-                },
-                Some((b, a)),
-            ) => Measure::ServerRate {
-                phase,
-                tasks,
-                seconds,
-                per_s,
-                redis_cpu_us_per_task: ((a - b) * 1e6 / tasks.max(1) as f64 * 100.0).round()
-                    / 100.0,
-            },
-            (rate, _) => rate,
+        let cpu = redis_cpu_seconds(store).await? - cpu_before;
+        let (seconds, per_s) = rounded_rate(tasks, seconds);
+        Ok(Measure::ServerRate {
+            phase: phase.to_string(),
+            tasks,
+            seconds,
+            per_s,
+            redis_cpu_us_per_task: (cpu * 1e8 / tasks.max(1) as f64).round() / 100.0,
         })
     }
 }
 
-/// The Redis server's CPU seconds so far (user + system), or None on a Redis Cluster (where
-/// `INFO` would answer for one node only).
-pub(super) async fn redis_cpu_seconds(store: &Store) -> Result<Option<f64>> {
-    if store.is_cluster() {
-        return Ok(None);
-    }
-    let mut con = store.con().await?;
-    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut con).await?;
-    let field = |name: &str| {
-        info.lines().find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(':')?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-    };
-    Ok(field("used_cpu_user")
-        .zip(field("used_cpu_sys"))
-        .map(|(u, s)| u + s))
+/// Seconds rounded to 0.1 ms, and the per-second rate they give.
+fn rounded_rate(tasks: usize, seconds: f64) -> (f64, u64) {
+    let seconds = (seconds * 1e4).round() / 1e4;
+    (seconds, (tasks as f64 / seconds.max(1e-9)).round() as u64)
+}
+
+/// The Redis CPU seconds spent so far (user + system), summed over the store's masters.
+pub(super) async fn redis_cpu_seconds(store: &Store) -> Result<f64> {
+    info_sum(store, "cpu", &["used_cpu_user", "used_cpu_sys"]).await
 }
 
 /// The benchmark's task type: the original simulator's git loader.
@@ -259,17 +236,22 @@ where
 
 /// Bytes Redis uses now (`INFO memory` used_memory; on a cluster, of all the masters).
 pub async fn used_memory(store: &Store) -> Result<i64> {
-    let mut total = 0;
+    Ok(info_sum(store, "memory", &["used_memory"]).await? as i64)
+}
+
+/// The sum over the store's masters of these fields of one `INFO` section (absent ones count 0).
+async fn info_sum(store: &Store, section: &str, fields: &[&str]) -> Result<f64> {
+    let mut total = 0.0;
     for mut con in store.masters().await? {
         let info: String = redis::cmd("INFO")
-            .arg("memory")
+            .arg(section)
             .query_async(&mut con)
             .await?;
-        total += info
-            .lines()
-            .find_map(|l| l.strip_prefix("used_memory:"))
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .unwrap_or(0);
+        for (name, value) in info.lines().filter_map(|l| l.split_once(':')) {
+            if fields.contains(&name) {
+                total += value.trim().parse::<f64>().unwrap_or(0.0);
+            }
+        }
     }
     Ok(total)
 }
