@@ -87,8 +87,8 @@ for i = 1, n do
     s, u = seq, t
     inp.seq = s
     inp.raw = encode_task(t)
-    local key, field = state_loc(base, s)
-    redis.call('HSET', key, field, inp.raw, field + TASK_BUCKET, inp.args)
+    local key, field, args_field = state_loc(base, s)
+    redis.call('HSET', key, field, inp.raw, args_field, inp.args)
     reindex_task(base, s, nil, t)
     local dk = base .. ':dedup'
     local prev = redis.call('HGET', dk, inp.fp)

@@ -96,7 +96,7 @@ local groups, group_keys, seqs = {}, {}, {}
 for i = 1, n do
   local seq = member_seq(due[i])
   seqs[i] = seq
-  local skey, f = state_loc(base, seq)
+  local skey, f, af = state_loc(base, seq)
   local g = groups[skey]
   if not g then
     g = { fields = {}, at = {} }
@@ -105,7 +105,7 @@ for i = 1, n do
   end
   local fs = g.fields
   fs[#fs + 1] = f
-  fs[#fs + 1] = f + TASK_BUCKET
+  fs[#fs + 1] = af
   g.at[#g.at + 1] = i
 end
 local msgs = {} -- by position in `due`; a task deleted since it became due leaves a hole
@@ -149,6 +149,7 @@ for _, skey in ipairs(group_keys) do
   if #writes > 0 then redis.call('HSET', skey, unpack(writes)) end
 end
 local sent = {}
+local now_text = int_str(now)
 for i = 1, n do
   local rec = run_records[i]
   if rec then
@@ -158,10 +159,10 @@ for i = 1, n do
       flush_runs()
       run_writes, run_bucket = {}, b
     end
-    run_writes[#run_writes + 1] = rseq % RUN_BUCKET
+    run_writes[#run_writes + 1] = num_text(rseq - b * RUN_BUCKET)
     run_writes[#run_writes + 1] = rec
-    scored[#scored + 1] = now
-    scored[#scored + 1] = rseq
+    scored[#scored + 1] = now_text
+    scored[#scored + 1] = int_str(rseq)
     sent[#sent + 1] = msgs[i]
   end
 end

@@ -9,13 +9,19 @@
 -- ARGV[2] '1' to return run records
 -- ARGV[3..] 6 values per event: 's' (start) or 'e' (end), run seq, end status code (or ''),
 --   metadata to merge (JSON object text, or ''), timestamp (us, or '' for now), the backend id
---   the caller looked the run up by (or '' not to check it)
+--   the caller looked the run up by: '' not to check it, '#<ms>' for an id of this
+--   scheduler's own format (src/model/ids.rs) carrying that scheduling time in ms (the run id
+--   in it is the run's), else the id itself
 -- Returns 2 values per event: 0 if no such run (or its backend id is not the one given), 1 if
 -- the event changed nothing (the run had ended), 2 if it changed the run; then the run's record
 -- when ARGV[2] is '1', else ''.
--- A run started and ended in the same call (Celery's task.multi batches mostly carry both) is
--- read and written once: its start is applied to the decoded record, which its end then
--- saves (when records are not asked for).
+-- The call works in three steps, so that its Redis commands are per hash and per set, not per
+-- event (a batch's runs were mostly dispatched together, and share their hashes): it reads
+-- every run with one HMGET per run hash, then the tasks of the runs it may end with one HMGET
+-- per task hash; applies the events in order to the decoded records; and writes each changed
+-- run and task once (includes/writes.lua), with one ZADD and one ZREM per sorted set. So a
+-- run started and ended in the same call (Celery's task.multi batches mostly carry both) is
+-- read and written once.
 --@include codes
 --@include time
 --@include task
@@ -29,71 +35,145 @@ local base = type_base(tk)
 local now = time_or(ARGV[1], nil) or server_now_us()
 local want = ARGV[2] == '1'
 local inflight = base .. ':inflight'
-local out = {}
--- the last end event of each run in this call, and the started runs waiting for theirs
-local last_end, held = {}, {}
-if not want then
-  for o = 3, #ARGV, 6 do
-    if ARGV[o] == 'e' then last_end[ARGV[o + 1]] = o end
+
+-- Adds `member` to the group of `key` in `groups` (key -> {fields, members}), keys in order.
+local function group_add(groups, keys, key, field, member)
+  local g = groups[key]
+  if not g then
+    g = { fields = {}, members = {} }
+    groups[key] = g
+    keys[#keys + 1] = key
+  end
+  g.fields[#g.fields + 1] = field
+  g.members[#g.members + 1] = member
+end
+
+-- Reads the grouped fields, one HMGET per key; calls found(member, raw) for those present.
+local function read_groups(groups, keys, found)
+  for _, key in ipairs(keys) do
+    local g = groups[key]
+    local v = redis.call('HMGET', key, unpack(g.fields))
+    for j, m in ipairs(g.members) do
+      if v[j] then found(m, v[j]) end
+    end
   end
 end
+
+-- Whether the run is the one the caller looked up by that backend id.
+local function id_matches(r, seq, expected)
+  if string.byte(expected, 1) == 35 then -- '#': ours, made from the run id and this time
+    local ms = tonumber(string.sub(expected, 2))
+    if r.backend_id then return r.backend_id == backend_id(run_id(tt, seq), ms * 1000) end
+    return r.scheduled ~= nil and math.floor(r.scheduled / 1000) == ms
+  end
+  return expected == (r.backend_id or (r.scheduled and backend_id(run_id(tt, seq), r.scheduled)))
+end
+
+-- 1. Read the runs, and the tasks of those an end event may end.
+local runs, order, ends = {}, {}, {}
+local groups, keys = {}, {}
 for o = 3, #ARGV, 6 do
-  local sk = ARGV[o + 1]
-  local seq = tonumber(sk)
-  local r, raw = held[sk], nil
-  held[sk] = nil
-  local was_held = r ~= nil
-  if not r then
+  local seq = tonumber(ARGV[o + 1])
+  if runs[seq] == nil then
+    runs[seq] = false
+    order[#order + 1] = seq
     local key, field = run_loc(base, seq)
-    raw = redis.call('HGET', key, field)
-    r = raw and decode_run(raw)
+    group_add(groups, keys, key, field, seq)
   end
+  if ARGV[o] == 'e' then ends[seq] = true end
+end
+read_groups(groups, keys, function(seq, raw) runs[seq] = decode_run(raw) end)
+local tasks, was, changed_tasks = {}, {}, {}
+groups, keys = {}, {}
+for _, seq in ipairs(order) do
+  local r = runs[seq]
+  if r and ends[seq] and not run_ended(r.status) and tasks[r.task] == nil then
+    tasks[r.task] = false
+    local key, field = state_loc(base, r.task)
+    group_add(groups, keys, key, field, r.task)
+  end
+end
+read_groups(groups, keys, function(seq, raw)
+  local t = decode_task(raw)
+  tasks[seq] = t
+  was[seq] = snapshot(t)
+end)
+
+-- 2. Apply the events in order to the records.
+local out = {}
+local changed = {} -- run seq -> true once changed, in changed_order
+local changed_order, task_order = {}, {}
+-- run seq -> its start time as text (in the in-flight set), or false (out of it)
+local inflight_at = {}
+local now_text = int_str(now)
+local function started(r, o, ts)
+  RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
+  r.started = ts
+  r.metadata = merge_metadata(r.metadata, ARGV[o + 3])
+end
+for o = 3, #ARGV, 6 do
+  local seq = tonumber(ARGV[o + 1])
+  local r = runs[seq]
   local expected = ARGV[o + 5]
-  if r and expected ~= '' and expected ~= (r.backend_id or backend_id(run_id(tt, seq), r.scheduled)) then
-    if was_held then held[sk] = r end
-    r = nil
-  end
+  if r and expected ~= '' and not id_matches(r, seq, expected) then r = nil end
   local found = 0
   if r then
     found = 1
-    if run_ended(r.status) and ARGV[o] == 's' and r.started == nil then
+    local ts = time_or(ARGV[o + 4], now)
+    if run_ended(r.status) then
+      if ARGV[o] == 's' and r.started == nil then
+        found = 2
+        started(r, o, ts)
+      end
+    elseif ARGV[o] == 's' then
       found = 2
-      RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
-      r.started = time_or(ARGV[o + 4], now)
-      r.metadata = merge_metadata(r.metadata, ARGV[o + 3])
-      raw = save_run(base, seq, r)
-    elseif not run_ended(r.status) then
+      started(r, o, ts)
+      r.status = RUN_STARTED
+      inflight_at[seq] = ARGV[o + 4] ~= '' and ARGV[o + 4] or now_text
+    else
       found = 2
-      local ts = time_or(ARGV[o + 4], now)
       r.metadata = merge_metadata(r.metadata, ARGV[o + 3])
       local status = tonumber(ARGV[o + 2])
-      if ARGV[o] == 's' then
-        RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
-        r.status = RUN_STARTED
-        r.started = ts
-        if (last_end[sk] or 0) > o then
-          held[sk] = r -- its end, later in this call, writes it
-        else
-          redis.call('ZADD', inflight, ts, seq)
-          raw = save_run(base, seq, r)
+      if run_ended(status) then
+        local t = tasks[r.task] or nil
+        end_run_state(tt, seq, r, t, status, ts)
+        inflight_at[seq] = false
+        if t and not changed_tasks[r.task] then
+          changed_tasks[r.task] = true
+          task_order[#task_order + 1] = r.task
         end
-      elseif run_ended(status) then
-        raw = end_run(base, tt, seq, r, status, ts)
       else -- "ended" with scheduled or started: only the fields change
-        if was_held then redis.call('ZADD', inflight, r.started, seq) end
         r.status = status
         r.ended = ts
-        raw = save_run(base, seq, r)
       end
+    end
+    if found == 2 and not changed[seq] then
+      changed[seq] = true
+      changed_order[#changed_order + 1] = seq
     end
   end
   out[#out + 1] = found
-  out[#out + 1] = (want and r and raw) or ''
+  out[#out + 1] = (want and r and encode_run(r)) or ''
 end
--- a start whose end did not apply after all (another backend id) is written as a start
-for sk, r in pairs(held) do
-  redis.call('ZADD', inflight, r.started, sk)
-  save_run(base, tonumber(sk), r)
+
+-- 3. Write what changed, grouped.
+local w = writes_new()
+for _, seq in ipairs(changed_order) do
+  local key, field = run_loc(base, seq)
+  w_hset(w, key, field, encode_run(runs[seq]))
+  local at = inflight_at[seq]
+  if at then
+    w_zadd(w, inflight, at, int_str(seq))
+  elseif at == false then
+    w_zrem(w, inflight, int_str(seq))
+  end
 end
+for _, s in ipairs(task_order) do
+  local t = tasks[s]
+  local key, field = state_loc(base, s)
+  w_hset(w, key, field, encode_task(t))
+  reindex_into(w, base, s, was[s], t)
+end
+w_flush(w)
 flush_counts(tk, RUN_COUNTS, now)
 return out

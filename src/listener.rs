@@ -359,7 +359,7 @@ impl Listener {
         };
         for event in events {
             self.stats.events.fetch_add(1, Ordering::Relaxed);
-            match events::interpret(&event) {
+            match events::interpret_event(&event) {
                 Ok(Meaning::Run(r)) => batch.runs.push(r),
                 Ok(Meaning::Visit(v)) => {
                     self.stats.visit_results.fetch_add(1, Ordering::Relaxed);

@@ -98,7 +98,7 @@ proptest! {
     fn the_event_decoder_never_panics(payload in prop::collection::vec(any::<u8>(), 0..512)) {
         if let Ok(evs) = events::decode_payload(&payload) {
             for e in evs {
-                let _ = events::interpret(&e);
+                let _ = events::interpret_event(&e);
             }
         }
     }

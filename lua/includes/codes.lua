@@ -21,6 +21,21 @@ local function int_str(n)
   return string.format('%d', n)
 end
 
+-- Decimal text of an integer, remembered for the script's run: a number handed to redis.call
+-- is formatted with "%.17g" (Redis 7.0) and one concatenated into a key with "%.14g", both by
+-- the C library's floating-point printf, which costs more than a small command around it. The
+-- record scripts name buckets and fields with this instead (src/store/keys.rs makes the same
+-- text).
+local NUM_TEXT = {}
+local function num_text(n)
+  local s = NUM_TEXT[n]
+  if not s then
+    s = string.format('%d', n)
+    NUM_TEXT[n] = s
+  end
+  return s
+end
+
 -- An optional numeric argument: '' stands for none.
 local function opt_num(v)
   if v == '' then return nil end

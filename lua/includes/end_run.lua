@@ -4,32 +4,43 @@ local RUN_STATUS_NAMES = { [RUN_EVENTFUL] = 'runs_eventful', [RUN_UNEVENTFUL] = 
   [RUN_FAILED] = 'runs_failed', [RUN_PERMFAILED] = 'runs_permfailed', [RUN_LOST] = 'runs_lost' }
 local RUN_COUNTS = {}
 
--- Ends run <seq> (its decoded record `r`, not yet ended) with `status` at `ts`: drops it from
--- the in-flight set, applies the end-of-run rules to its task and flags the run ended in the
--- task's list, and saves the run. Returns the run's new record.
-local function end_run(base, tt, seq, r, status, ts)
+-- Ends run <seq> (its decoded record `r`, not yet ended) with `status` at `ts`, in memory:
+-- counts it, applies the end-of-run rules to its task's state `t` (nil if the task is gone)
+-- and flags the run ended in the task's list. The caller saves the run and the task, drops the
+-- run from the in-flight set and reindexes the task (reindex_into: the failed tasks' index
+-- holds a task while its last ended run failed).
+local function end_run_state(tt, seq, r, t, status, ts)
   local counter = RUN_STATUS_NAMES[status]
   RUN_COUNTS[counter] = (RUN_COUNTS[counter] or 0) + 1
   r.status = status
   r.ended = ts
-  redis.call('ZREM', base .. ':inflight', seq)
-  local t = load_task(base, r.task)
-  if t then
-    local was = snapshot(t)
-    apply_end_rules(tt, t, status, ts)
-    mark_run_ended(t, seq)
-    -- the failed tasks' index: in it while the last ended run failed
-    if status == RUN_EVENTFUL or status == RUN_UNEVENTFUL then
-      if t.failed then
-        redis.call('ZREM', base .. ':failed', r.task)
-        t.failed = false
-      end
-    else
-      redis.call('ZADD', base .. ':failed', ts, r.task)
-      t.failed = true
-    end
-    save_task(base, r.task, t)
-    reindex_task(base, r.task, was, t)
+  if not t then return end
+  apply_end_rules(tt, t, status, ts)
+  mark_run_ended(t, seq)
+  if status == RUN_EVENTFUL or status == RUN_UNEVENTFUL then
+    t.failed = false
+    t.failed_at = nil
+  else
+    t.failed = true
+    t.failed_at = ts
   end
-  return save_run(base, seq, r)
+end
+
+-- end_run_state, and its writes at once. Returns the run's new record.
+local function end_run(base, tt, seq, r, status, ts)
+  local w = writes_new()
+  w_zrem(w, base .. ':inflight', seq)
+  local t = load_task(base, r.task)
+  local was = t and snapshot(t)
+  end_run_state(tt, seq, r, t, status, ts)
+  if t then
+    local key, field = state_loc(base, r.task)
+    w_hset(w, key, field, encode_task(t))
+    reindex_into(w, base, r.task, was, t)
+  end
+  local key, field = run_loc(base, seq)
+  local raw = encode_run(r)
+  w_hset(w, key, field, raw)
+  w_flush(w)
+  return raw
 end

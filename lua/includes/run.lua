@@ -11,8 +11,10 @@
 -- A task's state lists its kept runs as run_seq * 4 + RUN_ENDED_BIT + RUN_FOREIGN_BIT.
 local RUN_ENDED_BIT, RUN_FOREIGN_BIT = 1, 2
 
+-- The run's hash and field (as text, see num_text).
 local function run_loc(base, seq)
-  return base .. ':r:' .. math.floor(seq / RUN_BUCKET), seq % RUN_BUCKET
+  local b = math.floor(seq / RUN_BUCKET)
+  return base .. ':r:' .. num_text(b), num_text(seq - b * RUN_BUCKET)
 end
 
 local function decode_run(raw)
@@ -29,10 +31,14 @@ local function load_run(base, seq)
   return decode_run(raw)
 end
 
+local function encode_run(r)
+  return cmsgpack.pack(r.task, r.status, r.scheduled, r.started, r.ended, r.metadata,
+    r.backend_id)
+end
+
 local function save_run(base, seq, r)
   local key, field = run_loc(base, seq)
-  local raw = cmsgpack.pack(r.task, r.status, r.scheduled, r.started, r.ended, r.metadata,
-    r.backend_id)
+  local raw = encode_run(r)
   redis.call('HSET', key, field, raw)
   return raw
 end

@@ -27,12 +27,18 @@
 --                                    by status: see RATE_FIELDS), kept 25 hours, for the
 --                                    dashboard's charts and last-hour counts
 
+--@include writes
+
+-- The task's hash, its state's field and its arguments' field (as text, see num_text).
 local function state_loc(base, seq)
-  return base .. ':t:' .. math.floor(seq / TASK_BUCKET), seq % TASK_BUCKET
+  local b = math.floor(seq / TASK_BUCKET)
+  local f = seq - b * TASK_BUCKET
+  return base .. ':t:' .. num_text(b), num_text(f), num_text(f + TASK_BUCKET)
 end
 
 local function args_loc(base, seq)
-  return base .. ':t:' .. math.floor(seq / TASK_BUCKET), seq % TASK_BUCKET + TASK_BUCKET
+  local key, _, args_field = state_loc(base, seq)
+  return key, args_field
 end
 
 local function decode_task(raw)
@@ -77,15 +83,15 @@ end
 
 -- Both records of a task: state, arguments (nil, nil if there is no such task).
 local function load_records(base, seq)
-  local key, field = state_loc(base, seq)
-  local v = redis.call('HMGET', key, field, field + TASK_BUCKET)
+  local key, field, args_field = state_loc(base, seq)
+  local v = redis.call('HMGET', key, field, args_field)
   return v[1], v[2]
 end
 
 -- Deletes both records of a task.
 local function delete_task_records(base, seq)
-  local key, field = state_loc(base, seq)
-  redis.call('HDEL', key, field, field + TASK_BUCKET)
+  local key, field, args_field = state_loc(base, seq)
+  redis.call('HDEL', key, field, args_field)
 end
 
 -- Seconds (as stored) to microseconds.
@@ -162,30 +168,44 @@ local function flush_counts(type_key, extra, now_us)
   end
 end
 
--- Moves the task between indexes after a change; `was` is its {status, priority, next_run}
--- before the change, or nil for a new task.
-local function reindex_task(base, seq, was, t)
+-- Gathers into `w` (includes/writes.lua) the index changes of a task after a change; `was` is
+-- its snapshot() before the change, or nil for a new task.
+local function reindex_into(w, base, seq, was, t)
   count_status(was and was.status, t.status >= 0 and t.status or nil)
   local ready_now = t.status == TASK_NOT_SCHEDULED
   if was and was.status == TASK_NOT_SCHEDULED then
     if not ready_now or (was.priority == nil) ~= (t.priority == nil) then
-      redis.call('ZREM', ready_key(base, was.priority), ready_member(seq))
+      w_zrem(w, ready_key(base, was.priority), ready_member(seq))
     elseif was.next_run == t.next_run then
       ready_now = false -- already indexed with the right score
     end
   end
   if ready_now then
-    redis.call('ZADD', ready_key(base, t.priority), t.next_run, ready_member(seq))
+    w_zadd(w, ready_key(base, t.priority), int_str(t.next_run), ready_member(seq))
+  end
+  -- the failed tasks' index: in it while the last ended run failed (t.failed_at: it failed
+  -- in this script, at that time)
+  if t.failed_at then
+    w_zadd(w, base .. ':failed', int_str(t.failed_at), int_str(seq))
+  elseif was and was.failed and not t.failed then
+    w_zrem(w, base .. ':failed', int_str(seq))
   end
   local arch_was = was and is_archivable(was.status, t.policy)
   local arch_now = is_archivable(t.status, t.policy)
   if arch_now and not arch_was then
-    redis.call('ZADD', base .. ':archivable', seq, seq)
+    w_zadd(w, base .. ':archivable', int_str(seq), int_str(seq))
   elseif arch_was and not arch_now then
-    redis.call('ZREM', base .. ':archivable', seq)
+    w_zrem(w, base .. ':archivable', int_str(seq))
   end
 end
 
+-- Moves the task between indexes after a change, at once (see reindex_into).
+local function reindex_task(base, seq, was, t)
+  local w = writes_new()
+  reindex_into(w, base, seq, was, t)
+  w_flush(w)
+end
+
 local function snapshot(t)
-  return { status = t.status, priority = t.priority, next_run = t.next_run }
+  return { status = t.status, priority = t.priority, next_run = t.next_run, failed = t.failed }
 end

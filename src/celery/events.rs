@@ -10,33 +10,146 @@ use crate::store::RunEvent;
 
 use super::pyrepr;
 
-/// The event objects carried by one pub/sub message: the envelope's body (base64 or plain)
-/// holds one event or a `task.multi` array of them.
-pub fn decode_payload(payload: &[u8]) -> Result<Vec<Value>, String> {
-    let envelope: Value =
+/// The fields of a Celery event that the scheduler reads. Decoding keeps only these and skips
+/// the others unparsed (a task-received event's arguments, a heartbeat's load averages), which
+/// is most of the listener's work otherwise; it never fails, so that one odd event in a
+/// `task.multi` batch is refused alone, by [`interpret`]: a non-object decodes to an event
+/// without a type.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Event {
+    pub kind: Option<Value>,
+    pub uuid: Option<Value>,
+    pub timestamp: Option<Value>,
+    pub hostname: Option<Value>,
+    pub result: Option<Value>,
+    pub traceback: Option<Value>,
+    pub exception: Option<Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(EventVisitor)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EventVisitor {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Celery event")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        let mut e = Event::default();
+        // later keys win, as in a JSON object read whole
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let slot = match key.as_ref() {
+                "type" => &mut e.kind,
+                "uuid" => &mut e.uuid,
+                "timestamp" => &mut e.timestamp,
+                "hostname" => &mut e.hostname,
+                "result" => &mut e.result,
+                "traceback" => &mut e.traceback,
+                "exception" => &mut e.exception,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(e)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Event, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Event::default())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Event, E> {
+        Ok(Event::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Event, E> {
+        Ok(Event::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Event, E> {
+        Ok(Event::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Event, E> {
+        Ok(Event::default())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Event, E> {
+        Ok(Event::default())
+    }
+    fn visit_unit<E>(self) -> Result<Event, E> {
+        Ok(Event::default())
+    }
+}
+
+/// A message body: one event, or a `task.multi` array of them.
+struct Body(Vec<Event>);
+
+impl<'de> serde::Deserialize<'de> for Body {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Body;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an event or a list of events")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Body, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(e) = seq.next_element()? {
+                    out.push(e);
+                }
+                Ok(Body(out))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Body, A::Error> {
+                EventVisitor.visit_map(map).map(|e| Body(vec![e]))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What the listener reads of a message's envelope; the body is borrowed when it has no
+/// escapes (base64 never has).
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    body: Option<std::borrow::Cow<'a, str>>,
+    properties: Option<Properties<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Properties<'a> {
+    #[serde(borrow)]
+    body_encoding: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The events carried by one pub/sub message: the envelope's body (base64 or plain) holds one
+/// event or a `task.multi` array of them.
+pub fn decode_payload(payload: &[u8]) -> Result<Vec<Event>, String> {
+    let envelope: Envelope =
         serde_json::from_slice(payload).map_err(|e| format!("envelope is not JSON: {e}"))?;
-    let body = envelope
-        .get("body")
-        .ok_or("envelope has no body")?
-        .as_str()
-        .ok_or("envelope body is not a string")?;
-    let text = match envelope
-        .pointer("/properties/body_encoding")
-        .and_then(Value::as_str)
-    {
+    let body = envelope.body.ok_or("envelope has no body")?;
+    let encoding = envelope.properties.and_then(|p| p.body_encoding);
+    let decoded;
+    let text: &str = match encoding.as_deref() {
         Some("base64") => {
             let raw = base64::engine::general_purpose::STANDARD
-                .decode(body)
+                .decode(body.as_bytes())
                 .map_err(|e| format!("body is not base64: {e}"))?;
-            String::from_utf8(raw).map_err(|_| "body is not UTF-8".to_string())?
+            decoded = String::from_utf8(raw).map_err(|_| "body is not UTF-8".to_string())?;
+            &decoded
         }
-        _ => body.to_string(),
+        _ => &body,
     };
-    match serde_json::from_str(&text).map_err(|e| format!("body is not JSON: {e}"))? {
-        Value::Array(events) => Ok(events),
-        event @ Value::Object(_) => Ok(vec![event]),
-        _ => Err("body is neither an event nor a list of events".into()),
-    }
+    serde_json::from_str::<Body>(text)
+        .map(|b| b.0)
+        .map_err(|e| format!("body is not JSON: {e}"))
 }
 
 /// What an event means for the scheduler.
@@ -55,8 +168,15 @@ pub enum Meaning {
 /// `task-succeeded` (with its Python repr) end it eventful or uneventful; `task-failed` ends it
 /// failed with the last traceback line as `metadata.error`. Times are the event's own.
 pub fn interpret(event: &Value) -> Result<Meaning, String> {
+    use serde::Deserialize;
+    interpret_event(&Event::deserialize(event).map_err(|e| e.to_string())?)
+}
+
+/// [`interpret`] for an event as [`decode_payload`] gives it.
+pub fn interpret_event(event: &Event) -> Result<Meaning, String> {
     let kind = event
-        .get("type")
+        .kind
+        .as_ref()
         .and_then(Value::as_str)
         .ok_or("event has no type")?;
     if !matches!(
@@ -66,11 +186,12 @@ pub fn interpret(event: &Value) -> Result<Meaning, String> {
         return Ok(Meaning::Ignored);
     }
     let uuid = event
-        .get("uuid")
+        .uuid
+        .as_ref()
         .and_then(Value::as_str)
         .filter(|u| !u.is_empty())
         .ok_or_else(|| format!("{kind} event has no uuid"))?;
-    let timestamp = match event.get("timestamp") {
+    let timestamp = match &event.timestamp {
         None | Some(Value::Null) => None,
         Some(t) => {
             Some(timestamp(t).ok_or_else(|| format!("{kind} event has a bad timestamp {t}"))?)
@@ -96,7 +217,7 @@ pub fn interpret(event: &Value) -> Result<Meaning, String> {
     let (end_status, metadata) = match kind {
         "task-started" => {
             let mut m = Map::new();
-            if let Some(h) = event.get("hostname").and_then(Value::as_str) {
+            if let Some(h) = event.hostname.as_ref().and_then(Value::as_str) {
                 m.insert("worker".into(), json!(h));
             }
             (None, m)
@@ -108,10 +229,11 @@ pub fn interpret(event: &Value) -> Result<Meaning, String> {
         _ => {
             // task-failed: the traceback's last line says what went wrong
             let error = event
-                .get("traceback")
+                .traceback
+                .as_ref()
                 .and_then(Value::as_str)
                 .and_then(|t| t.trim_end().lines().last())
-                .or_else(|| event.get("exception").and_then(Value::as_str))
+                .or_else(|| event.exception.as_ref().and_then(Value::as_str))
                 .unwrap_or("");
             let mut m = Map::new();
             m.insert("error".into(), json!(error.replace('\0', "")));
@@ -128,8 +250,8 @@ pub fn interpret(event: &Value) -> Result<Meaning, String> {
 
 /// The task's return value an end event carries: as JSON in `task-result` (sent by the
 /// original's worker class), as its Python repr in `task-succeeded`.
-fn result_value(kind: &str, event: &Value) -> Value {
-    match (kind, event.get("result")) {
+fn result_value(kind: &str, event: &Event) -> Value {
+    match (kind, event.result.as_ref()) {
         ("task-succeeded", Some(Value::String(repr))) => pyrepr::parse(repr)
             .or_else(|| pyrepr::scrape_status(repr))
             .unwrap_or(Value::Bool(!repr.is_empty())),
@@ -255,7 +377,7 @@ mod tests {
         decode_payload(&fixture(name))
             .unwrap()
             .iter()
-            .map(|e| interpret(e).unwrap())
+            .map(|e| interpret_event(e).unwrap())
             .collect()
     }
 
@@ -310,7 +432,7 @@ mod tests {
             let name = entry.unwrap().file_name().into_string().unwrap();
             if name.starts_with("event.") {
                 for e in decode_payload(&fixture(&name)).unwrap() {
-                    interpret(&e).unwrap_or_else(|err| panic!("{name}: {err}"));
+                    interpret_event(&e).unwrap_or_else(|err| panic!("{name}: {err}"));
                 }
             }
         }

@@ -350,7 +350,12 @@ impl Store {
             if bad[i] {
                 continue;
             }
-            let check = e.backend_id.to_ascii_lowercase();
+            // an id of ours is checked by its scheduling time (update_runs.lua), a foreign one
+            // as it is
+            let check = match ids::parse_backend_id(&e.backend_id.to_ascii_lowercase()) {
+                Some((_, ms)) => format!("#{ms}"),
+                None => e.backend_id.clone(),
+            };
             let meta = metadata_text(e.metadata.as_ref());
             let ts = opt_arg(e.timestamp.map(to_micros));
             for r in refs {
@@ -361,17 +366,12 @@ impl Store {
                     calls.push(call);
                 }
                 let call = &mut calls[slot];
-                let is_ours = ids::parse_backend_id(&check).is_some();
                 call.arg(if e.end_status.is_some() { "e" } else { "s" })
                     .arg(r.seq)
                     .arg(opt_arg(e.end_status.map(|s| s.code() as i64)))
                     .arg(&meta)
                     .arg(&ts)
-                    .arg(if is_ours {
-                        check.as_str()
-                    } else {
-                        e.backend_id.as_str()
-                    });
+                    .arg(&check);
             }
         }
         let replies = run_pipelined(&mut con, &calls).await?;

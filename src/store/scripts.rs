@@ -31,6 +31,7 @@ macro_rules! lua_files {
 
 const INCLUDES: &[(&str, &str)] = lua_files!(
     "includes/codes",
+    "includes/writes",
     "includes/time",
     "includes/task",
     "includes/run",

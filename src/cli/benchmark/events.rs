@@ -56,22 +56,25 @@ pub async fn run_events_phase(
     let ids: Vec<&str> = runs.iter().map(|r| r.backend_id.as_str()).collect();
     let payloads = event_payloads(&queue, &ids, |_| "{'status': 'eventful'}".to_string());
     let want = 2 * runs.len() as u64;
+    let cpu = redis_cpu_seconds(store).await?;
     let seconds = publish_and_apply(store, &payloads, |stats| {
         stats.applied.load(Ordering::Relaxed) + stats.unchanged.load(Ordering::Relaxed) >= want
     })
     .await?;
-    let m = Measure::rate("events", runs.len(), seconds);
-    let m = match m {
-        Measure::Rate {
+    // per_s counts events (two a run), the Redis CPU is a run's (its two events)
+    let m = match Measure::server_rate(store, "events", runs.len(), seconds, cpu).await? {
+        Measure::ServerRate {
             phase,
             tasks,
             seconds,
+            redis_cpu_us_per_task,
             ..
-        } => Measure::Rate {
+        } => Measure::ServerRate {
             per_s: (want as f64 / seconds.max(1e-9)).round() as u64,
             phase,
             tasks,
             seconds,
+            redis_cpu_us_per_task,
         },
         other => other,
     };
