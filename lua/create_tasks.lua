@@ -24,6 +24,16 @@ local now = time_or(ARGV[1], nil) or server_now_us()
 local n = (#ARGV - 1) / 8
 
 -- First pass, read-only: validate, and resolve duplicates of stored tasks or of earlier inputs.
+-- The dedup entries of every input are read with one HMGET.
+local dk = base .. ':dedup'
+local fps = {}
+for i = 1, n do fps[i] = ARGV[1 + (i - 1) * 8 + 1] end
+local listed = {}
+for i = 1, n, 1000 do
+  local v = redis.call('HMGET', dk, unpack(fps, i, math.min(i + 999, n)))
+  for j = 1, #v do listed[i + j - 1] = v[j] end
+end
+local dedup = {} -- fingerprint -> its entry as written at the end ("seq[ seq...]"), if changed
 local inputs, batch, fresh = {}, {}, 0
 for i = 1, n do
   local o = 1 + (i - 1) * 8
@@ -48,7 +58,7 @@ for i = 1, n do
   end
   -- a duplicate with the same next_run, if any, is the one returned
   local found, found_task
-  local candidates = redis.call('HGET', base .. ':dedup', fp)
+  local candidates = listed[i]
   if candidates then
     for s in string.gmatch(candidates, '%d+') do
       local u = load_task(base, tonumber(s))
@@ -73,7 +83,12 @@ for i = 1, n do
   inputs[i] = { fp = fp, task = t, args = args, found = found, found_task = found_task }
 end
 
--- Second pass: write the new tasks.
+-- Second pass: write the new tasks, grouped (includes/writes.lua): one HSET per task hash, one
+-- ZADD per index and one HSET of the dedup entries.
+local w = writes_new()
+local listed_by_fp = {}
+for i = 1, n do listed_by_fp[fps[i]] = listed[i] or false end
+local dedup_order = {}
 local last = 0
 if fresh > 0 then last = redis.call('HINCRBY', tk, 'task_seq', fresh) end
 local seq = last - fresh
@@ -88,12 +103,15 @@ for i = 1, n do
     inp.seq = s
     inp.raw = encode_task(t)
     local key, field, args_field = state_loc(base, s)
-    redis.call('HSET', key, field, inp.raw, args_field, inp.args)
-    reindex_task(base, s, nil, t)
-    local dk = base .. ':dedup'
-    local prev = redis.call('HGET', dk, inp.fp)
-    if prev then redis.call('HSET', dk, inp.fp, prev .. ' ' .. s)
-    else redis.call('HSET', dk, inp.fp, s) end
+    w_hset(w, key, field, inp.raw)
+    w_hset(w, key, args_field, inp.args)
+    reindex_into(w, base, s, nil, t)
+    local prev = dedup[inp.fp]
+    if prev == nil then
+      prev = listed_by_fp[inp.fp]
+      dedup_order[#dedup_order + 1] = inp.fp
+    end
+    dedup[inp.fp] = prev and (prev .. ' ' .. int_str(s)) or int_str(s)
   elseif inp.found < 0 then
     local first = inputs[-inp.found]
     s, u = first.seq, first.task
@@ -105,5 +123,7 @@ for i = 1, n do
     or encode_task(u)
   out[#out + 1] = inp.args
 end
+for _, fp in ipairs(dedup_order) do w_hset(w, dk, fp, dedup[fp]) end
+w_flush(w)
 flush_counts(tk)
 return out

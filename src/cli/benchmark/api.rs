@@ -51,9 +51,27 @@ pub async fn run_api_phases(
         }
     };
     let mem0 = memory().await?;
+    // on Redis, each phase's rate comes with the Redis CPU it cost a task
+    let cpu = || async {
+        match &store {
+            Some(s) => redis_cpu_seconds(s).await,
+            None => Ok(0.0),
+        }
+    };
+    let measure = |phase: &'static str, n: usize, t: Instant, cpu0: f64| {
+        let store = store.clone();
+        async move {
+            let seconds = t.elapsed().as_secs_f64();
+            match &store {
+                Some(s) => Measure::server_rate(s, phase, n, seconds, cpu0).await,
+                None => Ok(Measure::rate(phase, n, seconds)),
+            }
+        }
+    };
 
     // create
     let ids = Arc::new(std::sync::Mutex::new(vec![0i64; n]));
+    let cpu0 = cpu().await?;
     let t = Instant::now();
     {
         let (sched, ids, ty) = (sched.clone(), ids.clone(), type_name.clone());
@@ -78,14 +96,12 @@ pub async fn run_api_phases(
         })
         .await?;
     }
-    emit(
-        Measure::rate("create", n, t.elapsed().as_secs_f64()),
-        &mut out,
-    );
+    emit(measure("create", n, t, cpu0).await?, &mut out);
     let mem1 = memory().await?;
 
     // grab
     let grabbed = Arc::new(AtomicUsize::new(0));
+    let cpu0 = cpu().await?;
     let t = Instant::now();
     {
         let (sched, grabbed, ty) = (sched.clone(), grabbed.clone(), type_name.clone());
@@ -104,11 +120,7 @@ pub async fn run_api_phases(
         .await?;
     }
     emit(
-        Measure::rate(
-            "grab",
-            grabbed.load(Ordering::Relaxed),
-            t.elapsed().as_secs_f64(),
-        ),
+        measure("grab", grabbed.load(Ordering::Relaxed), t, cpu0).await?,
         &mut out,
     );
 
@@ -116,6 +128,7 @@ pub async fn run_api_phases(
     let ids: Arc<Vec<i64>> = Arc::new(std::mem::take(&mut *ids.lock().unwrap()));
     let backend_ids: Arc<Vec<String>> =
         Arc::new((0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect());
+    let cpu0 = cpu().await?;
     let t = Instant::now();
     {
         let (sched, ids, bids) = (sched.clone(), ids.clone(), backend_ids.clone());
@@ -135,10 +148,7 @@ pub async fn run_api_phases(
         })
         .await?;
     }
-    emit(
-        Measure::rate("schedule", n, t.elapsed().as_secs_f64()),
-        &mut out,
-    );
+    emit(measure("schedule", n, t, cpu0).await?, &mut out);
     if store.is_some() {
         let mem2 = memory().await?;
         emit(
@@ -155,6 +165,7 @@ pub async fn run_api_phases(
     // start, then end: on Redis in batches of events, as the listener applies them; through
     // RPC one call per run (the API has no batch call), many in flight
     for (phase, status) in [("start", None), ("end", Some(RunStatus::Eventful))] {
+        let cpu0 = cpu().await?;
         let t = Instant::now();
         let mut meta = Map::new();
         meta.insert("worker".into(), json!("bench@host"));
@@ -194,7 +205,7 @@ pub async fn run_api_phases(
                 .await?;
             }
         }
-        emit(Measure::rate(phase, n, t.elapsed().as_secs_f64()), &mut out);
+        emit(measure(phase, n, t, cpu0).await?, &mut out);
     }
     Ok(out)
 }
