@@ -7,14 +7,16 @@
 -- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us, or '' for the server clock
 -- ARGV[2] '1' to return run records
--- ARGV[3..] 6 values per event: 's' (start) or 'e' (end), run seq, end status code (or ''),
---   metadata to merge (JSON object text, or ''), timestamp (us, or '' for now), the backend id
---   the caller looked the run up by: '' not to check it, '#<ms>' for an id of this
---   scheduler's own format (src/model/ids.rs) carrying that scheduling time in ms (the run id
---   in it is the run's), else the id itself
--- Returns 2 values per event: 0 if no such run (or its backend id is not the one given), 1 if
--- the event changed nothing (the run had ended), 2 if it changed the run; then the run's record
--- when ARGV[2] is '1', else ''.
+-- ARGV[3..] 8 values per entry: 's' (a start), 'e' (an end) or 'x' (a start, then an end of
+--   the same run: the caller folds them when nothing of that run comes between), run seq, end
+--   status code (or ''), the start's metadata to merge (JSON object text, or '') and
+--   timestamp (us, or '' for now), the end's metadata and timestamp, the backend id the caller
+--   looked the run up by: '' not to check it, '#<ms>' for an id of this scheduler's own format
+--   (src/model/ids.rs) carrying that scheduling time in ms (the run id in it is the run's),
+--   else the id itself
+-- Returns 2 values per event (two for an 'x' entry's start, then two for its end): 0 if no
+-- such run (or its backend id is not the one given), 1 if the event changed nothing (the run
+-- had ended), 2 if it changed the run; then the run's record when ARGV[2] is '1', else ''.
 -- The call works in three steps, so that its Redis commands are per hash and per set, not per
 -- event (a batch's runs were mostly dispatched together, and share their hashes): it reads
 -- every run with one HMGET per run hash, then the tasks of the runs it may end with one HMGET
@@ -72,15 +74,17 @@ end
 -- 1. Read the runs, and the tasks of those an end event may end.
 local runs, order, ends = {}, {}, {}
 local groups, keys = {}, {}
-for o = 3, #ARGV, 6 do
+local seqs = {} -- by entry offset
+for o = 3, #ARGV, 8 do
   local seq = tonumber(ARGV[o + 1])
+  seqs[o] = seq
   if runs[seq] == nil then
     runs[seq] = false
     order[#order + 1] = seq
     local key, field = run_loc(base, seq)
     group_add(groups, keys, key, field, seq)
   end
-  if ARGV[o] == 'e' then ends[seq] = true end
+  if ARGV[o] ~= 's' then ends[seq] = true end
 end
 read_groups(groups, keys, function(seq, raw) runs[seq] = decode_run(raw) end)
 local tasks, was, changed_tasks = {}, {}, {}
@@ -106,45 +110,47 @@ local changed_order, task_order = {}, {}
 -- run seq -> its start time as text (in the in-flight set), or false (out of it)
 local inflight_at = {}
 local now_text = int_str(now)
-local function started(r, o, ts)
-  RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
-  r.started = ts
-  r.metadata = merge_metadata(r.metadata, ARGV[o + 3])
-end
-for o = 3, #ARGV, 6 do
-  local seq = tonumber(ARGV[o + 1])
+-- Applies the start ('s') or the end ('e') of the entry at offset o.
+local function apply(kind, o)
+  local seq = seqs[o]
   local r = runs[seq]
-  local expected = ARGV[o + 5]
+  local expected = ARGV[o + 7]
   if r and expected ~= '' and not id_matches(r, seq, expected) then r = nil end
   local found = 0
   if r then
     found = 1
-    local ts = time_or(ARGV[o + 4], now)
+    local ts_arg = kind == 's' and ARGV[o + 4] or ARGV[o + 6]
+    local meta = kind == 's' and ARGV[o + 3] or ARGV[o + 5]
+    local ts = time_or(ts_arg, now)
     if run_ended(r.status) then
-      if ARGV[o] == 's' and r.started == nil then
+      if kind == 's' and r.started == nil then
         found = 2
-        started(r, o, ts)
+        RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
+        r.started = ts
+        r.metadata = merge_metadata(r.metadata, meta)
       end
-    elseif ARGV[o] == 's' then
-      found = 2
-      started(r, o, ts)
-      r.status = RUN_STARTED
-      inflight_at[seq] = ARGV[o + 4] ~= '' and ARGV[o + 4] or now_text
     else
       found = 2
-      r.metadata = merge_metadata(r.metadata, ARGV[o + 3])
-      local status = tonumber(ARGV[o + 2])
-      if run_ended(status) then
-        local t = tasks[r.task] or nil
-        end_run_state(tt, seq, r, t, status, ts)
-        inflight_at[seq] = false
-        if t and not changed_tasks[r.task] then
-          changed_tasks[r.task] = true
-          task_order[#task_order + 1] = r.task
+      r.metadata = merge_metadata(r.metadata, meta)
+      if kind == 's' then
+        RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
+        r.started = ts
+        r.status = RUN_STARTED
+        inflight_at[seq] = ts_arg ~= '' and ts_arg or now_text
+      else
+        local status = tonumber(ARGV[o + 2])
+        if run_ended(status) then
+          local t = tasks[r.task] or nil
+          end_run_state(tt, seq, r, t, status, ts)
+          inflight_at[seq] = false
+          if t and not changed_tasks[r.task] then
+            changed_tasks[r.task] = true
+            task_order[#task_order + 1] = r.task
+          end
+        else -- "ended" with scheduled or started: only the fields change
+          r.status = status
+          r.ended = ts
         end
-      else -- "ended" with scheduled or started: only the fields change
-        r.status = status
-        r.ended = ts
       end
     end
     if found == 2 and not changed[seq] then
@@ -154,6 +160,15 @@ for o = 3, #ARGV, 6 do
   end
   out[#out + 1] = found
   out[#out + 1] = (want and r and encode_run(r)) or ''
+end
+for o = 3, #ARGV, 8 do
+  local kind = ARGV[o]
+  if kind == 'x' then
+    apply('s', o)
+    apply('e', o)
+  else
+    apply(kind, o)
+  end
 end
 
 -- 3. Write what changed, grouped.

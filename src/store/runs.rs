@@ -340,14 +340,39 @@ impl Store {
                 e.timestamp
             );
         }
+        // A start whose run's next event here is its end travels with that end, as one entry
+        // at the end's place (update_runs.lua applies both, in order): half the entries for
+        // the task.multi batches of a worker. Moving a start later, past other runs' events,
+        // changes nothing, as a start touches only its own run.
+        let mut start_of: Vec<Option<usize>> = vec![None; events.len()];
+        let mut absorbed = vec![false; events.len()];
+        let mut last: HashMap<&str, usize> = HashMap::new();
+        for (j, e) in events.iter().enumerate().filter(|(j, _)| !bad[*j]) {
+            if let Some(&i) = last.get(e.backend_id.as_str())
+                && e.end_status.is_some()
+                && events[i].end_status.is_none()
+            {
+                absorbed[i] = true;
+                start_of[j] = Some(i);
+            }
+            last.insert(&e.backend_id, j);
+        }
         let mut con = self.con().await?;
-        // per type: the (event index, run seq) of each of its events, and its call
+        // per type: the (event index, index of the start it carries, run seq) of each of its
+        // entries, and its call
         let mut groups = ByType::new();
         let mut calls: Vec<Call> = Vec::new();
         let backend_ids: Vec<&str> = events.iter().map(|e| e.backend_id.as_str()).collect();
         let resolved = self.resolve_backend_ids(&mut con, &backend_ids).await?;
+        let text = |e: &RunEvent| {
+            (
+                metadata_text(e.metadata.as_ref()),
+                opt_arg(e.timestamp.map(to_micros)),
+            )
+        };
+        let none = (String::new(), String::new());
         for ((i, e), refs) in events.iter().enumerate().zip(resolved) {
-            if bad[i] {
+            if bad[i] || absorbed[i] {
                 continue;
             }
             // an id of ours is checked by its scheduling time (update_runs.lua), a foreign one
@@ -356,21 +381,26 @@ impl Store {
                 Some((_, ms)) => format!("#{ms}"),
                 None => e.backend_id.clone(),
             };
-            let meta = metadata_text(e.metadata.as_ref());
-            let ts = opt_arg(e.timestamp.map(to_micros));
+            let (kind, (meta_s, ts_s), (meta_e, ts_e)) = match (e.end_status, start_of[i]) {
+                (None, _) => ("s", text(e), none.clone()),
+                (Some(_), None) => ("e", none.clone(), text(e)),
+                (Some(_), Some(s)) => ("x", text(&events[s]), text(e)),
+            };
             for r in refs {
-                let slot = groups.push(&r.info, (i, r.seq));
+                let slot = groups.push(&r.info, (i, start_of[i], r.seq));
                 if slot == calls.len() {
                     let mut call = Call::new(ScriptName::UpdateRuns, &[&r.info.keys.type_key]);
                     call.arg("").arg(if want_runs { "1" } else { "0" });
                     calls.push(call);
                 }
                 let call = &mut calls[slot];
-                call.arg(if e.end_status.is_some() { "e" } else { "s" })
+                call.arg(kind)
                     .arg(r.seq)
                     .arg(opt_arg(e.end_status.map(|s| s.code() as i64)))
-                    .arg(&meta)
-                    .arg(&ts)
+                    .arg(&meta_s)
+                    .arg(&ts_s)
+                    .arg(&meta_e)
+                    .arg(&ts_e)
                     .arg(&check);
             }
         }
@@ -391,7 +421,15 @@ impl Store {
                     continue;
                 }
             };
-            for (&(i, seq), v) in items.iter().zip(values.chunks(2)) {
+            // two values an event: an entry that carries a start answers for it first
+            let mut answers = values.chunks(2);
+            let per_event = items
+                .iter()
+                .flat_map(|&(i, start, seq)| start.map(|s| (s, seq)).into_iter().chain([(i, seq)]));
+            for ((i, seq), v) in per_event.zip(answers.by_ref()) {
+                if v.len() < 2 {
+                    continue;
+                }
                 let found = as_int(&v[0]).unwrap_or(0);
                 if found == 0 || out[i].is_some() {
                     continue;
