@@ -25,11 +25,12 @@ use crate::store::{BrokerLink, RunEvent, Store};
 /// How often the event connection is pinged.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
-/// Batches applied at once: with two, Redis works on one while the other's reply is read and
-/// the next is built. Their order does not matter: the scripts take a run's events in any
+/// Batches applied at once: with four, Redis always has one to work on while the others'
+/// replies are read and the next are built (two left it idle ~15% of the time: 14% fewer
+/// events a second, measured alternately with the events phase). Their order does not matter: the scripts take a run's events in any
 /// order (a start after the end fills in the start; ends are idempotent; visit results never
 /// move a date backwards).
-const BATCHES_IN_FLIGHT: usize = 2;
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// What a listener does.
 #[derive(Clone, Debug)]
