@@ -410,3 +410,82 @@ async fn a_task_disabled_while_its_run_is_in_flight_stays_disabled() {
             .is_empty()
     );
 }
+
+/// The ends of several runs of one task applied in one call (update_runs.lua reads the task
+/// once, applies every end in memory and writes it once) leave the task, its ready entry and
+/// the failed tasks' index as the same ends applied one call each.
+#[tokio::test]
+async fn ends_of_one_task_in_one_call_equal_one_call_each() {
+    use swh_scheduler::store::RunEvent;
+    let server = RedisServer::start();
+    let store = server.store().await;
+    for (i, c) in cases().into_iter().enumerate() {
+        let mut outcome = Vec::new();
+        for batched in [false, true] {
+            let ty = format!("type-{i}-{batched}");
+            let mut tt = TaskType::new(&ty, "x.task", c.name);
+            tt.backoff_factor = c.factor;
+            tt.min_interval = c.min.map(Interval::from_secs);
+            tt.max_interval = c.max.map(Interval::from_secs);
+            tt.default_interval = Some(Interval::from_secs(c.default));
+            tt.num_retries = c.num_retries;
+            tt.retry_delay = c.retry_delay.map(Interval::from_secs);
+            store.create_task_type(&tt).await.unwrap();
+            let mut nt = NewTask::new(&ty, vec![json!(i)], Default::default());
+            nt.next_run = Some(t0());
+            nt.policy = Some(c.policy);
+            nt.retries_left = c.retries_left;
+            let task = store
+                .create_tasks(&[nt], Policy::Recurring)
+                .await
+                .unwrap()
+                .remove(0);
+            let mut ends = Vec::new();
+            let mut ended = t0();
+            for (k, status) in c.ends.iter().enumerate() {
+                let bid = format!("{ty}-run-{k}");
+                ended += Duration::hours(1) + Duration::microseconds(123);
+                store
+                    .schedule_task_run(task.id, &bid, None, Some(t0()))
+                    .await
+                    .unwrap();
+                ends.push(RunEvent {
+                    backend_id: bid,
+                    end_status: Some(*status),
+                    metadata: None,
+                    timestamp: Some(ended),
+                });
+            }
+            if batched {
+                let out = store.apply_run_events(&ends, false).await.unwrap();
+                assert!(out.iter().all(|o| o.as_ref().is_some_and(|o| o.changed)));
+            } else {
+                for e in &ends {
+                    store
+                        .apply_run_events(std::slice::from_ref(e), false)
+                        .await
+                        .unwrap();
+                }
+            }
+            let t = store.get_tasks(&[task.id]).await.unwrap().remove(0);
+            let ready = store.peek_ready_tasks(&ty, None, None).await.unwrap().len();
+            // in the failed tasks' index, and since when
+            let failing = store.failing_tasks(&ty, None, 10).await.unwrap();
+            let failed_at = failing
+                .tasks
+                .iter()
+                .zip(&failing.scores)
+                .find(|(x, _)| x.id == task.id)
+                .map(|(_, s)| *s);
+            outcome.push((
+                t.status,
+                t.current_interval,
+                t.next_run,
+                t.retries_left,
+                ready,
+                failed_at,
+            ));
+        }
+        assert_eq!(outcome[0], outcome[1], "{}", c.name);
+    }
+}
