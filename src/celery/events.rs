@@ -115,29 +115,28 @@ impl<'de> serde::Deserialize<'de> for Body {
 }
 
 /// What the listener reads of a message's envelope; the body is borrowed when it has no
-/// escapes (base64 never has).
+/// escapes (base64 never has). The properties are small, read whole, so that odd ones are
+/// only ignored, as before.
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
     body: Option<std::borrow::Cow<'a, str>>,
-    properties: Option<Properties<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct Properties<'a> {
-    #[serde(borrow)]
-    body_encoding: Option<std::borrow::Cow<'a, str>>,
+    properties: Option<Value>,
 }
 
 /// The events carried by one pub/sub message: the envelope's body (base64 or plain) holds one
 /// event or a `task.multi` array of them.
 pub fn decode_payload(payload: &[u8]) -> Result<Vec<Event>, String> {
-    let envelope: Envelope =
-        serde_json::from_slice(payload).map_err(|e| format!("envelope is not JSON: {e}"))?;
+    let envelope: Envelope = serde_json::from_slice(payload)
+        .map_err(|e| format!("envelope is not a JSON object with a string body: {e}"))?;
     let body = envelope.body.ok_or("envelope has no body")?;
-    let encoding = envelope.properties.and_then(|p| p.body_encoding);
+    let encoding = envelope
+        .properties
+        .as_ref()
+        .and_then(|p| p.get("body_encoding"))
+        .and_then(Value::as_str);
     let decoded;
-    let text: &str = match encoding.as_deref() {
+    let text: &str = match encoding {
         Some("base64") => {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(body.as_bytes())
@@ -149,7 +148,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<Vec<Event>, String> {
     };
     serde_json::from_str::<Body>(text)
         .map(|b| b.0)
-        .map_err(|e| format!("body is not JSON: {e}"))
+        .map_err(|e| format!("body is not an event or a list of events: {e}"))
 }
 
 /// What an event means for the scheduler.
