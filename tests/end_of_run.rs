@@ -224,29 +224,39 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 7, 20, 10, 0, 0).unwrap()
 }
 
+/// The case's task type, named `ty`, and its task (arguments `[i]`, due at t0).
+async fn case_task(
+    store: &swh_scheduler::store::Store,
+    ty: &str,
+    c: &Case,
+    i: usize,
+) -> swh_scheduler::model::Task {
+    let mut tt = TaskType::new(ty, "x.task", c.name);
+    tt.backoff_factor = c.factor;
+    tt.min_interval = c.min.map(Interval::from_secs);
+    tt.max_interval = c.max.map(Interval::from_secs);
+    tt.default_interval = Some(Interval::from_secs(c.default));
+    tt.num_retries = c.num_retries;
+    tt.retry_delay = c.retry_delay.map(Interval::from_secs);
+    store.create_task_type(&tt).await.unwrap();
+    let mut nt = NewTask::new(ty, vec![json!(i)], Default::default());
+    nt.next_run = Some(t0());
+    nt.policy = Some(c.policy);
+    nt.retries_left = c.retries_left;
+    store
+        .create_tasks(&[nt], Policy::Recurring)
+        .await
+        .unwrap()
+        .remove(0)
+}
+
 #[tokio::test]
 async fn end_of_run_rules() {
     let server = RedisServer::start();
     let store = server.store().await;
     for (i, c) in cases().into_iter().enumerate() {
         let ty = format!("type-{i}");
-        let mut tt = TaskType::new(&ty, "x.task", c.name);
-        tt.backoff_factor = c.factor;
-        tt.min_interval = c.min.map(Interval::from_secs);
-        tt.max_interval = c.max.map(Interval::from_secs);
-        tt.default_interval = Some(Interval::from_secs(c.default));
-        tt.num_retries = c.num_retries;
-        tt.retry_delay = c.retry_delay.map(Interval::from_secs);
-        store.create_task_type(&tt).await.unwrap();
-        let mut nt = NewTask::new(&ty, vec![json!(i)], Default::default());
-        nt.next_run = Some(t0());
-        nt.policy = Some(c.policy);
-        nt.retries_left = c.retries_left;
-        let task = store
-            .create_tasks(&[nt], Policy::Recurring)
-            .await
-            .unwrap()
-            .remove(0);
+        let task = case_task(&store, &ty, &c, i).await;
         let mut ended = t0();
         let mut last = task.clone();
         let mut before_last = task.clone();
@@ -423,23 +433,7 @@ async fn ends_of_one_task_in_one_call_equal_one_call_each() {
         let mut outcome = Vec::new();
         for batched in [false, true] {
             let ty = format!("type-{i}-{batched}");
-            let mut tt = TaskType::new(&ty, "x.task", c.name);
-            tt.backoff_factor = c.factor;
-            tt.min_interval = c.min.map(Interval::from_secs);
-            tt.max_interval = c.max.map(Interval::from_secs);
-            tt.default_interval = Some(Interval::from_secs(c.default));
-            tt.num_retries = c.num_retries;
-            tt.retry_delay = c.retry_delay.map(Interval::from_secs);
-            store.create_task_type(&tt).await.unwrap();
-            let mut nt = NewTask::new(&ty, vec![json!(i)], Default::default());
-            nt.next_run = Some(t0());
-            nt.policy = Some(c.policy);
-            nt.retries_left = c.retries_left;
-            let task = store
-                .create_tasks(&[nt], Policy::Recurring)
-                .await
-                .unwrap()
-                .remove(0);
+            let task = case_task(&store, &ty, &c, i).await;
             let mut ends = Vec::new();
             let mut ended = t0();
             for (k, status) in c.ends.iter().enumerate() {

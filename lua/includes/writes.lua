@@ -8,37 +8,21 @@ local function writes_new()
   return { h = {}, hk = {}, za = {}, zak = {}, zr = {}, zrk = {} }
 end
 
-local function w_hset(w, key, field, value)
-  local g = w.h[key]
+-- Appends a (and b, if given) to the group of `key` in `groups`, keys listed in `keys`.
+local function w_push(groups, keys, key, a, b)
+  local g = groups[key]
   if not g then
     g = {}
-    w.h[key] = g
-    w.hk[#w.hk + 1] = key
+    groups[key] = g
+    keys[#keys + 1] = key
   end
-  g[#g + 1] = field
-  g[#g + 1] = value
+  g[#g + 1] = a
+  if b ~= nil then g[#g + 1] = b end
 end
 
-local function w_zadd(w, key, score, member)
-  local g = w.za[key]
-  if not g then
-    g = {}
-    w.za[key] = g
-    w.zak[#w.zak + 1] = key
-  end
-  g[#g + 1] = score
-  g[#g + 1] = member
-end
-
-local function w_zrem(w, key, member)
-  local g = w.zr[key]
-  if not g then
-    g = {}
-    w.zr[key] = g
-    w.zrk[#w.zrk + 1] = key
-  end
-  g[#g + 1] = member
-end
+local function w_hset(w, key, field, value) w_push(w.h, w.hk, key, field, value) end
+local function w_zadd(w, key, score, member) w_push(w.za, w.zak, key, score, member) end
+local function w_zrem(w, key, member) w_push(w.zr, w.zrk, key, member) end
 
 -- Sends `cmd key args...` in chunks of at most 2000 arguments (unpack has a stack limit).
 local function send_chunked(cmd, key, args)
