@@ -3,6 +3,9 @@
 -- Ending is idempotent: a run that has ended keeps its status and end. A start event that
 -- arrives after the end (Celery publishes a worker's task-result event at once but batches
 -- task-started with other events) only fills in the start time and worker, if missing.
+-- A run never starts after it ended: Celery's prefork parent stamps task-started when it
+-- handles the child's ack, which can be after the child stamped task-succeeded, so a start
+-- later than the end is taken as the end (whichever of the two events arrives first).
 -- KEYS[1] <prefix>:{<type>}:type
 -- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us, or '' for the server clock
@@ -126,6 +129,7 @@ local function apply(kind, o)
       if kind == 's' and r.started == nil then
         found = 2
         RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
+        if r.ended and ts > r.ended then ts = r.ended end
         r.started = ts
         r.metadata = merge_metadata(r.metadata, meta)
       end
@@ -139,6 +143,7 @@ local function apply(kind, o)
         inflight_at[seq] = ts_arg ~= '' and ts_arg or now_text
       else
         local status = tonumber(ARGV[o + 2])
+        if r.started and r.started > ts then r.started = ts end
         if run_ended(status) then
           local t = tasks[r.task] or nil
           end_run_state(tt, seq, r, t, status, ts)
