@@ -372,10 +372,10 @@ fn main() {
     if let Some(ours) = field("redis", "update_metrics", "seconds") {
         match field("original_origins", "update_metrics", "seconds") {
             Some(orig) => println!(
-                "| update_metrics (Redis) | {ours:.4} s | {orig:.4} s (original) | {:.0}x |",
+                "| update_metrics (Redis) | {ours:.6} s | {orig:.4} s (original) | {:.0}x |",
                 orig / ours.max(1e-6)
             ),
-            None => println!("| update_metrics (Redis) | {ours:.4} s | - | - |"),
+            None => println!("| update_metrics (Redis) | {ours:.6} s | - | - |"),
         }
     }
     if let (Some(ours), Some(p50)) = (

@@ -513,7 +513,7 @@ class OriginBench(Bench):
         metrics = sched.update_metrics()
         seconds = time.perf_counter() - t0
         print(json.dumps({
-            "phase": "update_metrics", "seconds": round(seconds, 4),
+            "phase": "update_metrics", "seconds": round(seconds, 6),
             "rows": len(metrics), "backend": self.args.backend,
         }), flush=True)
 

@@ -55,6 +55,32 @@ impl ConnectionLike for Con {
     }
 }
 
+impl Con {
+    /// Sends commands that may name keys of different slots in one round trip: a pipeline on
+    /// one server; on a Cluster, where a pipeline must stay in one slot, side by side on the
+    /// multiplexed connection, each to its slot's node.
+    pub async fn query_each<T: redis::FromRedisValue>(&mut self, cmds: Vec<Cmd>) -> Result<Vec<T>> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Con::Cluster(cluster) = self {
+            let each = cmds.into_iter().map(|cmd| {
+                let mut c = cluster.clone();
+                async move { cmd.query_async::<T>(&mut c).await }
+            });
+            let replies = futures_util::future::join_all(each).await;
+            return Ok(replies
+                .into_iter()
+                .collect::<redis::RedisResult<Vec<T>>>()?);
+        }
+        let mut pipe = Pipeline::with_capacity(cmds.len());
+        for cmd in cmds {
+            pipe.add_command(cmd);
+        }
+        Ok(pipe.query_async(self).await?)
+    }
+}
+
 /// The seed URLs of a store URL (`redis://a:7000,redis://b:7001`, or one URL).
 pub fn seeds(url: &str) -> Vec<&str> {
     url.split(',')

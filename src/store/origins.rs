@@ -35,6 +35,18 @@ struct ListerIndex {
     by_idx: HashMap<u16, String>,
 }
 
+impl ListerIndex {
+    /// From the fields of the lister-index hash (index -> lister id).
+    fn from_fields(all: HashMap<String, String>) -> Self {
+        let by_idx: HashMap<u16, String> = all
+            .into_iter()
+            .filter_map(|(i, id)| Some((i.parse().ok()?, id)))
+            .collect();
+        let by_id = by_idx.iter().map(|(i, id)| (id.clone(), *i)).collect();
+        ListerIndex { by_id, by_idx }
+    }
+}
+
 impl Store {
     fn vt_keys(&self, visit_type: &str) -> VisitTypeKeys {
         VisitTypeKeys::new(&self.config().prefix, visit_type)
@@ -43,12 +55,7 @@ impl Store {
     async fn lister_index(&self) -> Result<ListerIndex> {
         let mut con = self.con().await?;
         let all: HashMap<String, String> = con.hgetall(&self.global().lister_idx).await?;
-        let by_idx: HashMap<u16, String> = all
-            .into_iter()
-            .filter_map(|(i, id)| Some((i.parse().ok()?, id)))
-            .collect();
-        let by_id = by_idx.iter().map(|(i, id)| (id.clone(), *i)).collect();
-        Ok(ListerIndex { by_id, by_idx })
+        Ok(ListerIndex::from_fields(all))
     }
 
     /// Records listings (upsert by lister, url and visit type) and returns them as stored.
@@ -551,20 +558,30 @@ impl Store {
         lister_id: Option<&str>,
         timestamp: Option<DateTime<Utc>>,
     ) -> Result<Vec<SchedulerMetrics>> {
-        let index = self.lister_index().await?;
+        if let Some(t) = timestamp {
+            check_time("timestamp", t)?;
+        }
         let mut con = self.con().await?;
-        let last_update = match timestamp {
-            Some(t) => {
-                check_time("timestamp", t)?;
-                t
-            }
-            None => from_micros(server_now(&mut con).await?),
-        };
-        let mut types: Vec<String> = con.smembers(&self.global().visit_types).await?;
+        // three round trips in all: the listers, the clock and the visit types; every type's
+        // counters; the saved rows
+        let g = self.global();
+        let (listers, (secs, us), mut types): (HashMap<String, String>, (i64, i64), Vec<String>) =
+            redis::pipe()
+                .hgetall(&g.lister_idx)
+                .cmd("TIME")
+                .smembers(&g.visit_types)
+                .query_async(&mut con)
+                .await?;
+        let index = ListerIndex::from_fields(listers);
+        let last_update = timestamp.unwrap_or_else(|| from_micros(secs * 1_000_000 + us));
         types.sort();
+        let reads = types
+            .iter()
+            .map(|vt| redis::Cmd::hgetall(&self.vt_keys(vt).metrics))
+            .collect();
+        let all_counts: Vec<HashMap<String, i64>> = con.query_each(reads).await?;
         let mut out = Vec::new();
-        for vt in types {
-            let counts: HashMap<String, i64> = con.hgetall(&self.vt_keys(&vt).metrics).await?;
+        for (vt, counts) in types.into_iter().zip(all_counts) {
             let mut by_lister: BTreeMap<&str, [i64; 4]> = BTreeMap::new();
             for (field, n) in &counts {
                 let Some((lidx, c)) = field.split_once(':') else {
@@ -598,16 +615,14 @@ impl Store {
             }
         }
         if !out.is_empty() {
-            let mut pipe = redis::pipe();
-            for m in &out {
-                pipe.hset(
-                    &self.global().metrics,
-                    format!("{}|{}", m.lister_id, m.visit_type),
-                    encode_metrics(m),
-                )
-                .ignore();
-            }
-            pipe.query_async::<()>(&mut con).await?;
+            let rows: Vec<(String, String)> = out
+                .iter()
+                .map(|m| {
+                    let key = format!("{}|{}", m.lister_id, m.visit_type);
+                    (key, encode_metrics(m))
+                })
+                .collect();
+            con.hset_multiple::<_, _, _, ()>(&g.metrics, &rows).await?;
         }
         Ok(out)
     }

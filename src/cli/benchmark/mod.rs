@@ -274,7 +274,7 @@ fn print_measure(m: &Measure, json: bool) {
             "{phase:<20} {origins:>10} {seconds:>10.3} {per_s:>12}  ({calls_per_s} calls/s, \
              p50 {p50_ms} ms, p99 {p99_ms} ms)"
         ),
-        Measure::Seconds { phase, seconds } => println!("{phase:<20} {:>10} {seconds:>10.4}", ""),
+        Measure::Seconds { phase, seconds } => println!("{phase:<20} {:>10} {seconds:>10.6}", ""),
         Measure::Latency {
             phase,
             tasks,
