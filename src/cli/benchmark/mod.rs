@@ -260,8 +260,12 @@ fn print_measure(m: &Measure, json: bool) {
             origins,
             seconds,
             per_s,
+            redis_cpu_us_per_origin,
             ..
-        } => println!("{phase:<20} {origins:>10} {seconds:>10.3} {per_s:>12}"),
+        } => println!(
+            "{phase:<20} {origins:>10} {seconds:>10.3} {per_s:>12}{}",
+            cpu_note(*redis_cpu_us_per_origin)
+        ),
         Measure::Grab {
             phase,
             origins,
@@ -270,9 +274,11 @@ fn print_measure(m: &Measure, json: bool) {
             calls_per_s,
             p50_ms,
             p99_ms,
+            redis_cpu_us_per_origin,
         } => println!(
             "{phase:<20} {origins:>10} {seconds:>10.3} {per_s:>12}  ({calls_per_s} calls/s, \
-             p50 {p50_ms} ms, p99 {p99_ms} ms)"
+             p50 {p50_ms} ms, p99 {p99_ms} ms){}",
+            cpu_note(*redis_cpu_us_per_origin)
         ),
         Measure::Seconds { phase, seconds } => println!("{phase:<20} {:>10} {seconds:>10.6}", ""),
         Measure::Latency {
@@ -293,4 +299,10 @@ fn print_measure(m: &Measure, json: bool) {
              indexes, counters)"
         ),
     }
+}
+
+/// "  (X µs of Redis CPU an origin)", when measured.
+fn cpu_note(us: Option<f64>) -> String {
+    us.map(|u| format!("  ({u} µs of Redis CPU an origin)"))
+        .unwrap_or_default()
 }

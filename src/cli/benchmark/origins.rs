@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::model::{GrabOptions, ListedOrigin, OriginVisitStats, VisitPolicy};
 use crate::store::Store;
 
-use super::phases::{BenchOptions, Measure, used_memory};
+use super::phases::{BenchOptions, Measure, redis_cpu_seconds, used_memory};
 
 /// Listings or stats per call, as swh.lister sends them.
 const ORIGIN_BATCH: usize = 1000;
@@ -69,21 +69,25 @@ pub async fn run_origin_phases(
         .map(|i| bench_origin(&lister_id, &visit_type, i))
         .collect();
 
+    let cpu = redis_cpu(store).await?;
     let t = Instant::now();
     for chunk in origins.chunks(ORIGIN_BATCH) {
         sched.record_listed_origins(chunk).await?;
     }
+    let seconds = t.elapsed().as_secs_f64();
     emit(
-        Measure::origin_rate("record_origins", n, t.elapsed().as_secs_f64()),
+        Measure::origin_rate("record_origins", n, seconds, cpu_since(store, cpu).await?),
         &mut out,
     );
     // the lister's next pass: the same origins, unchanged (last_seen moves)
+    let cpu = redis_cpu(store).await?;
     let t = Instant::now();
     for chunk in origins.chunks(ORIGIN_BATCH) {
         sched.record_listed_origins(chunk).await?;
     }
+    let seconds = t.elapsed().as_secs_f64();
     emit(
-        Measure::origin_rate("relist_origins", n, t.elapsed().as_secs_f64()),
+        Measure::origin_rate("relist_origins", n, seconds, cpu_since(store, cpu).await?),
         &mut out,
     );
 
@@ -98,12 +102,15 @@ pub async fn run_origin_phases(
             ..Default::default()
         })
         .collect();
+    let cpu = redis_cpu(store).await?;
     let t = Instant::now();
     for chunk in stats.chunks(ORIGIN_BATCH) {
         sched.origin_visit_stats_upsert(chunk).await?;
     }
+    let seconds = t.elapsed().as_secs_f64();
+    let cpu = cpu_since(store, cpu).await?;
     emit(
-        Measure::origin_rate("visit_stats_upsert", stats.len(), t.elapsed().as_secs_f64()),
+        Measure::origin_rate("visit_stats_upsert", stats.len(), seconds, cpu),
         &mut out,
     );
     let mem1 = match store {
@@ -117,6 +124,7 @@ pub async fn run_origin_phases(
     };
     let mut times = Vec::new();
     let mut returned = 0;
+    let cpu = redis_cpu(store).await?;
     for policy in VisitPolicy::ALL {
         for _ in 0..GRABS {
             let t = Instant::now();
@@ -127,7 +135,8 @@ pub async fn run_origin_phases(
             returned += got.len();
         }
     }
-    emit(Measure::grab(returned, &times), &mut out);
+    let cpu = cpu_since(store, cpu).await?;
+    emit(Measure::grab(returned, &times, cpu), &mut out);
 
     let t = Instant::now();
     sched.update_metrics(None, None).await?;
@@ -155,22 +164,39 @@ pub async fn run_origin_phases(
     Ok(out)
 }
 
+/// The store's Redis CPU seconds so far, when the benchmark runs on the store.
+async fn redis_cpu(store: Option<&Store>) -> Result<Option<f64>> {
+    match store {
+        Some(s) => Ok(Some(redis_cpu_seconds(s).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The Redis CPU seconds spent since `before` (from [`redis_cpu`]).
+async fn cpu_since(store: Option<&Store>, before: Option<f64>) -> Result<Option<f64>> {
+    Ok(match (redis_cpu(store).await?, before) {
+        (Some(now), Some(before)) => Some(now - before),
+        _ => None,
+    })
+}
+
 fn round4(s: f64) -> f64 {
     (s * 1e4).round() / 1e4
 }
 
 impl Measure {
-    fn origin_rate(phase: &'static str, origins: usize, seconds: f64) -> Self {
+    fn origin_rate(phase: &'static str, origins: usize, seconds: f64, cpu: Option<f64>) -> Self {
         Measure::OriginRate {
             phase,
             origins,
             seconds: round4(seconds),
             per_s: (origins as f64 / seconds.max(1e-9)).round() as u64,
             concurrency: 1,
+            redis_cpu_us_per_origin: cpu.map(|c| us_each(c, origins)),
         }
     }
 
-    fn grab(returned: usize, times: &[f64]) -> Self {
+    fn grab(returned: usize, times: &[f64], cpu: Option<f64>) -> Self {
         let total: f64 = times.iter().sum();
         let mut sorted = times.to_vec();
         sorted.sort_by(f64::total_cmp);
@@ -188,6 +214,12 @@ impl Measure {
             calls_per_s: (times.len() as f64 / total.max(1e-9) * 100.0).round() / 100.0,
             p50_ms: (at(0.5) * 1e5).round() / 100.0,
             p99_ms: (at(0.99) * 1e5).round() / 100.0,
+            redis_cpu_us_per_origin: cpu.map(|c| us_each(c, returned)),
         }
     }
+}
+
+/// Microseconds each of `n` items cost, from `seconds` in all, to 0.01 µs.
+fn us_each(seconds: f64, n: usize) -> f64 {
+    (seconds * 1e8 / n.max(1) as f64).round() / 100.0
 }

@@ -86,15 +86,19 @@ pub enum Measure {
         runs: usize,
         bytes_per_run: i64,
     },
-    /// Origins (or their stats) recorded per second.
+    /// Origins (or their stats) recorded per second, and the Redis CPU an origin cost when
+    /// the benchmark runs on the store itself.
     OriginRate {
         phase: &'static str,
         origins: usize,
         seconds: f64,
         per_s: u64,
         concurrency: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        redis_cpu_us_per_origin: Option<f64>,
     },
-    /// `grab_next_visits`: origins returned per second, calls per second, call latencies.
+    /// `grab_next_visits`: origins returned per second, calls per second, call latencies, and
+    /// the Redis CPU an origin returned cost when the benchmark runs on the store itself.
     Grab {
         phase: &'static str,
         origins: usize,
@@ -103,6 +107,8 @@ pub enum Measure {
         calls_per_s: f64,
         p50_ms: f64,
         p99_ms: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        redis_cpu_us_per_origin: Option<f64>,
     },
     /// A rate with the Redis server's CPU time it cost (user + system, from `INFO cpu`), per
     /// task: less noisy than the wall clock on a busy machine, and what a master's capacity is.
