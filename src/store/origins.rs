@@ -352,26 +352,50 @@ impl Store {
             return Ok(Vec::new());
         }
         let base = self.vt_keys(visit_type).base;
+        // One command per record hash: HMGET of the url and listing fields of the chosen, or
+        // HGETALL when they are half of its origins or more (a grab mostly takes runs of ids):
+        // fields of a small hash are found by a linear scan each, so reading the whole is
+        // cheaper than looking up most of it.
         let mut pipe = redis::pipe();
-        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut runs: Vec<(usize, usize, bool)> = Vec::new();
         let mut i = 0;
         while i < chosen.len() {
             let bucket = chosen[i].0 / ORIGIN_BUCKET;
             let mut j = i;
-            let mut cmd = redis::cmd("HMGET");
-            cmd.arg(format!("{base}:o:{bucket}"));
             while j < chosen.len() && chosen[j].0 / ORIGIN_BUCKET == bucket {
-                let f = (chosen[j].0 % ORIGIN_BUCKET) * 3;
-                cmd.arg(f).arg(f + 1);
                 j += 1;
             }
-            pipe.add_command(cmd);
-            runs.push((i, j));
+            let key = format!("{base}:o:{bucket}");
+            let whole = 2 * (j - i) >= ORIGIN_BUCKET as usize;
+            if whole {
+                pipe.hgetall(key);
+            } else {
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(key);
+                for c in &chosen[i..j] {
+                    let f = (c.0 % ORIGIN_BUCKET) * 3;
+                    cmd.arg(f).arg(f + 1);
+                }
+                pipe.add_command(cmd);
+            }
+            runs.push((i, j, whole));
             i = j;
         }
-        let replies: Vec<Vec<Option<Vec<u8>>>> = pipe.query_async(con).await?;
+        let replies: Vec<redis::Value> = pipe.query_async(con).await?;
         let mut out = Vec::with_capacity(chosen.len());
-        for ((i, j), fields) in runs.into_iter().zip(replies) {
+        for ((i, j, whole), reply) in runs.into_iter().zip(replies) {
+            let fields: Vec<Option<Vec<u8>>> = if whole {
+                let mut all: HashMap<i64, Vec<u8>> = parse_reply(reply)?;
+                chosen[i..j]
+                    .iter()
+                    .flat_map(|c| {
+                        let f = (c.0 % ORIGIN_BUCKET) * 3;
+                        [all.remove(&f), all.remove(&(f + 1))]
+                    })
+                    .collect()
+            } else {
+                parse_reply(reply)?
+            };
             for (k, &(_, lidx)) in chosen[i..j].iter().enumerate() {
                 let (Some(url), Some(raw)) = (&fields[2 * k], &fields[2 * k + 1]) else {
                     continue; // (gone since: nothing to return)
@@ -647,6 +671,11 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// A reply as the type it must have.
+fn parse_reply<T: redis::FromRedisValue>(v: redis::Value) -> Result<T> {
+    redis::from_redis_value(v).map_err(|e| Error::Other(format!("unexpected reply: {e}")))
 }
 
 /// The Redis server's clock, in microseconds.
