@@ -504,14 +504,18 @@ local function flush_sets(base, meta, root, adds, rems)
   if delta ~= 0 then redis.call('HINCRBY', meta, 'n_' .. root, delta) end
 end
 
--- One BITFIELD SET per thousand values of `width` bits (1 or 32, unsigned) at slots `ids`;
--- returns the old values.
-local function bitfield_set(key, width, ids, vals)
-  local olds = {}
+-- Runs of at least this many consecutive ids are written as byte ranges (one GETRANGE and one
+-- SETRANGE) instead of one BITFIELD operation each: new origins get consecutive ids, and a
+-- grab of never-scheduled origins takes them in id order. Four arguments an origin handed
+-- to Redis cost more than the Lua that packs the bytes.
+local RANGE_MIN = 32
+
+-- BITFIELD SETs of ids[from..to], a thousand a call; the old values into olds.
+local function bitfield_ops(key, width, ids, vals, from, to, olds)
   local typ = 'u' .. width
-  for i = 1, #ids, 1000 do
+  for i = from, to, 1000 do
     local args = {}
-    local last = math.min(i + 999, #ids)
+    local last = math.min(i + 999, to)
     for j = i, last do
       local m = 4 * (j - i)
       args[m + 1], args[m + 2], args[m + 3], args[m + 4] = 'SET', typ, ids[j] * width, vals[j]
@@ -519,6 +523,69 @@ local function bitfield_set(key, width, ids, vals)
     local v = redis.call('BITFIELD', key, unpack(args))
     for j = i, last do olds[j] = v[j - i + 1] end
   end
+end
+
+-- The u32 values of the consecutive ids[from..to], as bytes (big-endian, as BITFIELD u32).
+local function range_set32(key, ids, vals, from, to, olds)
+  local a, len = ids[from] * 4, (to - from + 1) * 4
+  local s = redis.call('GETRANGE', key, a, a + len - 1)
+  local parts = {}
+  for j = from, to do
+    local o = (j - from) * 4
+    local b1, b2, b3, b4 = string.byte(s, o + 1, o + 4)
+    olds[j] = (((b1 or 0) * 256 + (b2 or 0)) * 256 + (b3 or 0)) * 256 + (b4 or 0)
+    local v = vals[j]
+    parts[j - from + 1] = string.char(math.floor(v / 16777216) % 256,
+      math.floor(v / 65536) % 256, math.floor(v / 256) % 256, v % 256)
+  end
+  redis.call('SETRANGE', key, a, table.concat(parts))
+end
+
+-- The bits of the consecutive ids[from..to], all set to the same value, whole bytes (ids[from]
+-- a multiple of 8, a multiple of 8 of them).
+local function range_set1(key, ids, vals, from, to, olds)
+  local a, nb = ids[from] / 8, (to - from + 1) / 8
+  local s = redis.call('GETRANGE', key, a, a + nb - 1)
+  for x = 0, nb - 1 do
+    local byte = string.byte(s, x + 1) or 0
+    local j0 = from + 8 * x
+    for k = 0, 7 do
+      olds[j0 + k] = bit.band(byte, bit.rshift(128, k)) ~= 0 and 1 or 0
+    end
+  end
+  redis.call('SETRANGE', key, a, string.rep(vals[from] == 1 and '\255' or '\0', nb))
+end
+
+-- Sets values of `width` bits (1 or 32, unsigned) at slots `ids`, in order, as BITFIELD SET
+-- would; returns the old values.
+local function bitfield_set(key, width, ids, vals)
+  local olds = {}
+  local n = #ids
+  local pending = 1 -- the first not written yet
+  local i = 1
+  while i <= n do
+    local j = i
+    while j < n and ids[j + 1] == ids[j] + 1 and (width == 32 or vals[j + 1] == vals[i]) do
+      j = j + 1
+    end
+    -- the part of the run i..j written as bytes: for bits, whole bytes
+    local s, e = i, j
+    if width == 1 then
+      while s <= e and ids[s] % 8 ~= 0 do s = s + 1 end
+      e = s + math.floor((e - s + 1) / 8) * 8 - 1
+    end
+    if (width == 32 or width == 1) and e - s + 1 >= RANGE_MIN then
+      if s > pending then bitfield_ops(key, width, ids, vals, pending, s - 1, olds) end
+      if width == 32 then
+        range_set32(key, ids, vals, s, e, olds)
+      else
+        range_set1(key, ids, vals, s, e, olds)
+      end
+      pending = e + 1
+    end
+    i = j + 1
+  end
+  if pending <= n then bitfield_ops(key, width, ids, vals, pending, n, olds) end
   return olds
 end
 

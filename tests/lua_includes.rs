@@ -1,0 +1,121 @@
+//! Helpers of `lua/includes/` checked against the plain Redis commands they stand for, on a
+//! real server: `bitfield_set` (lua/includes/origin.lua) writes runs of consecutive ids as byte
+//! ranges, and must leave the same bytes and return the same old values as one `BITFIELD SET`
+//! an id, in order.
+
+mod common;
+
+use proptest::prelude::*;
+use swh_scheduler::store::scripts::resolve_includes;
+
+use common::RedisServer;
+
+/// Applies the ids and values with `bitfield_set` to KEYS[1] and one BITFIELD SET each to
+/// KEYS[2]; returns both lists of old values and both strings.
+const DRIVER: &str = "--@include origin
+local width = tonumber(ARGV[1])
+local ids, vals = {}, {}
+for i = 2, #ARGV, 2 do
+  ids[#ids + 1] = tonumber(ARGV[i])
+  vals[#vals + 1] = tonumber(ARGV[i + 1])
+end
+local olds = bitfield_set(KEYS[1], width, ids, vals)
+local ref = {}
+for i, id in ipairs(ids) do
+  ref[i] = redis.call('BITFIELD', KEYS[2], 'SET', 'u' .. width, id * width, vals[i])[1]
+end
+return {olds, ref, redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or ''}
+";
+
+/// Ids as a lister's batches and the grabs give them: runs of consecutive ids (the new origins
+/// of a batch, a grab in id order) between scattered ones and repeats.
+fn ids_and_values(width: u32) -> impl Strategy<Value = Vec<(u64, u64)>> {
+    let max = if width == 1 { 1u64 } else { u32::MAX as u64 };
+    let value = prop_oneof![Just(0u64), Just(1u64), 0..=max].prop_map(move |v| v.min(max));
+    let segment = prop_oneof![
+        // a run: start, length, one value for all or a value each
+        (
+            0u64..400,
+            0usize..120,
+            value.clone(),
+            any::<bool>(),
+            any::<u64>()
+        )
+            .prop_map(move |(start, len, v, same, seed)| {
+                (0..len as u64)
+                    .map(|k| {
+                        let each = seed.wrapping_mul(k + 1).wrapping_add(k) % (max + 1);
+                        (start + k, if same { v } else { each })
+                    })
+                    .collect::<Vec<_>>()
+            }),
+        // a single id
+        (0u64..600, value).prop_map(|(id, v)| vec![(id, v)]),
+    ];
+    prop::collection::vec(segment, 0..8).prop_map(|s| s.concat())
+}
+
+fn check(con: &mut redis::Connection, width: u32, before: &[(u64, u64)], ops: &[(u64, u64)]) {
+    let script = redis::Script::new(&resolve_includes("driver", DRIVER));
+    let _: () = redis::cmd("DEL").arg("a").arg("b").query(con).unwrap();
+    // the same state to start from on both keys
+    for &(id, v) in before {
+        let _: Vec<i64> = redis::cmd("BITFIELD")
+            .arg("a")
+            .arg("SET")
+            .arg(format!("u{width}"))
+            .arg(id * width as u64)
+            .arg(v)
+            .query(con)
+            .unwrap();
+    }
+    let _: () = redis::cmd("COPY").arg("a").arg("b").query(con).unwrap();
+    let mut inv = script.key("a");
+    inv.key("b").arg(width);
+    for &(id, v) in ops {
+        inv.arg(id).arg(v);
+    }
+    let (olds, reference, got, want): (Vec<u64>, Vec<u64>, Vec<u8>, Vec<u8>) =
+        inv.invoke(con).unwrap();
+    assert_eq!(olds, reference, "old values, width {width}");
+    assert_eq!(got, want, "bytes, width {width}");
+}
+
+#[test]
+fn bitfield_set_writes_what_one_bitfield_set_an_id_writes() {
+    let server = RedisServer::start();
+    let con = std::cell::RefCell::new(server.client());
+    let cases = (
+        ids_and_values(1),
+        ids_and_values(1),
+        ids_and_values(32),
+        ids_and_values(32),
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
+    runner
+        .run(&cases, |(before1, ops1, before32, ops32)| {
+            let mut con = con.borrow_mut();
+            check(&mut con, 1, &before1, &ops1);
+            check(&mut con, 32, &before32, &ops32);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn long_runs_at_any_alignment() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    for start in 0..9u64 {
+        for len in [31usize, 32, 33, 64, 100, 1000, 2500] {
+            let ops: Vec<(u64, u64)> = (0..len as u64).map(|k| (start + k, 1)).collect();
+            check(&mut con, 1, &[(start + 3, 1), (start + 40, 0)], &ops);
+            let zeros: Vec<(u64, u64)> = ops.iter().map(|&(id, _)| (id, 0)).collect();
+            check(&mut con, 1, &ops, &zeros);
+            let wide: Vec<(u64, u64)> = (0..len as u64)
+                .map(|k| (start + k, (k * 2_654_435_761) % (1 << 32)))
+                .collect();
+            check(&mut con, 32, &[(start + 5, 7)], &wide);
+        }
+    }
+}
