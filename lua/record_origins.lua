@@ -131,8 +131,9 @@ for _, url in ipairs(urls) do
     if #given == 1 then
       -- a new origin listed once: its entry as given, placed without decoding it
       local e = ARGV[given[1] + 2]
+      local id_text = fmt_int(id) -- (not "%.14g" or "%.17g" as a number would be given)
       put_field(b, base, id, 1, e)
-      listed_by(e, url, id)
+      listed_by(e, url, id_text)
       result[given[1]] = now
       local lidx, fl, upd = struct.unpack('>HBi7', e)
       local c = counter_fields(lidx)
@@ -142,8 +143,8 @@ for _, url in ipairs(urls) do
         count(b.counts, c.n, 1)
         set_bit(b, id, 1)
         if fl >= 2 then
-          nv[#nv + 1] = upd
-          nv[#nv + 1] = id
+          nv[#nv + 1] = fmt_int(upd)
+          nv[#nv + 1] = id_text
         end
       end
     else

@@ -30,7 +30,7 @@ local function leaf_rebuild(root, meta, key, src, size)
     local part = redis.call('ZRANGE', src, from, from + LEAF_FILL - 1)
     local args = {}
     for i, m in ipairs(part) do
-      args[2 * i - 1] = 0
+      args[2 * i - 1] = '0'
       args[2 * i] = m
     end
     local dest = key
@@ -80,7 +80,7 @@ local function leaves_add(root, meta, list)
     local tmp = root .. ':sort'
     local args = {}
     for i, s in ipairs(list) do
-      args[2 * i - 1] = 0
+      args[2 * i - 1] = '0'
       args[2 * i] = s
     end
     call_many('ZADD', tmp, args)
@@ -109,7 +109,7 @@ local function leaves_add(root, meta, list)
       pending[key] = p
       order[#order + 1] = key
     end
-    p[#p + 1] = 0
+    p[#p + 1] = '0'
     p[#p + 1] = s
   end
   for _, key in ipairs(order) do

@@ -511,6 +511,9 @@ end
 local RANGE_MIN = 32
 
 -- BITFIELD SETs of ids[from..to], a thousand a call; the old values into olds.
+-- Offsets and values go as decimal text: a number handed to redis.call is formatted with
+-- "%.17g" by the C library's floating-point printf (Redis 7.0), dearer than '%d'.
+local BIT_TEXT = {[0] = '0', [1] = '1'}
 local function bitfield_ops(key, width, ids, vals, from, to, olds)
   local typ = 'u' .. width
   for i = from, to, 1000 do
@@ -518,7 +521,9 @@ local function bitfield_ops(key, width, ids, vals, from, to, olds)
     local last = math.min(i + 999, to)
     for j = i, last do
       local m = 4 * (j - i)
-      args[m + 1], args[m + 2], args[m + 3], args[m + 4] = 'SET', typ, ids[j] * width, vals[j]
+      local v = vals[j]
+      args[m + 1], args[m + 2], args[m + 3] = 'SET', typ, string.format('%d', ids[j] * width)
+      args[m + 4] = width == 1 and BIT_TEXT[v] or string.format('%d', v)
     end
     local v = redis.call('BITFIELD', key, unpack(args))
     for j = i, last do olds[j] = v[j - i + 1] end
@@ -779,7 +784,7 @@ local function add_origins(b, base, meta, ix, fresh, hs_of, taken)
         order[#order + 1] = a
       end
       g[#g + 1] = h
-      g[#g + 1] = id
+      g[#g + 1] = fmt_int(id)
     end
   end
   for _, a in ipairs(order) do call_many('HSET', slot_key(base, a), by[a]) end
