@@ -28,10 +28,12 @@ local function leaf_rebuild(root, meta, key, src, size)
   local from = 0
   while from < size do
     local part = redis.call('ZRANGE', src, from, from + LEAF_FILL - 1)
-    local args = {}
+    -- last first: a small zset finds an insertion place by a scan from its head, so that
+    -- each member goes in at the head instead of past all the others
+    local args, n = {}, #part
     for i, m in ipairs(part) do
-      args[2 * i - 1] = '0'
-      args[2 * i] = m
+      args[2 * (n - i) + 1] = '0'
+      args[2 * (n - i) + 2] = m
     end
     local dest = key
     if from > 0 then

@@ -113,17 +113,31 @@ local function read_records(base, ids)
     b[#b + 1] = id
   end
   local U, L, R = {}, {}, {}
+  local COLS = {[0] = U, [1] = L, [2] = R}
   for _, k in ipairs(order) do
     local want = by[k]
-    local fields = {}
-    for i, id in ipairs(want) do
-      local f = rec_field(id)
-      fields[3 * i - 2], fields[3 * i - 1], fields[3 * i] = FIELDS[f], FIELDS[f + 1],
-        FIELDS[f + 2]
-    end
-    local v = redis.call('HMGET', k, unpack(fields))
-    for i, id in ipairs(want) do
-      U[id], L[id], R[id] = v[3 * i - 2], v[3 * i - 1], v[3 * i]
+    if 2 * #want >= ORIGIN_BUCKET then
+      -- half the hash or more: read it whole, as a small hash finds each field by a scan
+      local at = {}
+      for _, id in ipairs(want) do at[rec_field(id)] = id end
+      local all = redis.call('HGETALL', k)
+      for i = 1, #all, 2 do
+        local f = tonumber(all[i])
+        local c = f % 3
+        local id = at[f - c]
+        if id then COLS[c][id] = all[i + 1] end
+      end
+    else
+      local fields = {}
+      for i, id in ipairs(want) do
+        local f = rec_field(id)
+        fields[3 * i - 2], fields[3 * i - 1], fields[3 * i] = FIELDS[f], FIELDS[f + 1],
+          FIELDS[f + 2]
+      end
+      local v = redis.call('HMGET', k, unpack(fields))
+      for i, id in ipairs(want) do
+        U[id], L[id], R[id] = v[3 * i - 2], v[3 * i - 1], v[3 * i]
+      end
     end
   end
   return U, L, R
@@ -306,15 +320,27 @@ local function read_pair(base, ids, c1, c2)
   local i, n = 1, #ids
   while i <= n do
     local bucket = math.floor(ids[i] / ORIGIN_BUCKET)
-    local fields, j = {}, i
-    while j <= n and math.floor(ids[j] / ORIGIN_BUCKET) == bucket do
-      local f = (ids[j] % ORIGIN_BUCKET) * 3
-      fields[2 * (j - i) + 1], fields[2 * (j - i) + 2] = FIELDS[f + c1], FIELDS[f + c2]
-      j = j + 1
-    end
-    local v = redis.call('HMGET', rec_key(base, ids[i]), unpack(fields))
-    for m = i, j - 1 do
-      A[m], B[m] = v[2 * (m - i) + 1], v[2 * (m - i) + 2]
+    local j = i
+    while j <= n and math.floor(ids[j] / ORIGIN_BUCKET) == bucket do j = j + 1 end
+    if 2 * (j - i) >= ORIGIN_BUCKET then
+      -- half the hash or more: read it whole (see read_records)
+      local got = {}
+      local all = redis.call('HGETALL', rec_key(base, ids[i]))
+      for x = 1, #all, 2 do got[tonumber(all[x])] = all[x + 1] end
+      for m = i, j - 1 do
+        local f = (ids[m] % ORIGIN_BUCKET) * 3
+        A[m], B[m] = got[f + c1] or false, got[f + c2] or false
+      end
+    else
+      local fields = {}
+      for m = i, j - 1 do
+        local f = (ids[m] % ORIGIN_BUCKET) * 3
+        fields[2 * (m - i) + 1], fields[2 * (m - i) + 2] = FIELDS[f + c1], FIELDS[f + c2]
+      end
+      local v = redis.call('HMGET', rec_key(base, ids[i]), unpack(fields))
+      for m = i, j - 1 do
+        A[m], B[m] = v[2 * (m - i) + 1], v[2 * (m - i) + 2]
+      end
     end
     i = j
   end
