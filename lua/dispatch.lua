@@ -120,7 +120,16 @@ local run_records = {}
 for _, skey in ipairs(group_keys) do
   local g = groups[skey]
   local fs = g.fields
-  local v = redis.call('HMGET', skey, unpack(fs))
+  local v
+  if #g.at * 2 >= TASK_BUCKET then
+    -- half the hash's tasks or more: read it whole (a small hash finds each field by a scan)
+    local all, got = redis.call('HGETALL', skey), {}
+    for x = 1, #all, 2 do got[all[x]] = all[x + 1] end
+    v = {}
+    for x = 1, #fs do v[x] = got[fs[x]] or false end
+  else
+    v = redis.call('HMGET', skey, unpack(fs))
+  end
   local writes = {}
   for j, i in ipairs(g.at) do
     local raw = v[2 * j - 1]

@@ -53,13 +53,24 @@ local function group_add(groups, keys, key, field, member)
   g.members[#g.members + 1] = member
 end
 
--- Reads the grouped fields, one HMGET per key; calls found(member, raw) for those present.
-local function read_groups(groups, keys, found)
+-- Reads the grouped fields, one HMGET per key, or one HGETALL where `whole` fields or more
+-- are wanted (a small hash finds each field by a scan of it, so reading it whole is cheaper
+-- than looking up much of it); calls found(member, raw) for those present.
+local function read_groups(groups, keys, found, whole)
   for _, key in ipairs(keys) do
     local g = groups[key]
-    local v = redis.call('HMGET', key, unpack(g.fields))
-    for j, m in ipairs(g.members) do
-      if v[j] then found(m, v[j]) end
+    if #g.fields >= whole then
+      local all, got = redis.call('HGETALL', key), {}
+      for i = 1, #all, 2 do got[all[i]] = all[i + 1] end
+      for j, m in ipairs(g.members) do
+        local raw = got[g.fields[j]]
+        if raw then found(m, raw) end
+      end
+    else
+      local v = redis.call('HMGET', key, unpack(g.fields))
+      for j, m in ipairs(g.members) do
+        if v[j] then found(m, v[j]) end
+      end
     end
   end
 end
@@ -89,7 +100,8 @@ for o = 3, #ARGV, 8 do
   end
   if ARGV[o] ~= 's' then ends[seq] = true end
 end
-read_groups(groups, keys, function(seq, raw) runs[seq] = decode_run(raw) end)
+-- (a run hash holds RUN_BUCKET runs, a task hash TASK_BUCKET tasks, each also its arguments)
+read_groups(groups, keys, function(seq, raw) runs[seq] = decode_run(raw) end, RUN_BUCKET / 2)
 local tasks, was, changed_tasks = {}, {}, {}
 groups, keys = {}, {}
 for _, seq in ipairs(order) do
@@ -104,7 +116,7 @@ read_groups(groups, keys, function(seq, raw)
   local t = decode_task(raw)
   tasks[seq] = t
   was[seq] = snapshot(t)
-end)
+end, TASK_BUCKET / 2)
 
 -- 2. Apply the events in order to the records.
 local out = {}

@@ -556,3 +556,87 @@ async fn ends_of_one_task_in_one_call_equal_one_call_each() {
         assert_eq!(outcome[0], outcome[1], "{}", c.name);
     }
 }
+
+/// The starts and ends of many runs in one call, where update_runs.lua reads whole run and task
+/// hashes (HGETALL when a call wants half of one or more), leave the runs and tasks as the same
+/// events applied one call each.
+#[tokio::test]
+async fn many_runs_in_one_call_equal_one_call_each() {
+    use swh_scheduler::store::RunEvent;
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let statuses = [
+        RunStatus::Eventful,
+        RunStatus::Uneventful,
+        RunStatus::Failed,
+    ];
+    let mut outcome = Vec::new();
+    for batched in [false, true] {
+        let ty = format!("many-{batched}");
+        let mut tt = TaskType::new(&ty, "x.task", &ty);
+        tt.default_interval = Some(Interval::from_days(4));
+        tt.backoff_factor = Some(2.0);
+        tt.num_retries = Some(2);
+        store.create_task_type(&tt).await.unwrap();
+        let news: Vec<NewTask> = (0..300)
+            .map(|i| {
+                let mut nt = NewTask::new(&ty, vec![json!(i)], Default::default());
+                nt.next_run = Some(t0());
+                nt
+            })
+            .collect();
+        let tasks = store.create_tasks(&news, Policy::Recurring).await.unwrap();
+        let mut events = Vec::new();
+        for (i, task) in tasks.iter().enumerate() {
+            let bid = format!("{ty}-{i}");
+            store
+                .schedule_task_run(task.id, &bid, None, Some(t0()))
+                .await
+                .unwrap();
+            let started = t0() + Duration::seconds(i as i64);
+            // every seventh run only starts; the others end too
+            events.push(RunEvent {
+                backend_id: bid.clone(),
+                end_status: None,
+                metadata: Some(json!({"worker": i}).as_object().unwrap().clone()),
+                timestamp: Some(started),
+            });
+            if i % 7 != 0 {
+                events.push(RunEvent {
+                    backend_id: bid,
+                    end_status: Some(statuses[i % 3]),
+                    metadata: None,
+                    timestamp: Some(started + Duration::minutes(5)),
+                });
+            }
+        }
+        if batched {
+            store.apply_run_events(&events, false).await.unwrap();
+        } else {
+            for e in &events {
+                store
+                    .apply_run_events(std::slice::from_ref(e), false)
+                    .await
+                    .unwrap();
+            }
+        }
+        let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
+        let mut seen = Vec::new();
+        for t in store.get_tasks(&ids).await.unwrap() {
+            let run = store.get_task_runs(&[t.id], None).await.unwrap().remove(0);
+            seen.push((
+                t.status,
+                t.current_interval,
+                t.next_run,
+                t.retries_left,
+                run.status,
+                run.started,
+                run.ended,
+                run.metadata,
+            ));
+        }
+        assert_eq!(seen.len(), 300);
+        outcome.push(seen);
+    }
+    assert!(outcome[0] == outcome[1], "batched and one by one differ");
+}
