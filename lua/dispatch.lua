@@ -122,9 +122,7 @@ for _, skey in ipairs(group_keys) do
   local fs = g.fields
   local v
   if #g.at * 2 >= TASK_BUCKET then
-    -- half the hash's tasks or more: read it whole (a small hash finds each field by a scan)
-    local all, got = redis.call('HGETALL', skey), {}
-    for x = 1, #all, 2 do got[all[x]] = all[x + 1] end
+    local got = hash_fields(skey)
     v = {}
     for x = 1, #fs do v[x] = got[fs[x]] or false end
   else

@@ -53,15 +53,13 @@ local function group_add(groups, keys, key, field, member)
   g.members[#g.members + 1] = member
 end
 
--- Reads the grouped fields, one HMGET per key, or one HGETALL where `whole` fields or more
--- are wanted (a small hash finds each field by a scan of it, so reading it whole is cheaper
--- than looking up much of it); calls found(member, raw) for those present.
+-- Reads the grouped fields, one HMGET per key, or the whole hash where `whole` fields or more
+-- are wanted (includes/codes.lua hash_fields); calls found(member, raw) for those present.
 local function read_groups(groups, keys, found, whole)
   for _, key in ipairs(keys) do
     local g = groups[key]
     if #g.fields >= whole then
-      local all, got = redis.call('HGETALL', key), {}
-      for i = 1, #all, 2 do got[all[i]] = all[i + 1] end
+      local got = hash_fields(key)
       for j, m in ipairs(g.members) do
         local raw = got[g.fields[j]]
         if raw then found(m, raw) end

@@ -396,67 +396,40 @@ async fn a_start_stamped_after_the_end_is_taken_as_the_end() {
     let mut tt = TaskType::new("t", "x.task", "t");
     tt.default_interval = Some(Interval::from_days(1));
     store.create_task_type(&tt).await.unwrap();
-    let mut news = Vec::new();
-    for i in 0..2 {
-        // different arguments: identical tasks would be one
-        let mut nt = NewTask::new("t", vec![json!(i)], Default::default());
-        nt.next_run = Some(t0());
-        news.push(nt);
-    }
-    let tasks = store.create_tasks(&news, Policy::Recurring).await.unwrap();
     let end = t0() + Duration::seconds(10);
     let late = end + Duration::milliseconds(3);
-    for (task, id) in tasks.iter().zip(["end-first", "start-first"]) {
+    let early = end - Duration::seconds(1);
+    // (backend id, whether the start arrives first, its time, the run's start as recorded)
+    let cases = [
+        ("end-first", false, late, end),
+        ("start-first", true, late, end),
+        ("in-order", true, early, early),
+    ];
+    let news: Vec<NewTask> = (0..cases.len())
+        .map(|i| {
+            // different arguments: identical tasks would be one
+            let mut nt = NewTask::new("t", vec![json!(i)], Default::default());
+            nt.next_run = Some(t0());
+            nt
+        })
+        .collect();
+    let tasks = store.create_tasks(&news, Policy::Recurring).await.unwrap();
+    for (task, (id, start_first, started, want)) in tasks.iter().zip(cases) {
         store
             .schedule_task_run(task.id, id, None, Some(t0()))
             .await
             .unwrap();
+        let start = || store.start_task_run(id, None, Some(started));
+        let finish = || store.end_task_run(id, RunStatus::Eventful, None, Some(end));
+        let run = if start_first {
+            start().await.unwrap();
+            finish().await.unwrap().unwrap()
+        } else {
+            finish().await.unwrap();
+            start().await.unwrap().unwrap()
+        };
+        assert_eq!((run.started, run.ended), (Some(want), Some(end)), "{id}");
     }
-    // the end arrives first, then the start stamped after it
-    store
-        .end_task_run("end-first", RunStatus::Eventful, None, Some(end))
-        .await
-        .unwrap();
-    let run = store
-        .start_task_run("end-first", None, Some(late))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((run.started, run.ended), (Some(end), Some(end)));
-    // the start arrives first, stamped after the end that follows it
-    store
-        .start_task_run("start-first", None, Some(late))
-        .await
-        .unwrap();
-    let run = store
-        .end_task_run("start-first", RunStatus::Eventful, None, Some(end))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((run.started, run.ended), (Some(end), Some(end)));
-    // a start before the end is kept as it came
-    let mut nt = NewTask::new("t", vec![], Default::default());
-    nt.next_run = Some(t0());
-    let task = store
-        .create_tasks(&[nt], Policy::Recurring)
-        .await
-        .unwrap()
-        .remove(0);
-    store
-        .schedule_task_run(task.id, "in-order", None, Some(t0()))
-        .await
-        .unwrap();
-    let early = end - Duration::seconds(1);
-    store
-        .start_task_run("in-order", None, Some(early))
-        .await
-        .unwrap();
-    let run = store
-        .end_task_run("in-order", RunStatus::Eventful, None, Some(end))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((run.started, run.ended), (Some(early), Some(end)));
 }
 
 #[tokio::test]

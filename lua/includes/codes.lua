@@ -41,3 +41,11 @@ local function opt_num(v)
   if v == '' then return nil end
   return tonumber(v)
 end
+
+-- The fields of hash `key`, field -> value. A call that wants half of a small hash or more reads
+-- it so: a small (listpack) hash finds each field of an HMGET by a scan of it.
+local function hash_fields(key)
+  local all, got = redis.call('HGETALL', key), {}
+  for i = 1, #all, 2 do got[all[i]] = all[i + 1] end
+  return got
+end
