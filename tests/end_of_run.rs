@@ -393,9 +393,7 @@ async fn ending_twice_changes_nothing() {
 async fn a_start_stamped_after_the_end_is_taken_as_the_end() {
     let server = RedisServer::start();
     let store = server.store().await;
-    let mut tt = TaskType::new("t", "x.task", "t");
-    tt.default_interval = Some(Interval::from_days(1));
-    store.create_task_type(&tt).await.unwrap();
+    daily_type(&store).await;
     let end = t0() + Duration::seconds(10);
     let late = end + Duration::milliseconds(3);
     let early = end - Duration::seconds(1);
@@ -436,9 +434,7 @@ async fn a_start_stamped_after_the_end_is_taken_as_the_end() {
 async fn a_task_disabled_while_its_run_is_in_flight_stays_disabled() {
     let server = RedisServer::start();
     let store = server.store().await;
-    let mut tt = TaskType::new("t", "x.task", "t");
-    tt.default_interval = Some(Interval::from_days(1));
-    store.create_task_type(&tt).await.unwrap();
+    daily_type(&store).await;
     let mut nt = NewTask::new("t", vec![], Default::default());
     nt.next_run = Some(t0());
     let task = store
@@ -612,4 +608,11 @@ async fn many_runs_in_one_call_equal_one_call_each() {
         outcome.push(seen);
     }
     assert!(outcome[0] == outcome[1], "batched and one by one differ");
+}
+
+/// Creates task type "t", interval a day, the rest default.
+async fn daily_type(store: &swh_scheduler::store::Store) {
+    let mut tt = TaskType::new("t", "x.task", "t");
+    tt.default_interval = Some(Interval::from_days(1));
+    store.create_task_type(&tt).await.unwrap();
 }

@@ -1,4 +1,5 @@
 -- Codes stored in records; they mirror the enums of src/model/mod.rs.
+--@include hashes
 local TASK_NOT_SCHEDULED, TASK_SCHEDULED, TASK_COMPLETED, TASK_DISABLED = 0, 1, 2, 3
 local RECURRING, ONESHOT = 0, 1
 local RUN_SCHEDULED, RUN_STARTED, RUN_EVENTFUL, RUN_UNEVENTFUL = 0, 1, 2, 3
@@ -40,12 +41,4 @@ end
 local function opt_num(v)
   if v == '' then return nil end
   return tonumber(v)
-end
-
--- The fields of hash `key`, field -> value. A call that wants half of a small hash or more reads
--- it so: a small (listpack) hash finds each field of an HMGET by a scan of it.
-local function hash_fields(key)
-  local all, got = redis.call('HGETALL', key), {}
-  for i = 1, #all, 2 do got[all[i]] = all[i + 1] end
-  return got
 end

@@ -43,6 +43,7 @@
 --   (visit_outcomes.lua).
 -- An origin has stats (a row of the original's origin_visit_stats) once it has results or a
 -- sending. Times are microseconds (exact in doubles: src/model/mod.rs check_time).
+--@include hashes
 local ORIGIN_BUCKET = 32
 local CHUNK = 500
 local URL_LOAD = 40
@@ -113,19 +114,13 @@ local function read_records(base, ids)
     b[#b + 1] = id
   end
   local U, L, R = {}, {}, {}
-  local COLS = {[0] = U, [1] = L, [2] = R}
   for _, k in ipairs(order) do
     local want = by[k]
     if 2 * #want >= ORIGIN_BUCKET then
-      -- half the hash or more: read it whole, as a small hash finds each field by a scan
-      local at = {}
-      for _, id in ipairs(want) do at[rec_field(id)] = id end
-      local all = redis.call('HGETALL', k)
-      for i = 1, #all, 2 do
-        local f = tonumber(all[i])
-        local c = f % 3
-        local id = at[f - c]
-        if id then COLS[c][id] = all[i + 1] end
+      local got = hash_fields(k)
+      for _, id in ipairs(want) do
+        local f = rec_field(id)
+        U[id], L[id], R[id] = got[FIELDS[f]], got[FIELDS[f + 1]], got[FIELDS[f + 2]]
       end
     else
       local fields = {}
@@ -323,13 +318,10 @@ local function read_pair(base, ids, c1, c2)
     local j = i
     while j <= n and math.floor(ids[j] / ORIGIN_BUCKET) == bucket do j = j + 1 end
     if 2 * (j - i) >= ORIGIN_BUCKET then
-      -- half the hash or more: read it whole (see read_records)
-      local got = {}
-      local all = redis.call('HGETALL', rec_key(base, ids[i]))
-      for x = 1, #all, 2 do got[tonumber(all[x])] = all[x + 1] end
+      local got = hash_fields(rec_key(base, ids[i]))
       for m = i, j - 1 do
         local f = (ids[m] % ORIGIN_BUCKET) * 3
-        A[m], B[m] = got[f + c1] or false, got[f + c2] or false
+        A[m], B[m] = got[FIELDS[f + c1]] or false, got[FIELDS[f + c2]] or false
       end
     else
       local fields = {}

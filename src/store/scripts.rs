@@ -30,6 +30,7 @@ macro_rules! lua_files {
 }
 
 const INCLUDES: &[(&str, &str)] = lua_files!(
+    "includes/hashes",
     "includes/codes",
     "includes/writes",
     "includes/time",
