@@ -100,6 +100,53 @@ local function relist(id, given)
   return true
 end
 
+-- A known origin listed by one lister only, listed again by it with the same flags but
+-- another last_update (a forge whose projects changed since the last listing, the common case
+-- of a relisting): whether retime applies to it.
+local function retimes(id, given)
+  if #given ~= 1 then return false end
+  local raw, e = L[id], ARGV[given[1] + 2]
+  if not raw or entry_end(raw, 1) ~= #raw or string.sub(raw, 1, 3) ~= string.sub(e, 1, 3) then
+    return false
+  end
+  local fl = string.byte(raw, 3)
+  return fl % 2 == 0 or fl >= 2
+end
+
+-- Moves origin `id` in the zset `name` from score u to score v (nil: not in it).
+local function rescore(name, id, u, v)
+  if u == v then return end
+  if v == nil then
+    local z = b.zrem[name]
+    z[#z + 1] = id
+  else
+    local z = b.zadd[name]
+    z[#z + 1] = v
+    z[#z + 1] = id
+  end
+end
+
+-- Only its last_update moves, so only its nv and lag scores and its lister's pending-changes
+-- counter can change: they follow from its results and sending (k, sc, released) with the
+-- rules of place, without decoding and re-encoding the listing as record_general does.
+local function retime(id, i, k, sc, released)
+  local raw, e = L[id], ARGV[i + 2]
+  result[i] = struct.unpack('>i7', raw, 11)
+  put_field(b, base, id, 1, string.sub(e, 1, 10) .. string.sub(raw, 11, 17) .. string.sub(e, 18))
+  if string.byte(raw, 3) % 2 == 0 then return end -- disabled: in no index, counted as known
+  local was, upd = struct.unpack('>i7', raw, 4), struct.unpack('>i7', e, 4)
+  local s = decode_results(R[id])
+  local _, nv0, lag0 = place(true, was, s, k, sc, released)
+  local _, nv1, lag1 = place(true, upd, s, k, sc, released)
+  rescore('nv', id, nv0, nv1)
+  rescore('lag', id, lag0, lag1)
+  local ok = s and last_success(s)
+  if ok ~= nil then
+    local d = (upd > ok and 1 or 0) - (was > ok and 1 or 0)
+    if d ~= 0 then count(b.counts, counter_fields(struct.unpack('>H', raw)).p, d) end
+  end
+end
+
 -- The general case: new listings, or changes that move the origin; `o` as stored.
 local function record_general(o, given)
   local n = copy_origin(o)
@@ -122,7 +169,7 @@ local function record_general(o, given)
 end
 
 local nv = b.zadd.nv
-local general = {}
+local general, retimed = {}, {}
 for _, url in ipairs(urls) do
   local given = by_url[url]
   local id = ids[url]
@@ -151,16 +198,25 @@ for _, url in ipairs(urls) do
       general[#general + 1] = {id, url, given, true}
     end
   elseif not relist(id, given) then
-    general[#general + 1] = {id, url, given, false}
+    if retimes(id, given) then
+      retimed[#retimed + 1] = {id, given[1]}
+    else
+      general[#general + 1] = {id, url, given, false}
+    end
   end
 end
-if #general > 0 then
+if #general > 0 or #retimed > 0 then
   local known = {}
   for _, x in ipairs(general) do
     if not x[4] then known[#known + 1] = x[1] end
   end
+  for _, x in ipairs(retimed) do known[#known + 1] = x[1] end
   local K = sendings_of(base, known)
   local T, REL = sending_times(base, K)
+  for _, x in ipairs(retimed) do
+    local k = K[x[1]] or 0
+    retime(x[1], x[2], k, T[k], REL[k] or false)
+  end
   for _, x in ipairs(general) do
     local id, url = x[1], x[2]
     local o

@@ -33,6 +33,7 @@ cases![
     concurrent_grabs_never_return_an_origin_twice,
     visit_stats_are_coalesced,
     metrics_count_as_the_original,
+    relisting_with_a_new_last_update_moves_origins_in_policies_and_metrics,
     listers_are_created_once_and_updated_by_compare_and_set,
     task_types_are_created_once_and_read_back,
     calls_naming_what_is_unknown_fail_as_the_callers_mistake,
@@ -1615,4 +1616,120 @@ pub async fn metrics_count_as_the_original(store: &dyn SchedulerApi) {
     let m = store.update_metrics(Some(&id), None).await.unwrap();
     let g = m.iter().find(|m| m.visit_type == "git").unwrap();
     assert_eq!((g.origins_enabled, g.origins_never_visited), (10, 8));
+}
+
+/// A lister re-listing its forge gives most origins a new `last_update` and nothing else: the
+/// order of never_visited_oldest_update_first and already_visited_order_by_lag and the
+/// pending-changes counter follow it, for origins in every state (never visited, visited
+/// with a snapshot before or after the update, scheduled and waiting for a result, disabled).
+pub async fn relisting_with_a_new_last_update_moves_origins_in_policies_and_metrics(
+    store: &dyn SchedulerApi,
+) {
+    let lister = store.get_or_create_lister("github", None).await.unwrap();
+    let id = lister.id.clone().unwrap();
+    let at = |hours: i64| jan(hours * 3600);
+    let origin = |name: &str, hours: i64, enabled: bool| {
+        let mut o = ListedOrigin::new(&id, &format!("https://example.com/{name}"), "git");
+        o.last_update = Some(at(hours));
+        o.enabled = enabled;
+        o
+    };
+    // a, b never visited; c visited after its update, d before it (pending); e scheduled,
+    // no result yet; f disabled
+    let first = [
+        origin("a", 1, true),
+        origin("b", 2, true),
+        origin("c", 1, true),
+        origin("d", 3, true),
+        origin("e", 1, true),
+        origin("f", 1, false),
+    ];
+    let recorded = store.record_listed_origins(&first).await.unwrap();
+    let visited = |name: &str| OriginVisitStats {
+        last_eventful: Some(at(2)),
+        last_snapshot: Some(vec![7; 20]),
+        ..stats(&format!("https://example.com/{name}"), "git")
+    };
+    store
+        .origin_visit_stats_upsert(&[
+            visited("c"),
+            visited("d"),
+            OriginVisitStats {
+                last_scheduled: Some(Utc::now()),
+                ..stats("https://example.com/e", "git")
+            },
+        ])
+        .await
+        .unwrap();
+    let peek = |policy: &'static str| async move {
+        let opts = GrabOptions {
+            dry_run: true,
+            ..Default::default()
+        };
+        let got = store
+            .grab_next_visits("git", 10, policy, &opts)
+            .await
+            .unwrap();
+        got.into_iter().map(|o| o.url).collect::<Vec<_>>()
+    };
+    let counts = || async {
+        let m = store.update_metrics(Some(&id), None).await.unwrap();
+        assert_eq!(m.len(), 1, "{m:?}");
+        let m = &m[0];
+        (
+            m.origins_known,
+            m.origins_enabled,
+            m.origins_never_visited,
+            m.origins_with_pending_changes,
+        )
+    };
+    let u = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| format!("https://example.com/{n}"))
+            .collect()
+    };
+    assert_eq!(
+        peek("never_visited_oldest_update_first").await,
+        u(&["a", "b"])
+    );
+    assert_eq!(peek("already_visited_order_by_lag").await, u(&["d"]));
+    assert_eq!(counts().await, (6, 5, 3, 1));
+
+    // the re-listing: a after b, c now pending, d no longer, e and f moved but not chosen
+    let second = [
+        origin("a", 4, true),
+        origin("b", 2, true),
+        origin("c", 5, true),
+        origin("d", 1, true),
+        origin("e", 0, true),
+        origin("f", 0, false),
+    ];
+    let got = store.record_listed_origins(&second).await.unwrap();
+    for (g, o) in got.iter().zip(&second) {
+        assert_eq!((&g.url, g.last_update), (&o.url, o.last_update));
+    }
+    assert_eq!(
+        peek("never_visited_oldest_update_first").await,
+        u(&["b", "a"])
+    );
+    assert_eq!(peek("already_visited_order_by_lag").await, u(&["c"]));
+    assert_eq!(counts().await, (6, 5, 3, 1));
+    // and back past the visit: no origin has pending changes
+    store
+        .record_listed_origins(&[origin("c", 2, true)])
+        .await
+        .unwrap();
+    assert!(peek("already_visited_order_by_lag").await.is_empty());
+    assert_eq!(counts().await.3, 0);
+    // the listings keep their first_seen and show the new last_update
+    let page = store
+        .get_listed_origins(Some(&id), None, 10, None)
+        .await
+        .unwrap();
+    let c = page.results.iter().find(|o| o.url.ends_with("/c")).unwrap();
+    assert_eq!(c.last_update, Some(at(2)));
+    let before = recorded.iter().find(|o| o.url.ends_with("/c")).unwrap();
+    assert_eq!(c.first_seen, before.first_seen);
+    assert!(c.last_seen > before.last_seen);
 }
