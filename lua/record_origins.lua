@@ -5,37 +5,68 @@
 --         see includes/origin.lua)
 -- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] now in us: one timestamp for the whole call (first_seen = last_seen on insert)
--- ARGV[2..] 3 values per listing: url, the url's 8-byte hash (src/store/origins.rs), the
+-- ARGV[2] the caller's order of the listings: for each, in that order, its number (from 0)
+--   among those below, as a 2-byte big-endian integer. They come in the url index's order
+--   (src/store/origin_records.rs, index_order), and new origins take their ids in the caller's.
+-- ARGV[3..] 3 values per listing: url, the url's 8-byte hash (src/store/origins.rs), the
 --   listing entry as stored (includes/origin.lua) with first_seen = last_seen = now
--- Returns the first_seen (us, an integer) of each listing, in the order given (the caller has
--- the rest: what it sent, and last_seen = ARGV[1]).
+-- Returns the first_seen (us, an integer) of each listing, in the order of ARGV[3..] (the
+-- caller has the rest: what it sent, and last_seen = ARGV[1]).
 --@include origin
 --@include leaves
 local meta = KEYS[1]
 local base = string.sub(meta, 1, -6)
 local now = tonumber(ARGV[1])
 
--- the listings of each url (an origin may be listed by several listers in one call)
-local urls, hs, by_url = {}, {}, {}
-for i = 2, #ARGV, 3 do
+-- the listings of each url: the first one's place, and a list of them for the rare urls
+-- that several listers listed in one call (a table per url is much of what a script spends)
+local urls, hs, first, several = {}, {}, {}, {}
+for i = 3, #ARGV, 3 do
   local url = ARGV[i]
-  local t = by_url[url]
-  if not t then
-    t = {}
-    by_url[url] = t
+  local f = first[url]
+  if not f then
+    first[url] = i
     urls[#urls + 1] = url
     hs[#hs + 1] = ARGV[i + 1]
+  else
+    local t = several[url]
+    if not t then
+      t = {f}
+      several[url] = t
+    end
+    t[#t + 1] = i
   end
-  t[#t + 1] = i
+end
+-- the listings of `url`, in a table the caller must not keep when it is the shared `one`
+local one = {}
+local function given_of(url)
+  local t = several[url]
+  if t then return t end
+  one[1] = first[url]
+  return one
 end
 local ix = url_index(meta)
 local ids, U, L, R, taken = find_origins(base, ix, urls, hs)
 local b = new_batch()
-local fresh, hs_of = {}, {}
-for j, url in ipairs(urls) do
-  if not ids[url] then
-    fresh[#fresh + 1] = url
-    hs_of[url] = hs[j]
+-- the rest goes in the caller's order: new origins take their ids in it (oldest_scheduled_first
+-- gives never scheduled origins in id order, as the original gives them in the order of its
+-- serial ids), and the indexes are written in it (a lister's urls often come in order, which
+-- a zset takes fastest)
+local order = ARGV[2]
+if #order * 3 ~= (#ARGV - 2) * 2 then
+  return redis.error_reply('ERR record_origins: ARGV[2] must give the order of every listing')
+end
+local in_order, fresh, hs_of = {}, {}, {}
+for r = 1, #order, 2 do
+  local hi, lo = string.byte(order, r, r + 1)
+  local i = 3 + 3 * (hi * 256 + lo)
+  local url = ARGV[i]
+  if first[url] == i then
+    in_order[#in_order + 1] = url
+    if not ids[url] then
+      fresh[#fresh + 1] = url
+      hs_of[url] = ARGV[i + 1]
+    end
   end
 end
 local new_ids = add_origins(b, base, meta, ix, fresh, hs_of, taken)
@@ -170,8 +201,8 @@ end
 
 local nv = b.zadd.nv
 local general, retimed = {}, {}
-for _, url in ipairs(urls) do
-  local given = by_url[url]
+for _, url in ipairs(in_order) do
+  local given = given_of(url)
   local id = ids[url]
   if id == nil then
     id = new_ids[url]
@@ -199,9 +230,10 @@ for _, url in ipairs(urls) do
     end
   elseif not relist(id, given) then
     if retimes(id, given) then
-      retimed[#retimed + 1] = {id, given[1]}
+      retimed[#retimed + 1] = id
+      retimed[#retimed + 1] = given[1]
     else
-      general[#general + 1] = {id, url, given, false}
+      general[#general + 1] = {id, url, {unpack(given)}, false}
     end
   end
 end
@@ -210,12 +242,13 @@ if #general > 0 or #retimed > 0 then
   for _, x in ipairs(general) do
     if not x[4] then known[#known + 1] = x[1] end
   end
-  for _, x in ipairs(retimed) do known[#known + 1] = x[1] end
+  for j = 1, #retimed, 2 do known[#known + 1] = retimed[j] end
   local K = sendings_of(base, known)
   local T, REL = sending_times(base, K)
-  for _, x in ipairs(retimed) do
-    local k = K[x[1]] or 0
-    retime(x[1], x[2], k, T[k], REL[k] or false)
+  for j = 1, #retimed, 2 do
+    local id = retimed[j]
+    local k = K[id] or 0
+    retime(id, retimed[j + 1], k, T[k], REL[k] or false)
   end
   for _, x in ipairs(general) do
     local id, url = x[1], x[2]
@@ -233,5 +266,5 @@ for _, lidx in ipairs(lex_order) do
   leaves_add(base .. ':lx:' .. lidx, meta, lex[lidx])
 end
 local out = {}
-for i = 2, #ARGV, 3 do out[#out + 1] = result[i] end
+for i = 3, #ARGV, 3 do out[#out + 1] = result[i] end
 return out

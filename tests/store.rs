@@ -322,3 +322,87 @@ async fn scheduled_runs_on_a_busy_queue_are_lost_past_the_bound() {
     let runs = store.get_task_runs(&[made[0].id], None).await.unwrap();
     assert_eq!(runs[0].status, RunStatus::Lost);
 }
+
+/// Two urls whose 8-byte hashes are the same (the url index files the second in its collision
+/// hash): recorded in one call and found again by later ones, in any order, as two origins.
+/// The store's own hash (xxh3) is never seen to collide, so the test gives record_origins
+/// the same hash for both directly.
+#[tokio::test]
+async fn urls_of_the_same_hash_are_two_origins() {
+    use swh_scheduler::store::scripts::{Call, ScriptName};
+    let server = RedisServer::start();
+    let store = server.store().await;
+    let lister = store.get_or_create_lister("github", None).await.unwrap();
+    let id = lister.id.clone().unwrap();
+    let mut con = server.client();
+    // the lister's index: field <index> -> its id (beside a "seq" counter)
+    let index: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("swh:{global}:lister_idx")
+        .query(&mut con)
+        .unwrap();
+    let lidx: u16 = index
+        .iter()
+        .find(|(_, v)| **v == id)
+        .unwrap()
+        .0
+        .parse()
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg("swh:{global}:visit_types")
+        .arg("git")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg(format!("swh:{{global}}:lister_visit_types:{lidx}"))
+        .arg("git")
+        .query(&mut con)
+        .unwrap();
+    // a listing entry as lua/includes/origin.lua stores it: '>HBi7i7i7H', then the extra text
+    let entry = |upd_us: i64, now: i64| {
+        let mut e = lidx.to_be_bytes().to_vec();
+        e.push(3); // enabled, with a last_update
+        for v in [upd_us, now, now] {
+            e.extend_from_slice(&v.to_be_bytes()[1..]);
+        }
+        e.extend_from_slice(&0u16.to_be_bytes());
+        e
+    };
+    let same = [0x5au8; 8];
+    let t0 = 1_600_000_000_000_000i64;
+    let mut acon = store.con().await.unwrap();
+    let record = |urls: &[&str], upd: i64, now: i64| {
+        let mut call = Call::new(ScriptName::RecordOrigins, &["swh:{vt:git}:meta"]);
+        let order: Vec<u8> = (0..urls.len() as u16)
+            .flat_map(|i| i.to_be_bytes())
+            .collect();
+        call.arg(now).arg(order);
+        for u in urls {
+            call.arg(*u).arg(&same[..]).arg(entry(upd, now));
+        }
+        call
+    };
+    let a = "https://example.com/a";
+    let b = "https://example.com/b";
+    let c = "https://example.com/c";
+    record(&[a, b], t0, t0).run(&mut acon).await.unwrap();
+    // found again, in the other order and with a new last_update: still two origins
+    let got = record(&[b, a], t0 + 5, t0 + 10)
+        .run(&mut acon)
+        .await
+        .unwrap();
+    assert_eq!(got, redis::Value::Array(vec![redis::Value::Int(t0); 2]));
+    // a third url of that hash, alone
+    record(&[c], t0, t0 + 20).run(&mut acon).await.unwrap();
+    let page = store
+        .get_listed_origins(Some(&id), None, 10, None)
+        .await
+        .unwrap();
+    let seen: Vec<_> = page
+        .results
+        .iter()
+        .map(|o| (o.url.as_str(), o.last_update.unwrap().timestamp_micros()))
+        .collect();
+    assert_eq!(seen, [(a, t0 + 5), (b, t0 + 5), (c, t0)]);
+    let m = store.update_metrics(Some(&id), None).await.unwrap();
+    assert_eq!((m[0].origins_known, m[0].origins_enabled), (3, 3));
+}

@@ -99,41 +99,46 @@ local function call_many(cmd, key, args, step)
   return out
 end
 
--- The records of these origin ids, one HMGET per hash: url, listings and results by id
--- (false when absent).
+-- The records of these origin ids, one read per hash: url, listings and results by id (false
+-- when absent). The ids are read in order, so that those of one hash come together; a hash
+-- of which half or more is wanted is read whole.
 local function read_records(base, ids)
-  local by, order = {}, {}
-  for _, id in ipairs(ids) do
-    local k = rec_key(base, id)
-    local b = by[k]
-    if not b then
-      b = {}
-      by[k] = b
-      order[#order + 1] = k
-    end
-    b[#b + 1] = id
-  end
+  local sorted = {}
+  for i, id in ipairs(ids) do sorted[i] = id end
+  table.sort(sorted)
   local U, L, R = {}, {}, {}
-  for _, k in ipairs(order) do
-    local want = by[k]
-    if 2 * #want >= ORIGIN_BUCKET then
+  local i, n = 1, #sorted
+  while i <= n do
+    local bucket = math.floor(sorted[i] / ORIGIN_BUCKET)
+    local j = i
+    while j < n and math.floor(sorted[j + 1] / ORIGIN_BUCKET) == bucket do j = j + 1 end
+    local k = rec_key(base, sorted[i])
+    if i == j then
+      local id = sorted[i]
+      local f = rec_field(id)
+      local v = redis.call('HMGET', k, FIELDS[f], FIELDS[f + 1], FIELDS[f + 2])
+      U[id], L[id], R[id] = v[1], v[2], v[3]
+    elseif 2 * (j - i + 1) >= ORIGIN_BUCKET then
       local got = hash_fields(k)
-      for _, id in ipairs(want) do
+      for m = i, j do
+        local id = sorted[m]
         local f = rec_field(id)
-        U[id], L[id], R[id] = got[FIELDS[f]], got[FIELDS[f + 1]], got[FIELDS[f + 2]]
+        U[id], L[id], R[id] = got[FIELDS[f]] or false, got[FIELDS[f + 1]] or false,
+          got[FIELDS[f + 2]] or false
       end
     else
       local fields = {}
-      for i, id in ipairs(want) do
-        local f = rec_field(id)
-        fields[3 * i - 2], fields[3 * i - 1], fields[3 * i] = FIELDS[f], FIELDS[f + 1],
-          FIELDS[f + 2]
+      for m = i, j do
+        local f, q = rec_field(sorted[m]), 3 * (m - i)
+        fields[q + 1], fields[q + 2], fields[q + 3] = FIELDS[f], FIELDS[f + 1], FIELDS[f + 2]
       end
       local v = redis.call('HMGET', k, unpack(fields))
-      for i, id in ipairs(want) do
-        U[id], L[id], R[id] = v[3 * i - 2], v[3 * i - 1], v[3 * i]
+      for m = i, j do
+        local id, q = sorted[m], 3 * (m - i)
+        U[id], L[id], R[id] = v[q + 1], v[q + 2], v[q + 3]
       end
     end
+    i = j + 1
   end
   return U, L, R
 end
@@ -724,32 +729,40 @@ end
 
 -- The known origins among these urls (hs[i] the 8-byte hash of urls[i]): url -> id, and
 -- their records (U, L, R by id, as read_records). `taken` tells, for the unknown ones,
--- whether their hash belongs to another url already (url -> true).
+-- whether their hash belongs to another url already (url -> true). Urls of one index hash
+-- that come together are looked up in one HMGET (src/store/origins.rs sends them so), the
+-- others one HGET each.
 local function find_origins(base, ix, urls, hs)
-  local by, order = {}, {}
-  for i = 1, #urls do
-    local a = url_slot(ix, hs[i])
-    local g = by[a]
-    if not g then
-      g = {}
-      by[a] = g
-      order[#order + 1] = a
-    end
-    g[#g + 1] = i
-  end
   local cand, cand_ids = {}, {}
-  for _, a in ipairs(order) do
-    local g = by[a]
-    local fields = {}
-    for j, i in ipairs(g) do fields[j] = hs[i] end
-    local v = redis.call('HMGET', slot_key(base, a), unpack(fields))
-    for j, i in ipairs(g) do
-      if v[j] then
-        local id = tonumber(v[j])
+  local n, i = #urls, 1
+  local a = n > 0 and url_slot(ix, hs[1])
+  while i <= n do
+    local j, next_a = i, nil
+    while j < n do
+      next_a = url_slot(ix, hs[j + 1])
+      if next_a ~= a then break end
+      j = j + 1
+    end
+    local key = slot_key(base, a)
+    if i == j then
+      local v = redis.call('HGET', key, hs[i])
+      if v then
+        local id = tonumber(v)
         cand[urls[i]] = id
         cand_ids[#cand_ids + 1] = id
       end
+    else
+      local v = redis.call('HMGET', key, unpack(hs, i, j))
+      for m = i, j do
+        local x = v[m - i + 1]
+        if x then
+          local id = tonumber(x)
+          cand[urls[m]] = id
+          cand_ids[#cand_ids + 1] = id
+        end
+      end
     end
+    i, a = j + 1, next_a
   end
   local U, L, R = read_records(base, cand_ids)
   local ids, taken, other = {}, {}, {}

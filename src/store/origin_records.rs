@@ -16,6 +16,15 @@ pub fn url_hash(url: &str) -> [u8; 8] {
     xxhash_rust::xxh3::xxh3_64(url.as_bytes()).to_be_bytes()
 }
 
+/// Where a script looking urls up wants `hash`'s url in its arguments: the url index files a
+/// url in the hash numbered by the low bits of its hash's first four bytes
+/// (`lua/includes/origin.lua`, url_slot), so that sorting by those bits reversed brings the
+/// urls of each index hash together at any index size, and the script reads each index hash
+/// once.
+pub fn index_order(hash: &[u8; 8]) -> u32 {
+    u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]).reverse_bits()
+}
+
 /// One lister's listing of an origin, as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ListingEntry {

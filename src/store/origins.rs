@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use super::keys::VisitTypeKeys;
 use super::origin_records::{
-    ListingEntry, ORIGIN_BUCKET, StatsRecord, decode_listings, decode_stats, url_hash,
+    ListingEntry, ORIGIN_BUCKET, StatsRecord, decode_listings, decode_stats, index_order, url_hash,
 };
 use super::scripts::{Call, ScriptName};
 use super::{BrokerLink, OutboxKeys, Store, array, as_bytes, opt_arg};
@@ -24,6 +24,8 @@ use crate::model::{
 
 /// Listings or stats one script call carries at most, so that no call holds Redis long.
 const ORIGINS_PER_CALL: usize = 1000;
+// record_origins numbers a call's listings in two bytes
+const _: () = assert!(ORIGINS_PER_CALL <= 1 << 16);
 /// Chunks of waiting origins one sweep step reads (see `sweep_lost_visits`).
 const SWEEP_CHUNKS: usize = 20;
 /// Longest visit type accepted, in bytes.
@@ -132,25 +134,35 @@ impl Store {
         for (vt, items) in &by_type {
             let keys = self.vt_keys(vt);
             for chunk in items.chunks(ORIGINS_PER_CALL) {
+                // sent in the url index's order, with the caller's order beside
+                let mut chunk: Vec<(usize, [u8; 8])> = chunk
+                    .iter()
+                    .map(|&at| (at, url_hash(&kept[at].1.url)))
+                    .collect();
+                let mut sent: Vec<usize> = (0..chunk.len()).collect();
+                sent.sort_by_key(|&r| index_order(&chunk[r].1));
+                let mut order = vec![0u8; 2 * chunk.len()];
+                for (p, &r) in sent.iter().enumerate() {
+                    order[2 * r..2 * r + 2].copy_from_slice(&(p as u16).to_be_bytes());
+                }
+                chunk = sent.iter().map(|&r| chunk[r]).collect();
                 let mut call = Call::new(ScriptName::RecordOrigins, &[&keys.meta]);
-                call.arg(now);
-                for &at in chunk {
-                    let (lidx, o) = &kept[at];
+                call.arg(now).arg(order);
+                for (at, hash) in &chunk {
+                    let (lidx, o) = &kept[*at];
                     let entry = ListingEntry {
                         lister_index: *lidx,
                         enabled: o.enabled,
                         last_update: o.last_update.map(to_micros),
                         first_seen: now,
                         last_seen: now,
-                        extra: extras[at].clone(),
+                        extra: extras[*at].clone(),
                     };
-                    call.arg(&o.url)
-                        .arg(&url_hash(&o.url)[..])
-                        .arg(entry.encode());
+                    call.arg(&o.url).arg(&hash[..]).arg(entry.encode());
                 }
                 let reply = array(call.run(&mut con).await?)?;
-                for (&at, v) in chunk.iter().zip(&reply) {
-                    first_seen[at] = super::as_int(v)
+                for ((at, _), v) in chunk.iter().zip(&reply) {
+                    first_seen[*at] = super::as_int(v)
                         .ok_or_else(|| Error::Other("bad first_seen from record_origins".into()))?;
                 }
             }
@@ -510,11 +522,13 @@ impl Store {
         for (vt, items) in &by_type {
             let keys = self.vt_keys(vt);
             for chunk in items.chunks(ORIGINS_PER_CALL) {
+                let mut chunk: Vec<_> = chunk.iter().map(|s| (s, url_hash(&s.url))).collect();
+                chunk.sort_by_key(|(_, h)| index_order(h));
                 let mut call = Call::new(ScriptName::VisitStatsUpsert, &[&keys.meta]);
                 let t = |t: Option<DateTime<Utc>>| opt_arg(t.map(to_micros));
-                for s in chunk {
+                for (s, hash) in chunk {
                     call.arg(&s.url)
-                        .arg(&url_hash(&s.url)[..])
+                        .arg(&hash[..])
                         .arg(t(s.last_eventful))
                         .arg(t(s.last_uneventful))
                         .arg(t(s.last_failed))
@@ -542,11 +556,14 @@ impl Store {
         for (vt, urls) in by_type {
             let keys = self.vt_keys(vt);
             for chunk in urls.chunks(ORIGINS_PER_CALL) {
+                let mut sorted: Vec<_> = chunk.iter().map(|u| (*u, url_hash(u))).collect();
+                sorted.sort_by_key(|(_, h)| index_order(h));
                 let mut call = Call::new(ScriptName::VisitStatsGet, &[&keys.meta]);
-                for u in chunk {
-                    call.arg(*u).arg(&url_hash(u)[..]);
+                for (u, hash) in &sorted {
+                    call.arg(*u).arg(&hash[..]);
                 }
                 let reply = array(call.run(&mut con).await?)?;
+                let start = out.len();
                 for r in reply.chunks(3) {
                     let [u, raw, sc] = r else {
                         return Err(Error::Other(
@@ -570,6 +587,10 @@ impl Store {
                         last_snapshot: st.last_snapshot,
                     });
                 }
+                // in the order asked
+                let place: HashMap<&str, usize> =
+                    chunk.iter().enumerate().map(|(i, u)| (*u, i)).collect();
+                out[start..].sort_by_key(|s| place.get(s.url.as_str()).copied());
             }
         }
         Ok(out)
