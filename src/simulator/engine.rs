@@ -47,6 +47,11 @@ const RUNNER_PERIOD: f64 = 10.0;
 const HOURLY: f64 = 3600.0;
 /// New origins per listing.
 const NEW_ORIGINS_PER_LISTING: u64 = 100;
+/// Origins per page the lister records (swh.lister's).
+const PAGE: usize = 1000;
+/// The lister's pages of known origins in flight at once: the store's work on one overlaps
+/// the making and sending of the next.
+const LISTING_IN_FLIGHT: usize = 2;
 /// Results applied at once at most.
 const FEEDBACK_BATCH: usize = 1000;
 /// Messages a simulated worker pool takes from the Redis queue at once.
@@ -606,19 +611,34 @@ impl Simulation {
         Ok(())
     }
 
-    /// The lister: re-lists its origins with a fresh `last_update`, and 100 new ones.
+    /// The lister: re-lists its origins with a fresh `last_update`, and 100 new ones. The
+    /// pages of known origins go LISTING_IN_FLIGHT at a time (the order of their writes
+    /// changes nothing), then those with new origins in order, so that these take their ids
+    /// in the lister's order whatever the timing.
     async fn listing(&mut self) -> Result<()> {
+        use futures_util::{StreamExt, TryStreamExt};
         let now_unix = self.now_unix();
+        let known = self.lister_urls.len() / PAGE * PAGE;
         for _ in 0..NEW_ORIGINS_PER_LISTING {
             self.lister_urls.push(origin_url(self.next_origin));
             self.next_origin += 1;
         }
-        for chunk in self.lister_urls.chunks(1000) {
-            let origins: Vec<ListedOrigin> = chunk
-                .iter()
+        let page = |urls: &[String]| -> Vec<ListedOrigin> {
+            urls.iter()
                 .map(|u| listed(&self.lister_id, u, now_unix))
-                .collect();
-            self.target.api.record_listed_origins(&origins).await?;
+                .collect()
+        };
+        let api = &self.target.api;
+        futures_util::stream::iter(self.lister_urls[..known].chunks(PAGE))
+            .map(|urls| {
+                let origins = page(urls);
+                async move { api.record_listed_origins(&origins).await }
+            })
+            .buffer_unordered(LISTING_IN_FLIGHT)
+            .try_for_each(|_| async { Ok(()) })
+            .await?;
+        for urls in self.lister_urls[known..].chunks(PAGE) {
+            api.record_listed_origins(&page(urls)).await?;
         }
         Ok(())
     }
