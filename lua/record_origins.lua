@@ -144,19 +144,6 @@ local function retimes(id, given)
   return fl % 2 == 0 or fl >= 2
 end
 
--- Moves origin `id` in the zset `name` from score u to score v (nil: not in it).
-local function rescore(name, id, u, v)
-  if u == v then return end
-  if v == nil then
-    local z = b.zrem[name]
-    z[#z + 1] = id
-  else
-    local z = b.zadd[name]
-    z[#z + 1] = v
-    z[#z + 1] = id
-  end
-end
-
 -- Only its last_update moves, so only its nv and lag scores and its lister's pending-changes
 -- counter can change: they follow from its results and sending (k, sc, released) with the
 -- rules of place, without decoding and re-encoding the listing as record_general does.
@@ -169,8 +156,8 @@ local function retime(id, i, k, sc, released)
   local s = decode_results(R[id])
   local _, nv0, lag0 = place(true, was, s, k, sc, released)
   local _, nv1, lag1 = place(true, upd, s, k, sc, released)
-  rescore('nv', id, nv0, nv1)
-  rescore('lag', id, lag0, lag1)
+  rescore(b, 'nv', id, nv0, nv1)
+  rescore(b, 'lag', id, lag0, lag1)
   local ok = s and last_success(s)
   if ok ~= nil then
     local d = (upd > ok and 1 or 0) - (was > ok and 1 or 0)

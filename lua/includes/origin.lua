@@ -466,6 +466,19 @@ local function chunk_op(t, k, sc, id)
   c[#c + 1] = id
 end
 
+-- Moves origin `id` in the zset `name` (nv or lag) from score u to score v (nil: not in it).
+local function rescore(b, name, id, u, v)
+  if u == v then return end
+  if v == nil then
+    local z = b.zrem[name]
+    z[#z + 1] = id
+  else
+    local z = b.zadd[name]
+    z[#z + 1] = v
+    z[#z + 1] = id
+  end
+end
+
 -- Moves origin `id` from the places `x` to the places `y` (placement results).
 local function move(b, id, x, y)
   if x.new ~= y.new then set_bit(b, id, y.new and 1 or 0) end
@@ -475,19 +488,8 @@ local function move(b, id, x, y)
       if y[name] then chunk_op(b.cadd[name], y[name], y.sc, id) end
     end
   end
-  for _, name in ipairs({'nv', 'lag'}) do
-    local u, v = x[name], y[name]
-    if u ~= v then
-      if v == nil then
-        local z = b.zrem[name]
-        z[#z + 1] = id
-      else
-        local z = b.zadd[name]
-        z[#z + 1] = v
-        z[#z + 1] = id
-      end
-    end
-  end
+  rescore(b, 'nv', id, x.nv, y.nv)
+  rescore(b, 'lag', id, x.lag, y.lag)
 end
 
 -- Gives origin `id` the sending k (it had `was`).

@@ -16,13 +16,15 @@ pub fn url_hash(url: &str) -> [u8; 8] {
     xxhash_rust::xxh3::xxh3_64(url.as_bytes()).to_be_bytes()
 }
 
-/// Where a script looking urls up wants `hash`'s url in its arguments: the url index files a
-/// url in the hash numbered by the low bits of its hash's first four bytes
-/// (`lua/includes/origin.lua`, url_slot), so that sorting by those bits reversed brings the
-/// urls of each index hash together at any index size, and the script reads each index hash
-/// once.
-pub fn index_order(hash: &[u8; 8]) -> u32 {
-    u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]).reverse_bits()
+/// The hashes of these urls with each url's place, in the order a script looking them up
+/// wants them: the url index files a url in the hash numbered by the low bits of its hash's
+/// first four bytes (`lua/includes/origin.lua`, url_slot), so that sorting by those bits
+/// reversed brings the urls of each index hash together at any index size, and the script
+/// reads each index hash once.
+pub fn in_index_order<'a>(urls: impl Iterator<Item = &'a str>) -> Vec<(usize, [u8; 8])> {
+    let mut v: Vec<_> = urls.map(url_hash).enumerate().collect();
+    v.sort_by_key(|(_, h)| u32::from_be_bytes([h[0], h[1], h[2], h[3]]).reverse_bits());
+    v
 }
 
 /// One lister's listing of an origin, as stored.

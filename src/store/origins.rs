@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use super::keys::VisitTypeKeys;
 use super::origin_records::{
-    ListingEntry, ORIGIN_BUCKET, StatsRecord, decode_listings, decode_stats, index_order, url_hash,
+    ListingEntry, ORIGIN_BUCKET, StatsRecord, decode_listings, decode_stats, in_index_order,
 };
 use super::scripts::{Call, ScriptName};
 use super::{BrokerLink, OutboxKeys, Store, array, as_bytes, opt_arg};
@@ -135,34 +135,29 @@ impl Store {
             let keys = self.vt_keys(vt);
             for chunk in items.chunks(ORIGINS_PER_CALL) {
                 // sent in the url index's order, with the caller's order beside
-                let mut chunk: Vec<(usize, [u8; 8])> = chunk
-                    .iter()
-                    .map(|&at| (at, url_hash(&kept[at].1.url)))
-                    .collect();
-                let mut sent: Vec<usize> = (0..chunk.len()).collect();
-                sent.sort_by_key(|&r| index_order(&chunk[r].1));
+                let sent = in_index_order(chunk.iter().map(|&at| kept[at].1.url.as_str()));
                 let mut order = vec![0u8; 2 * chunk.len()];
-                for (p, &r) in sent.iter().enumerate() {
+                for (p, (r, _)) in sent.iter().enumerate() {
                     order[2 * r..2 * r + 2].copy_from_slice(&(p as u16).to_be_bytes());
                 }
-                chunk = sent.iter().map(|&r| chunk[r]).collect();
                 let mut call = Call::new(ScriptName::RecordOrigins, &[&keys.meta]);
                 call.arg(now).arg(order);
-                for (at, hash) in &chunk {
-                    let (lidx, o) = &kept[*at];
+                for (r, hash) in &sent {
+                    let at = chunk[*r];
+                    let (lidx, o) = &kept[at];
                     let entry = ListingEntry {
                         lister_index: *lidx,
                         enabled: o.enabled,
                         last_update: o.last_update.map(to_micros),
                         first_seen: now,
                         last_seen: now,
-                        extra: extras[*at].clone(),
+                        extra: extras[at].clone(),
                     };
                     call.arg(&o.url).arg(&hash[..]).arg(entry.encode());
                 }
                 let reply = array(call.run(&mut con).await?)?;
-                for ((at, _), v) in chunk.iter().zip(&reply) {
-                    first_seen[*at] = super::as_int(v)
+                for ((r, _), v) in sent.iter().zip(&reply) {
+                    first_seen[chunk[*r]] = super::as_int(v)
                         .ok_or_else(|| Error::Other("bad first_seen from record_origins".into()))?;
                 }
             }
@@ -522,11 +517,10 @@ impl Store {
         for (vt, items) in &by_type {
             let keys = self.vt_keys(vt);
             for chunk in items.chunks(ORIGINS_PER_CALL) {
-                let mut chunk: Vec<_> = chunk.iter().map(|s| (s, url_hash(&s.url))).collect();
-                chunk.sort_by_key(|(_, h)| index_order(h));
                 let mut call = Call::new(ScriptName::VisitStatsUpsert, &[&keys.meta]);
                 let t = |t: Option<DateTime<Utc>>| opt_arg(t.map(to_micros));
-                for (s, hash) in chunk {
+                for (r, hash) in in_index_order(chunk.iter().map(|s| s.url.as_str())) {
+                    let s = chunk[r];
                     call.arg(&s.url)
                         .arg(&hash[..])
                         .arg(t(s.last_eventful))
@@ -556,11 +550,9 @@ impl Store {
         for (vt, urls) in by_type {
             let keys = self.vt_keys(vt);
             for chunk in urls.chunks(ORIGINS_PER_CALL) {
-                let mut sorted: Vec<_> = chunk.iter().map(|u| (*u, url_hash(u))).collect();
-                sorted.sort_by_key(|(_, h)| index_order(h));
                 let mut call = Call::new(ScriptName::VisitStatsGet, &[&keys.meta]);
-                for (u, hash) in &sorted {
-                    call.arg(*u).arg(&hash[..]);
+                for (r, hash) in in_index_order(chunk.iter().copied()) {
+                    call.arg(chunk[r]).arg(&hash[..]);
                 }
                 let reply = array(call.run(&mut con).await?)?;
                 let start = out.len();
