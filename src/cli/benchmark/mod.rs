@@ -280,7 +280,14 @@ fn print_measure(m: &Measure, json: bool) {
              p50 {p50_ms} ms, p99 {p99_ms} ms){}",
             cpu_note(*redis_cpu_us_per_origin)
         ),
-        Measure::Seconds { phase, seconds } => println!("{phase:<20} {:>10} {seconds:>10.6}", ""),
+        Measure::Seconds {
+            phase,
+            seconds,
+            calls,
+        } => println!(
+            "{phase:<20} {:>10} {seconds:>10.6}  (median of {calls})",
+            ""
+        ),
         Measure::Latency {
             phase,
             tasks,

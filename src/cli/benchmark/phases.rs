@@ -119,8 +119,13 @@ pub enum Measure {
         per_s: u64,
         redis_cpu_us_per_task: f64,
     },
-    /// A phase timed once.
-    Seconds { phase: &'static str, seconds: f64 },
+    /// A call timed `calls` times in a row: the median (one sub-millisecond timing is mostly
+    /// the machine's noise).
+    Seconds {
+        phase: &'static str,
+        seconds: f64,
+        calls: usize,
+    },
     /// Answers of an HTTP route, their latency (the dashboard's overview).
     Latency {
         phase: &'static str,
