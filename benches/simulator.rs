@@ -6,7 +6,9 @@
 //! For each mode (`origin_scheduler` with `oldest_scheduled_first`, `task_scheduler`): a
 //! private redis-server, `fill_test_data` of N origins, one simulation of the given simulated
 //! time (default: 100,000 origins over one week). With `--original`, the same through
-//! `benches/original/run.sh --simulator`. Both sides drive their scheduler from one thread.
+//! `benches/original/run.sh --simulator`. Both sides drive their scheduler from one thread;
+//! ours keeps two of the lister's pages in flight (`listing_pages_in_flight`), the original
+//! sends one at a time.
 //! Prints a Markdown table and writes `target/bench-simulator.json`.
 
 use std::process::{Command, Stdio};
@@ -95,6 +97,7 @@ fn main() {
             "fill_s": (fill_s * 1e3).round() / 1e3, "wall_s": (r.wall * 1e3).round() / 1e3,
             "total_visits": r.total_visits, "eventful": r.eventful, "uneventful": r.uneventful,
             "failed": r.failed, "visits_per_s": r.visits_per_second().round(),
+            "listing_pages_in_flight": engine::LISTING_IN_FLIGHT,
         });
         eprintln!("{v}");
         results.push(v);

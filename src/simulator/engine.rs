@@ -51,7 +51,7 @@ const NEW_ORIGINS_PER_LISTING: u64 = 100;
 const PAGE: usize = 1000;
 /// The lister's pages of known origins in flight at once: the store's work on one overlaps
 /// the making and sending of the next.
-const LISTING_IN_FLIGHT: usize = 2;
+pub const LISTING_IN_FLIGHT: usize = 2;
 /// Results applied at once at most.
 const FEEDBACK_BATCH: usize = 1000;
 /// Messages a simulated worker pool takes from the Redis queue at once.
