@@ -736,6 +736,14 @@ end
 -- others one HGET each.
 local function find_origins(base, ix, urls, hs)
   local cand, cand_ids = {}, {}
+  -- the index gave v (an id as text, or false) for urls[m]
+  local function found(m, v)
+    if v then
+      local id = tonumber(v)
+      cand[urls[m]] = id
+      cand_ids[#cand_ids + 1] = id
+    end
+  end
   local n, i = #urls, 1
   local a = n > 0 and url_slot(ix, hs[1])
   while i <= n do
@@ -747,22 +755,10 @@ local function find_origins(base, ix, urls, hs)
     end
     local key = slot_key(base, a)
     if i == j then
-      local v = redis.call('HGET', key, hs[i])
-      if v then
-        local id = tonumber(v)
-        cand[urls[i]] = id
-        cand_ids[#cand_ids + 1] = id
-      end
+      found(i, redis.call('HGET', key, hs[i]))
     else
       local v = redis.call('HMGET', key, unpack(hs, i, j))
-      for m = i, j do
-        local x = v[m - i + 1]
-        if x then
-          local id = tonumber(x)
-          cand[urls[m]] = id
-          cand_ids[#cand_ids + 1] = id
-        end
-      end
+      for m = i, j do found(m, v[m - i + 1]) end
     end
     i, a = j + 1, next_a
   end
