@@ -99,6 +99,14 @@ local function entry_end(raw, pos)
   return pos + LISTING_HEAD + struct.unpack('>H', raw, pos + 24) - 1
 end
 
+-- The listings `raw` of one entry, listed again as ARGV[i + 2]: the entry given, with the
+-- stored first_seen, which is the listing's result.
+local function sole_entry_again(raw, i)
+  result[i] = struct.unpack('>i7', raw, 11)
+  local e = ARGV[i + 2]
+  return string.sub(e, 1, 10) .. string.sub(raw, 11, 17) .. string.sub(e, 18)
+end
+
 -- A known origin whose given listings all exist with the same enabled and last_update (what
 -- the indexes and counters read): re-listing an unchanged forge is mostly this. Only the
 -- listings are rewritten (last_seen, extra_loader_arguments), first_seen kept. Returns
@@ -115,9 +123,7 @@ local function relist(id, given)
   end
   local out = raw
   if #given == 1 and pos[1] == 1 and entry_end(raw, 1) == #raw then
-    local e = ARGV[given[1] + 2]
-    out = string.sub(e, 1, 10) .. string.sub(raw, 11, 17) .. string.sub(e, 18)
-    result[given[1]] = struct.unpack('>i7', raw, 11)
+    out = sole_entry_again(raw, given[1])
   else
     for k, i in ipairs(given) do
       local e = ARGV[i + 2]
@@ -149,8 +155,7 @@ end
 -- rules of place, without decoding and re-encoding the listing as record_general does.
 local function retime(id, i, k, sc, released)
   local raw, e = L[id], ARGV[i + 2]
-  result[i] = struct.unpack('>i7', raw, 11)
-  put_field(b, base, id, 1, string.sub(e, 1, 10) .. string.sub(raw, 11, 17) .. string.sub(e, 18))
+  put_field(b, base, id, 1, sole_entry_again(raw, i))
   if string.byte(raw, 3) % 2 == 0 then return end -- disabled: in no index, counted as known
   local was, upd = struct.unpack('>i7', raw, 4), struct.unpack('>i7', e, 4)
   local s = decode_results(R[id])
