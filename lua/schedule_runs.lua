@@ -10,6 +10,9 @@
 --   scheduled (us or ''), metadata (JSON object text)
 -- Returns seq, record pairs of the new runs, then the foreign backend ids of deleted runs.
 -- Raises SWH_UNKNOWN_TASK <seq> before writing anything if a task does not exist.
+-- As dispatch.lua, the tasks are read with one HMGET per task hash, and the new runs, their
+-- in-flight entries and the tasks written with one command per hash and per set
+-- (includes/writes.lua), instead of four commands a run.
 --@include codes
 --@include time
 --@include task
@@ -21,36 +24,70 @@ local base = type_base(tk)
 local now = time_or(ARGV[1], nil) or server_now_us()
 local keep = tonumber(ARGV[2])
 local n = (#ARGV - 3) / 4
-local tasks = {}
+
+-- 1. Read every task once, grouped by hash; none is written unless all exist.
+local tasks, order = {}, {}
+local groups, keys = {}, {}
 for i = 1, n do
   local seq = tonumber(ARGV[4 + (i - 1) * 4])
-  if not tasks[seq] then
-    tasks[seq] = load_task(base, seq)
-    if not tasks[seq] then
-      return redis.error_reply('SWH_UNKNOWN_TASK ' .. int_str(run_id(tt, seq)))
+  if tasks[seq] == nil then
+    tasks[seq] = false
+    order[#order + 1] = seq
+    local key, field = state_loc(base, seq)
+    local g = groups[key]
+    if not g then
+      g = { fields = {}, seqs = {} }
+      groups[key] = g
+      keys[#keys + 1] = key
     end
+    g.fields[#g.fields + 1] = field
+    g.seqs[#g.seqs + 1] = seq
   end
 end
+for _, key in ipairs(keys) do
+  local g = groups[key]
+  local v = redis.call('HMGET', key, unpack(g.fields))
+  for j, seq in ipairs(g.seqs) do
+    if v[j] then tasks[seq] = decode_task(v[j]) end
+  end
+end
+for _, seq in ipairs(order) do
+  if not tasks[seq] then
+    return redis.error_reply('SWH_UNKNOWN_TASK ' .. int_str(run_id(tt, seq)))
+  end
+end
+
+-- 2. The runs, written grouped at the end.
 local last = redis.call('HINCRBY', tk, 'run_seq', n)
 local out, dropped = {}, {}
+local w = writes_new()
+local inflight = base .. ':inflight'
 for i = 1, n do
   local o = 4 + (i - 1) * 4
   local task_seq = tonumber(ARGV[o])
   local seq = last - n + i
+  local backend = ARGV[o + 1] ~= '' and ARGV[o + 1] or nil
   local r = {
     task = task_seq,
     status = RUN_SCHEDULED,
     scheduled = time_or(ARGV[o + 2], now),
     metadata = ARGV[o + 3],
+    backend_id = backend,
   }
-  if ARGV[o + 1] ~= '' then r.backend_id = ARGV[o + 1] end
+  local key, field = run_loc(base, seq)
+  local raw = encode_run(r)
+  w_hset(w, key, field, raw)
+  w_zadd(w, inflight, int_str(r.scheduled), int_str(seq))
   out[#out + 1] = seq
-  out[#out + 1] = save_run(base, seq, r)
-  redis.call('ZADD', base .. ':inflight', r.scheduled, seq)
-  for _, b in ipairs(attach_run(base, tasks[task_seq], seq, r.backend_id ~= nil, keep) or {}) do
+  out[#out + 1] = raw
+  for _, b in ipairs(attach_run(base, tasks[task_seq], seq, backend ~= nil, keep) or {}) do
     dropped[#dropped + 1] = b
   end
 end
-for seq, t in pairs(tasks) do save_task(base, seq, t) end
+for _, seq in ipairs(order) do
+  local key, field = state_loc(base, seq)
+  w_hset(w, key, field, encode_task(tasks[seq]))
+end
+w_flush(w)
 for _, b in ipairs(dropped) do out[#out + 1] = b end
 return out

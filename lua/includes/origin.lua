@@ -152,13 +152,14 @@ local function decode_results(raw)
   -- the present dates come in order, then the position after them
   local _, fails, a, b, c, d, e = struct.unpack(RESULTS_FMT[m], raw)
   local v = {a, b, c, d, e}
-  local s, at = {fails = fails}, 1
-  if m % 2 == 1 then s.ev, at = v[at], at + 1 end
-  if m % 4 >= 2 then s.un, at = v[at], at + 1 end
-  if m % 8 >= 4 then s.fa, at = v[at], at + 1 end
-  if m >= 8 then s.nf, at = v[at], at + 1 end
-  if fl >= 32 then s.snap = string.sub(raw, v[at]) end
-  return s
+  local ev, un, fa, nf, snap, at = nil, nil, nil, nil, nil, 1
+  if m % 2 == 1 then ev, at = v[at], at + 1 end
+  if m % 4 >= 2 then un, at = v[at], at + 1 end
+  if m % 8 >= 4 then fa, at = v[at], at + 1 end
+  if m >= 8 then nf, at = v[at], at + 1 end
+  if fl >= 32 then snap = string.sub(raw, v[at]) end
+  -- one constructor: the table is sized for its fields at once (see decode_run in run.lua)
+  return {fails = fails, ev = ev, un = un, fa = fa, nf = nf, snap = snap}
 end
 
 local function encode_results(s)
@@ -202,10 +203,8 @@ local function decode_listings(raw)
   if not raw then return out end
   while pos <= #raw do
     local lidx, fl, upd, fs, seen, n, nxt = struct.unpack(LISTING_FMT, raw, pos)
-    local l = {lidx = lidx, enabled = fl % 2 == 1, fs = fs, seen = seen,
-      extra = string.sub(raw, nxt, nxt + n - 1)}
-    if fl >= 2 then l.upd = upd end
-    out[#out + 1] = l
+    out[#out + 1] = {lidx = lidx, enabled = fl % 2 == 1, fs = fs, seen = seen,
+      extra = string.sub(raw, nxt, nxt + n - 1), upd = fl >= 2 and upd or nil}
     pos = nxt + n
   end
   return out

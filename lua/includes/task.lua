@@ -41,16 +41,14 @@ local function args_loc(base, seq)
   return key, args_field
 end
 
+-- (built with a constructor, sized for all its fields at once: see decode_run in run.lua;
+-- failed_at is set by the end-of-run rules)
 local function decode_task(raw)
-  local t = {}
-  local flags
-  t.next_run, t.interval, flags, t.retries, t.runs, t.created = cmsgpack.unpack(raw)
-  t.status = flags % 4
-  t.policy = math.floor(flags / 4) % 2
+  local next_run, interval, flags, retries, runs, created = cmsgpack.unpack(raw)
   local priority = math.floor(flags / 8) % 4
-  if priority > 0 then t.priority = priority end
-  t.failed = flags >= 32
-  return t
+  return { next_run = next_run, interval = interval, retries = retries, runs = runs,
+    created = created, status = flags % 4, policy = math.floor(flags / 4) % 2,
+    priority = priority > 0 and priority or nil, failed = flags >= 32, failed_at = nil }
 end
 
 local function encode_task(t)

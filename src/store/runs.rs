@@ -106,8 +106,10 @@ impl Store {
             };
             groups.push(&info, (i, seq));
         }
-        // Every task must exist before any type's runs are written.
-        for (info, items) in &groups {
+        // Every task must exist before any type's runs are written. A call that goes in one
+        // script (one type, one chunk) needs no look first: the script checks before writing.
+        let one_call = groups.iter().count() == 1 && runs.len() <= RUNS_PER_CALL;
+        for (info, items) in groups.iter().filter(|_| !one_call) {
             let seqs: Vec<i64> = items
                 .iter()
                 .map(|(_, s)| ids::compose(info.index, *s))

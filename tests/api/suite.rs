@@ -827,6 +827,33 @@ pub async fn calls_naming_what_is_unknown_fail_as_the_callers_mistake(store: &dy
             .unwrap()
             .is_none()
     );
+    // a missing task of a known type among real ones: refused, and no run written, whether
+    // the batch goes in one script call or in several
+    let made = store
+        .create_tasks(&[task("load-test-git", 2, t0())], Policy::Recurring)
+        .await
+        .unwrap();
+    let real = made[0].id;
+    let missing = real + 1_000_000;
+    for batch in [2, 2500] {
+        let runs: Vec<NewTaskRun> = (0..batch)
+            .map(|i| NewTaskRun {
+                task: if i == batch - 1 { missing } else { real },
+                backend_id: format!("refused-{batch}-{i}"),
+                scheduled: None,
+                metadata: None,
+            })
+            .collect();
+        let e = store.mass_schedule_task_runs(&runs).await.unwrap_err();
+        assert!(
+            e.is_caller_error() && e.to_string().contains(&missing.to_string()),
+            "{e}"
+        );
+        assert!(
+            store.get_task_runs(&[real], None).await.unwrap().is_empty(),
+            "a refused batch of {batch} runs writes none"
+        );
+    }
 }
 
 /// The original's `test_get_or_create_lister`, `test_update_lister`, `test_get_listers`.
