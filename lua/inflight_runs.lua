@@ -3,11 +3,13 @@
 -- KEYS[1] <prefix>:{<type>}:type
 -- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
 -- ARGV[1] offset, ARGV[2] count
--- Returns run seq, run record pairs.
+-- Returns the number of entries read (fewer than ARGV[2]: the last page), then run seq, run
+-- record pairs: an entry whose run is gone (deleted with its task) gives none, so the caller
+-- pages by entries read, not by runs returned.
 --@include codes
 --@include run
 local base = type_base(KEYS[1])
-local out = {}
+local out = { 0 }
 local seqs = redis.call('ZRANGE', base .. ':inflight', ARGV[1], tonumber(ARGV[1]) + tonumber(ARGV[2]) - 1)
 for _, s in ipairs(seqs) do
   local key, field = run_loc(base, tonumber(s))
@@ -17,4 +19,5 @@ for _, s in ipairs(seqs) do
     out[#out + 1] = raw
   end
 end
+out[1] = #seqs
 return out

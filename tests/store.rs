@@ -224,6 +224,41 @@ async fn runs_beyond_the_kept_number_are_dropped_oldest_first() {
     );
 }
 
+/// The listener's reconciliation pages through the in-flight runs by the entries it read: an
+/// entry whose run is gone does not end the listing early.
+#[tokio::test]
+async fn in_flight_runs_are_all_listed_past_a_stale_entry() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    fixture_types(&store).await;
+    let a = store
+        .create_tasks(&[task("swh-test-ping", 1, t0())], Policy::Recurring)
+        .await
+        .unwrap()[0]
+        .id;
+    let runs: Vec<NewTaskRun> = (0..1500)
+        .map(|i| NewTaskRun {
+            task: a,
+            backend_id: format!("f{i}"),
+            scheduled: Some(t0()),
+            metadata: None,
+        })
+        .collect();
+    store.mass_schedule_task_runs(&runs).await.unwrap();
+    // an entry first in line (score 0) naming no run
+    let mut con = server.client();
+    let _: i64 = redis::cmd("ZADD")
+        .arg("swh:{swh-test-ping}:inflight")
+        .arg(0)
+        .arg(99_999_999)
+        .query(&mut con)
+        .unwrap();
+    let listed = store.inflight_runs("swh-test-ping").await.unwrap();
+    assert_eq!(listed.len(), 1500);
+    let distinct: HashSet<i64> = listed.iter().map(|r| r.id).collect();
+    assert_eq!(distinct.len(), 1500, "no run listed twice");
+}
+
 #[tokio::test]
 async fn scripts_still_work_after_script_flush_and_keys_share_a_slot() {
     let server = RedisServer::start();

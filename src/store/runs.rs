@@ -553,20 +553,26 @@ impl Store {
             return Ok(Vec::new());
         };
         let mut con = self.con().await?;
+        const PAGE: i64 = 1000;
         let mut out = Vec::new();
+        let mut offset = 0;
         loop {
-            let reply = Call::new(ScriptName::InflightRuns, &[&info.keys.type_key])
-                .arg(out.len())
-                .arg(1000)
-                .run(&mut con)
-                .await?;
-            let got = pairs(reply)?;
-            let n = got.len();
-            for (seq, raw) in got {
+            let mut reply = array(
+                Call::new(ScriptName::InflightRuns, &[&info.keys.type_key])
+                    .arg(offset)
+                    .arg(PAGE)
+                    .run(&mut con)
+                    .await?,
+            )?;
+            // entries read first: one whose run is gone gives no pair
+            let read = reply.first().and_then(as_int).unwrap_or(0);
+            reply.remove(0);
+            for (seq, raw) in pairs(Value::Array(reply))? {
                 let seq = as_int(&seq).unwrap_or(0) as u64;
                 out.push(self.run_from_record(&info, seq, RunRecord::decode(as_bytes(&raw))?));
             }
-            if n < 1000 {
+            offset += read;
+            if read < PAGE {
                 return Ok(out);
             }
         }
