@@ -61,10 +61,9 @@ for _, key in ipairs(keys) do
     local raw = v[2 * j - 1]
     if raw then
       if grab then
-        local t = decode_task(raw)
-        count_status(t.status, TASK_SCHEDULED)
-        t.status = TASK_SCHEDULED
-        raw = encode_task(t)
+        local was
+        raw, was = with_status(raw, TASK_SCHEDULED)
+        count_status(was, TASK_SCHEDULED)
         w_hset(w, key, fs[2 * j - 1], raw)
       end
       raws[i], argss[i] = raw, v[2 * j]

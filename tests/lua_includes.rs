@@ -1,7 +1,8 @@
 //! The scripts of `lua/` with their includes, on a real server: every one compiles (Lua allows
 //! a chunk 200 locals, and the includes add theirs), and `bitfield_set` (lua/includes/origin.lua),
 //! which writes runs of consecutive ids as byte ranges, leaves the same bytes and returns the
-//! same old values as one `BITFIELD SET` an id, in order.
+//! same old values as one `BITFIELD SET` an id, in order; and `with_status` (lua/includes/task.lua)
+//! writes what decoding, setting and encoding a task state write.
 
 mod common;
 
@@ -132,4 +133,69 @@ fn long_runs_at_any_alignment() {
             check(&mut con, 32, &[(start + 5, 7)], &wide);
         }
     }
+}
+
+/// Sets a status on a task state record both ways: `with_status` (lua/includes/task.lua),
+/// which replaces the flags byte in place, and decode, set, encode; returns both records and
+/// both old statuses.
+const STATUS_DRIVER: &str = "--@include task
+local runs = {}
+for i = 7, #ARGV do runs[#runs + 1] = tonumber(ARGV[i]) end
+local interval = ARGV[2] ~= '' and tonumber(ARGV[2]) or nil
+local raw = cmsgpack.pack(tonumber(ARGV[1]), interval, tonumber(ARGV[3]), tonumber(ARGV[4]),
+  runs, tonumber(ARGV[5]))
+local status = tonumber(ARGV[6])
+local got, was = with_status(raw, status)
+local t = decode_task(raw)
+local old = t.status
+t.status = status
+return {got, encode_task(t), was, old}
+";
+
+#[test]
+fn with_status_writes_what_decoding_and_encoding_write() {
+    let server = RedisServer::start();
+    let con = std::cell::RefCell::new(server.client());
+    let script = redis::Script::new(&resolve_includes("driver", STATUS_DRIVER));
+    let next_run = prop_oneof![
+        Just(0i64),
+        0i64..200,
+        any::<u32>().prop_map(i64::from),
+        0i64..(1i64 << 52)
+    ];
+    let interval = prop_oneof![Just(None), (0i64..100_000_000).prop_map(Some)];
+    let cases = (
+        next_run.clone(),
+        interval,
+        0u32..64,
+        0i64..100,
+        prop::collection::vec(0i64..(1i64 << 40), 0..12),
+        next_run,
+        0u32..4,
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(128));
+    runner
+        .run(
+            &cases,
+            |(next_run, interval, flags, retries, runs, created, status)| {
+                let mut con = con.borrow_mut();
+                let mut inv = script.prepare_invoke();
+                inv.arg(next_run)
+                    .arg(interval.map(|i| i.to_string()).unwrap_or_default())
+                    .arg(flags)
+                    .arg(retries)
+                    .arg(created)
+                    .arg(status);
+                for r in &runs {
+                    inv.arg(r);
+                }
+                let (got, want, was, old): (Vec<u8>, Vec<u8>, i64, i64) =
+                    inv.invoke(&mut con).unwrap();
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(was, old);
+                prop_assert_eq!(was, i64::from(flags % 4));
+                Ok(())
+            },
+        )
+        .unwrap();
 }

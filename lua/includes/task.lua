@@ -57,6 +57,18 @@ local function encode_task(t)
     t.retries, t.runs, t.created)
 end
 
+-- The state record `raw` with its status set to `status`, and the status it had: the flags
+-- are the record's third value, one byte (a msgpack positive fixint: flags stay under 64), so
+-- they are replaced in place, without decoding the record (its runs list is a table) and
+-- encoding it again.
+local function with_status(raw, status)
+  local off = cmsgpack.unpack_limit(raw, 2)
+  local flags = string.byte(raw, off + 1)
+  local was = flags % 4
+  return string.sub(raw, 1, off) .. string.char(flags - was + status) .. string.sub(raw, off + 2),
+    was
+end
+
 -- The task's state, or nil.
 local function load_task(base, seq)
   local key, field = state_loc(base, seq)
