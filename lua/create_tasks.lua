@@ -34,7 +34,15 @@ for i = 1, n, 1000 do
   for j = 1, #v do listed[i + j - 1] = v[j] end
 end
 local dedup = {} -- fingerprint -> its entry as written at the end ("seq[ seq...]"), if changed
-local inputs, batch, fresh = {}, {}, 0
+-- the new inputs of this call by fingerprint: the first one's position, and after each the
+-- next one's (chain), so that no table is made per input
+local inputs, batch, chain, fresh = {}, {}, {}, 0
+
+-- Whether task u (arguments record u_args) is a duplicate of the input t (args).
+local function same(u, u_args, t, args)
+  return u_args == args and u.policy == t.policy and u.priority == t.priority
+    and u.status == t.status and (t.policy ~= ONESHOT or u.next_run == t.next_run)
+end
 for i = 1, n do
   local o = 1 + (i - 1) * 8
   local t = {
@@ -52,17 +60,13 @@ for i = 1, n do
     return redis.error_reply('SWH_NO_INTERVAL ' .. string.match(tk, '{(.-)}'))
   end
   local fp = ARGV[o + 1]
-  local same = function(u, u_args)
-    return u_args == args and u.policy == t.policy and u.priority == t.priority
-      and u.status == t.status and (t.policy ~= ONESHOT or u.next_run == t.next_run)
-  end
   -- a duplicate with the same next_run, if any, is the one returned
   local found, found_task
   local candidates = listed[i]
   if candidates then
     for s in string.gmatch(candidates, '%d+') do
       local u = load_task(base, tonumber(s))
-      if u and same(u, load_args(base, tonumber(s))) then
+      if u and same(u, load_args(base, tonumber(s)), t, args) then
         if not found or u.next_run == t.next_run then
           found, found_task = tonumber(s), u
         end
@@ -71,15 +75,16 @@ for i = 1, n do
     end
   end
   if not found then
-    for _, j in ipairs(batch[fp] or {}) do
-      if same(inputs[j].task, inputs[j].args) then found = -j; break end
+    local j, tail = batch[fp], nil
+    while j do
+      if same(inputs[j].task, inputs[j].args, t, args) then found = -j; break end
+      j, tail = chain[j], j
+    end
+    if found == nil then
+      if tail then chain[tail] = i else batch[fp] = i end
     end
   end
-  if found == nil then
-    fresh = fresh + 1
-    batch[fp] = batch[fp] or {}
-    table.insert(batch[fp], i)
-  end
+  if found == nil then fresh = fresh + 1 end
   inputs[i] = { fp = fp, task = t, args = args, found = found, found_task = found_task }
 end
 

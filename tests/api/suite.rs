@@ -144,6 +144,26 @@ pub async fn create_tasks_dedups_as_the_original(store: &dyn SchedulerApi) {
         .await
         .unwrap();
     assert_eq!(batch.len(), 1);
+    // the same arguments with another priority or status, then again, in one batch: three
+    // tasks, each repeat found behind the others of its arguments
+    let mut low = task("load-test-git", 8, t0());
+    low.priority = Some(Priority::Low);
+    let plain = task("load-test-git", 8, t0());
+    let mut off = task("load-test-git", 8, t0());
+    off.status = TaskStatus::Disabled;
+    let batch = store
+        .create_tasks(
+            &[low.clone(), plain.clone(), off.clone(), off, plain, low],
+            Policy::Recurring,
+        )
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 3, "{batch:?}");
+    assert_eq!(
+        batch.iter().map(|t| t.id).collect::<HashSet<_>>().len(),
+        3,
+        "{batch:?}"
+    );
 
     // another priority, status or type is another task
     let mut prio = task("load-test-git", 1, t0());
