@@ -34,39 +34,23 @@ for i, m in ipairs(members) do
   local seq = member_seq(m)
   seqs[i] = seq
   local key, field, args_field = state_loc(base, seq)
-  local g = groups[key]
-  if not g then
-    g = { fields = {}, at = {} }
-    groups[key] = g
-    keys[#keys + 1] = key
-  end
-  g.fields[#g.fields + 1] = field
-  g.fields[#g.fields + 1] = args_field
-  g.at[#g.at + 1] = i
+  -- member i: the state of due task i; -i: its arguments
+  group_add(groups, keys, key, field, i)
+  group_add(groups, keys, key, args_field, -i)
 end
 local raws, argss = {}, {}
+read_groups(groups, keys, function(i, raw)
+  if i < 0 then argss[-i] = raw else raws[i] = raw end
+end, TASK_BUCKET)
 local w = writes_new()
-for _, key in ipairs(keys) do
-  local g = groups[key]
-  local fs = g.fields
-  local v
-  if #fs >= TASK_BUCKET then
-    local got = hash_fields(key)
-    v = {}
-    for x = 1, #fs do v[x] = got[fs[x]] or false end
-  else
-    v = redis.call('HMGET', key, unpack(fs))
-  end
-  for j, i in ipairs(g.at) do
-    local raw = v[2 * j - 1]
-    if raw then
-      if grab then
-        local was
-        raw, was = with_status(raw, TASK_SCHEDULED)
-        count_status(was, TASK_SCHEDULED)
-        w_hset(w, key, fs[2 * j - 1], raw)
-      end
-      raws[i], argss[i] = raw, v[2 * j]
+if grab then
+  for i, seq in ipairs(seqs) do
+    if raws[i] then
+      local was
+      raws[i], was = with_status(raws[i], TASK_SCHEDULED)
+      count_status(was, TASK_SCHEDULED)
+      local key, field = state_loc(base, seq)
+      w_hset(w, key, field, raws[i])
     end
   end
 end
@@ -76,7 +60,7 @@ for i = 1, #members do
   if raws[i] then
     out[#out + 1] = seqs[i]
     out[#out + 1] = raws[i]
-    out[#out + 1] = argss[i]
+    out[#out + 1] = argss[i] or false
   end
 end
 flush_counts(tk)

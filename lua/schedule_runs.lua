@@ -10,7 +10,7 @@
 --   scheduled (us or ''), metadata (JSON object text)
 -- Returns seq, record pairs of the new runs, then the foreign backend ids of deleted runs.
 -- Raises SWH_UNKNOWN_TASK <seq> before writing anything if a task does not exist.
--- As dispatch.lua, the tasks are read with one HMGET per task hash, and the new runs, their
+-- As update_runs.lua, the tasks are read with one HMGET per task hash (or HGETALL), and the new runs, their
 -- in-flight entries and the tasks written with one command per hash and per set
 -- (includes/writes.lua), instead of four commands a run.
 --@include codes
@@ -34,23 +34,10 @@ for i = 1, n do
     tasks[seq] = false
     order[#order + 1] = seq
     local key, field = state_loc(base, seq)
-    local g = groups[key]
-    if not g then
-      g = { fields = {}, seqs = {} }
-      groups[key] = g
-      keys[#keys + 1] = key
-    end
-    g.fields[#g.fields + 1] = field
-    g.seqs[#g.seqs + 1] = seq
+    group_add(groups, keys, key, field, seq)
   end
 end
-for _, key in ipairs(keys) do
-  local g = groups[key]
-  local v = redis.call('HMGET', key, unpack(g.fields))
-  for j, seq in ipairs(g.seqs) do
-    if v[j] then tasks[seq] = decode_task(v[j]) end
-  end
-end
+read_groups(groups, keys, function(seq, raw) tasks[seq] = decode_task(raw) end, TASK_BUCKET / 2)
 for _, seq in ipairs(order) do
   if not tasks[seq] then
     return redis.error_reply('SWH_UNKNOWN_TASK ' .. int_str(run_id(tt, seq)))

@@ -41,38 +41,6 @@ local now = time_or(ARGV[1], nil) or server_now_us()
 local want = ARGV[2] == '1'
 local inflight = base .. ':inflight'
 
--- Adds `member` to the group of `key` in `groups` (key -> {fields, members}), keys in order.
-local function group_add(groups, keys, key, field, member)
-  local g = groups[key]
-  if not g then
-    g = { fields = {}, members = {} }
-    groups[key] = g
-    keys[#keys + 1] = key
-  end
-  g.fields[#g.fields + 1] = field
-  g.members[#g.members + 1] = member
-end
-
--- Reads the grouped fields, one HMGET per key, or the whole hash where `whole` fields or more
--- are wanted (includes/codes.lua hash_fields); calls found(member, raw) for those present.
-local function read_groups(groups, keys, found, whole)
-  for _, key in ipairs(keys) do
-    local g = groups[key]
-    if #g.fields >= whole then
-      local got = hash_fields(key)
-      for j, m in ipairs(g.members) do
-        local raw = got[g.fields[j]]
-        if raw then found(m, raw) end
-      end
-    else
-      local v = redis.call('HMGET', key, unpack(g.fields))
-      for j, m in ipairs(g.members) do
-        if v[j] then found(m, v[j]) end
-      end
-    end
-  end
-end
-
 -- Whether the run is the one the caller looked up by that backend id.
 local function id_matches(r, seq, expected)
   if string.byte(expected, 1) == 35 then -- '#': ours, made from the run id and this time
