@@ -294,9 +294,6 @@ const IMPORT_IN_FLIGHT: usize = 4;
 /// only the count is printed (a million-line import would print a million blocks).
 const LIST_AT_MOST: usize = 1000;
 
-/// `task schedule`: the file is read twice, first to check every line (so that a bad line
-/// creates nothing), then to create the tasks in batches, streaming (memory stays flat).
-/// Standard input is spooled to a temporary file for the second reading.
 /// A number in JSON arguments that was an integer beyond 64 bits (serde_json reads those as
 /// floats, silently; the RPC API refuses them): an integral float out of the i64 and u64 range.
 fn too_big_integer(v: &Value) -> Option<f64> {
@@ -310,6 +307,9 @@ fn too_big_integer(v: &Value) -> Option<f64> {
     }
 }
 
+/// `task schedule`: the file is read twice, first to check every line (so that a bad line
+/// creates nothing), then to create the tasks in batches, streaming (memory stays flat).
+/// Standard input is spooled to a temporary file for the second reading.
 async fn schedule(
     sched: &Arc<dyn SchedulerApi>,
     columns: &[String],
@@ -396,9 +396,11 @@ async fn schedule(
         if t.task_type.is_empty() {
             return Err(at("no task type".into()));
         }
-        let args = Value::Array(t.arguments.args.clone());
-        let kwargs = Value::Object(t.arguments.kwargs.clone());
-        if let Some(n) = [&args, &kwargs].into_iter().find_map(too_big_integer) {
+        let args = t.arguments.args.iter();
+        if let Some(n) = args
+            .chain(t.arguments.kwargs.values())
+            .find_map(too_big_integer)
+        {
             return Err(at(format!(
                 "the number {n} is an integer beyond 64 bits, which task arguments cannot hold"
             )));
@@ -407,17 +409,7 @@ async fn schedule(
     };
 
     // first reading: check every line
-    let mut total = 0u64;
-    let mut policies_need_interval = BTreeSet::new();
-    for (i, rec) in reader()?.records().enumerate() {
-        let line = i as u64 + 1;
-        let rec = rec.map_err(|e| Error::Other(format!("{}: line {line}: {e}", file.display())))?;
-        let t = parse(line, &rec)?;
-        if t.policy.unwrap_or(Policy::Recurring) == Policy::Recurring {
-            policies_need_interval.insert(t.task_type.clone());
-        }
-        total += 1;
-    }
+    let (total, policies_need_interval) = check_lines(reader()?, &parse, file)?;
     for ty in &policies_need_interval {
         if types
             .iter()
@@ -448,16 +440,18 @@ async fn schedule(
     let mut created = 0usize;
     let mut in_flight = tokio::task::JoinSet::new();
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
-    let mut records = reader()?.into_records().enumerate();
+    let mut records = reader()?;
+    let mut rec = csv::StringRecord::new();
+    let mut line = 0u64;
     loop {
-        let next = records.next();
-        if let Some((i, rec)) = &next {
-            let rec = rec
-                .as_ref()
-                .map_err(|e| Error::Other(format!("{}: line {}: {e}", file.display(), i + 1)))?;
-            batch.push(parse(*i as u64 + 1, rec)?);
+        let more = records
+            .read_record(&mut rec)
+            .map_err(|e| Error::Other(format!("{}: line {}: {e}", file.display(), line + 1)))?;
+        if more {
+            line += 1;
+            batch.push(parse(line, &rec)?);
         }
-        if batch.len() == IMPORT_BATCH || (next.is_none() && !batch.is_empty()) {
+        if batch.len() == IMPORT_BATCH || (!more && !batch.is_empty()) {
             let tasks = std::mem::take(&mut batch);
             let s = sched.clone();
             in_flight.spawn(async move {
@@ -466,7 +460,7 @@ async fn schedule(
                     .map(|c| (tasks.len(), c))
             });
         }
-        while in_flight.len() >= IMPORT_IN_FLIGHT || (next.is_none() && !in_flight.is_empty()) {
+        while in_flight.len() >= IMPORT_IN_FLIGHT || (!more && !in_flight.is_empty()) {
             let (n, made) = in_flight
                 .join_next()
                 .await
@@ -480,7 +474,7 @@ async fn schedule(
                 b.inc(n as u64);
             }
         }
-        if next.is_none() {
+        if !more {
             break;
         }
     }
@@ -499,6 +493,43 @@ async fn schedule(
         eprintln!("(the {created} tasks are not listed; see `swh-scheduler task list`)");
     }
     Ok(())
+}
+
+/// The first reading of `task schedule`: every record of `rdr` checked by `parse`. Returns
+/// the records read and the task types given recurring tasks, or the first bad line's error.
+fn check_lines<R, P>(
+    mut rdr: csv::Reader<R>,
+    parse: &P,
+    file: &std::path::Path,
+) -> Result<(u64, BTreeSet<String>)>
+where
+    R: std::io::Read,
+    P: Fn(u64, &csv::StringRecord) -> Result<NewTask>,
+{
+    let mut recurring = BTreeSet::new();
+    let mut total = 0u64;
+    // one record read into again and again: no allocation a line
+    let mut rec = csv::StringRecord::new();
+    loop {
+        let line = total + 1;
+        match rdr.read_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => return Ok((total, recurring)),
+            Err(e) => {
+                return Err(Error::Other(format!(
+                    "{}: line {line}: {e}",
+                    file.display()
+                )));
+            }
+        }
+        let t = parse(line, &rec)?;
+        if t.policy.unwrap_or(Policy::Recurring) == Policy::Recurring
+            && !recurring.contains(&t.task_type)
+        {
+            recurring.insert(t.task_type);
+        }
+        total = line;
+    }
 }
 
 /// A temporary file for spooling standard input.
