@@ -10,11 +10,13 @@
 local base = type_base(KEYS[1])
 local out = { 0 }
 local touched, fps = {}, {}
+local open = 0 -- open runs deleted (their count goes down)
 for o = 1, #ARGV, 3 do
   local task_seq, run_seq = tonumber(ARGV[o]), tonumber(ARGV[o + 1])
   fps[task_seq] = ARGV[o + 2]
   local r = load_run(base, run_seq)
   if r and r.task == task_seq then
+    if not run_ended(r.status) then open = open - 1 end
     delete_run(base, run_seq)
     if r.backend_id then out[#out + 1] = r.backend_id end
   end
@@ -52,4 +54,5 @@ for seq in pairs(touched) do
   end
 end
 flush_counts(KEYS[1])
+count_open(KEYS[1], base, open)
 return out

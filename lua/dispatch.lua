@@ -1,7 +1,7 @@
 -- The runner's one step for one task type (see src/runner.rs): counts what waits in the
 -- broker queue, takes up to that many free slots of due tasks, oldest first, creates their runs
--- (status scheduled), marks them next_run_scheduled and LPUSHes one Celery protocol-v2 message
--- each. All in one script, so any number of runners can run at once without sending a task
+-- (status scheduled, in flight as ranges: includes/run.lua), marks them next_run_scheduled and
+-- LPUSHes one Celery protocol-v2 message each. All in one script, so any number of runners can run at once without sending a task
 -- twice.
 -- Slots, as the original: with no max_queue_length (nil or 0), 10000; otherwise
 -- min(max_queue_length - waiting, 10000), and nothing unless more than
@@ -109,7 +109,6 @@ for i = 1, n do
   g.at[#g.at + 1] = i
 end
 local msgs = {} -- by position in `due`; a task deleted since it became due leaves a hole
-local scored = {}
 local moved = 0 -- tasks next_run_not_scheduled -> next_run_scheduled, counted once at the end
 local run_writes, run_bucket = nil, -1
 local function flush_runs()
@@ -156,7 +155,6 @@ for _, skey in ipairs(group_keys) do
   if #writes > 0 then redis.call('HSET', skey, unpack(writes)) end
 end
 local sent = {}
-local now_text = int_str(now)
 for i = 1, n do
   local rec = run_records[i]
   if rec then
@@ -168,8 +166,6 @@ for i = 1, n do
     end
     run_writes[#run_writes + 1] = num_text(rseq - b * RUN_BUCKET)
     run_writes[#run_writes + 1] = rec
-    scored[#scored + 1] = now_text
-    scored[#scored + 1] = int_str(rseq)
     sent[#sent + 1] = msgs[i]
   end
 end
@@ -177,8 +173,12 @@ flush_runs()
 out[1] = #sent
 count_status(TASK_NOT_SCHEDULED, TASK_SCHEDULED, moved)
 push_messages(path, KEYS[3], sent)
-for i = 1, #scored, 2000 do
-  redis.call('ZADD', base .. ':inflight', unpack(scored, i, math.min(i + 1999, #scored)))
+-- the runs in flight as ranges (includes/run.lua), the holes in them with no record
+if #sent > 0 then
+  count_open(tk, base, #sent)
+  local za = {}
+  inflight_entries(za, int_str(now), first_run + 1, n)
+  redis.call('ZADD', base .. ':inflight', unpack(za))
 end
 flush_counts(tk, { runs_dispatched = out[1] }, now)
 return out

@@ -1,23 +1,47 @@
--- Lists the runs of one type still scheduled or started, oldest last change first, for the
--- listener's reconciliation after it reconnects.
+-- Lists the runs of one type still scheduled or started, for the listener's reconciliation
+-- after it reconnects: those of the in-flight entries (includes/run.lua), in their order.
 -- KEYS[1] <prefix>:{<type>}:type
 -- KEYS[#KEYS] the slot guard (src/store/scripts.rs): never present, never touched
--- ARGV[1] offset, ARGV[2] count
--- Returns the number of entries read (fewer than ARGV[2]: the last page), then run seq, run
--- record pairs: an entry whose run is gone (deleted with its task) gives none, so the caller
--- pages by entries read, not by runs returned.
+-- ARGV[1] offset (in entries), ARGV[2] most runs to read (entries are read whole)
+-- Returns the number of entries read, 1 if they were the last ones else 0, then run seq, run
+-- record pairs of the open runs: an entry whose runs ended or are gone (deleted with their
+-- task) gives none, so the caller pages by entries read, not by runs returned.
 --@include codes
 --@include run
 local base = type_base(KEYS[1])
-local out = { 0 }
-local seqs = redis.call('ZRANGE', base .. ':inflight', ARGV[1], tonumber(ARGV[1]) + tonumber(ARGV[2]) - 1)
-for _, s in ipairs(seqs) do
-  local key, field = run_loc(base, tonumber(s))
-  local raw = redis.call('HGET', key, field)
-  if raw then
-    out[#out + 1] = tonumber(s)
-    out[#out + 1] = raw
+local inflight = base .. ':inflight'
+local offset, most = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = { 0, 1 }
+local read, runs = 0, 0
+while runs < most do
+  local page = redis.call('ZRANGE', inflight, offset + read, offset + read + 15)
+  if #page == 0 then
+    return out
+  end
+  read = read + #page
+  out[1] = read
+  local order, records = {}, {}
+  local groups, keys = {}, {}
+  for _, m in ipairs(page) do
+    local first, n = entry_runs(m)
+    if first then
+      for seq = first, first + n - 1 do
+        order[#order + 1] = seq
+        local key, field = run_loc(base, seq)
+        group_add(groups, keys, key, field, seq)
+      end
+    end
+  end
+  read_groups(groups, keys, function(seq, raw) records[seq] = raw end, RUN_BUCKET / 2)
+  runs = runs + #order
+  for _, seq in ipairs(order) do
+    local raw = records[seq]
+    -- (the status is the record's second value)
+    if raw and not run_ended(select(2, cmsgpack.unpack(raw))) then
+      out[#out + 1] = seq
+      out[#out + 1] = raw
+    end
   end
 end
-out[1] = #seqs
+out[2] = 0
 return out

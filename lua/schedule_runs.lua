@@ -10,9 +10,9 @@
 --   scheduled (us or ''), metadata (JSON object text)
 -- Returns seq, record pairs of the new runs, then the foreign backend ids of deleted runs.
 -- Raises SWH_UNKNOWN_TASK <seq> before writing anything if a task does not exist.
--- As update_runs.lua, the tasks are read with one HMGET per task hash (or HGETALL), and the new runs, their
--- in-flight entries and the tasks written with one command per hash and per set
--- (includes/writes.lua), instead of four commands a run.
+-- As update_runs.lua, the tasks are read with one HMGET per task hash (or HGETALL), and the
+-- new runs and the tasks written with one command per hash (includes/writes.lua), the runs in
+-- flight as ranges (includes/run.lua), instead of four commands a run.
 --@include codes
 --@include time
 --@include task
@@ -48,7 +48,7 @@ end
 local last = redis.call('HINCRBY', tk, 'run_seq', n)
 local out, dropped = {}, {}
 local w = writes_new()
-local inflight = base .. ':inflight'
+local oldest -- the earliest scheduling time, the score of the runs' in-flight entries
 for i = 1, n do
   local o = 4 + (i - 1) * 4
   local task_seq = tonumber(ARGV[o])
@@ -64,7 +64,7 @@ for i = 1, n do
   local key, field = run_loc(base, seq)
   local raw = encode_run(r)
   w_hset(w, key, field, raw)
-  w_zadd(w, inflight, int_str(r.scheduled), int_str(seq))
+  if not oldest or r.scheduled < oldest then oldest = r.scheduled end
   out[#out + 1] = seq
   out[#out + 1] = raw
   for _, b in ipairs(attach_run(base, tasks[task_seq], seq, backend ~= nil, keep) or {}) do
@@ -76,5 +76,11 @@ for _, seq in ipairs(order) do
   w_hset(w, key, field, encode_task(tasks[seq]))
 end
 w_flush(w)
+if n > 0 then
+  count_open(tk, base, n)
+  local za = {}
+  inflight_entries(za, int_str(oldest), last - n + 1, n)
+  redis.call('ZADD', base .. ':inflight', unpack(za))
+end
 for _, b in ipairs(dropped) do out[#out + 1] = b end
 return out

@@ -39,7 +39,6 @@ local tt = load_type(tk)
 local base = type_base(tk)
 local now = time_or(ARGV[1], nil) or server_now_us()
 local want = ARGV[2] == '1'
-local inflight = base .. ':inflight'
 
 -- Whether the run is the one the caller looked up by that backend id.
 local function id_matches(r, seq, expected)
@@ -88,9 +87,6 @@ end, TASK_BUCKET / 2)
 local out = {}
 local changed = {} -- run seq -> true once changed, in changed_order
 local changed_order, task_order = {}, {}
--- run seq -> its start time as text (in the in-flight set), or false (out of it)
-local inflight_at = {}
-local now_text = int_str(now)
 -- Applies the start ('s') or the end ('e') of the entry at offset o.
 local function apply(kind, o)
   local seq = seqs[o]
@@ -118,14 +114,12 @@ local function apply(kind, o)
         RUN_COUNTS.runs_started = (RUN_COUNTS.runs_started or 0) + 1
         r.started = ts
         r.status = RUN_STARTED
-        inflight_at[seq] = ts_arg ~= '' and ts_arg or now_text
       else
         local status = tonumber(ARGV[o + 2])
         if r.started and r.started > ts then r.started = ts end
         if run_ended(status) then
           local t = tasks[r.task] or nil
           end_run_state(tt, seq, r, t, status, ts)
-          inflight_at[seq] = false
           if t and not changed_tasks[r.task] then
             changed_tasks[r.task] = true
             task_order[#task_order + 1] = r.task
@@ -159,12 +153,6 @@ local w = writes_new()
 for _, seq in ipairs(changed_order) do
   local key, field = run_loc(base, seq)
   w_hset(w, key, field, encode_run(runs[seq]))
-  local at = inflight_at[seq]
-  if at then
-    w_zadd(w, inflight, at, int_str(seq))
-  elseif at == false then
-    w_zrem(w, inflight, int_str(seq))
-  end
 end
 for _, s in ipairs(task_order) do
   local t = tasks[s]
@@ -174,4 +162,5 @@ for _, s in ipairs(task_order) do
 end
 w_flush(w)
 flush_counts(tk, RUN_COUNTS, now)
+count_open(tk, base, OPEN_DELTA)
 return out

@@ -9,6 +9,7 @@ use chrono::Duration;
 use serde_json::Map;
 use swh_scheduler::Error;
 use swh_scheduler::model::{Interval, NewTaskRun, Policy, RunStatus, TaskType};
+use swh_scheduler::store::RunEvent;
 
 use common::RedisServer;
 use common::fixtures::{fixture_types, git_type, t0, task};
@@ -257,6 +258,157 @@ async fn in_flight_runs_are_all_listed_past_a_stale_entry() {
     assert_eq!(listed.len(), 1500);
     let distinct: HashSet<i64> = listed.iter().map(|r| r.id).collect();
     assert_eq!(distinct.len(), 1500, "no run listed twice");
+}
+
+/// The open runs of a type, as the type hash counts them.
+fn runs_open(server: &RedisServer, task_type: &str) -> Option<i64> {
+    redis::cmd("HGET")
+        .arg(format!("swh:{{{task_type}}}:type"))
+        .arg("runs_open")
+        .query(&mut server.client())
+        .unwrap()
+}
+
+/// Runs created together are in flight as ranges, which starting and ending leave alone: the
+/// sweep reads their records, marks lost only the silent ones, puts back one by one the runs
+/// still open, and the listing and the count see only open runs.
+#[tokio::test]
+async fn runs_in_flight_as_ranges_are_swept_listed_and_counted() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    fixture_types(&store).await;
+    let ty = "swh-test-ping";
+    let inputs: Vec<_> = (0..2500).map(|i| task(ty, i, t0())).collect();
+    let made = store
+        .create_tasks(&inputs, Policy::Recurring)
+        .await
+        .unwrap();
+    let two_days_ago = chrono::Utc::now() - Duration::days(2);
+    let runs: Vec<NewTaskRun> = made
+        .iter()
+        .enumerate()
+        .map(|(i, t)| NewTaskRun {
+            task: t.id,
+            backend_id: format!("r{i}"),
+            scheduled: Some(two_days_ago),
+            metadata: None,
+        })
+        .collect();
+    store.mass_schedule_task_runs(&runs).await.unwrap();
+    assert_eq!(runs_open(&server, ty), Some(2500));
+    let entries = || -> i64 {
+        redis::cmd("ZCARD")
+            .arg(format!("swh:{{{ty}}}:inflight"))
+            .query(&mut server.client())
+            .unwrap()
+    };
+    assert!(entries() <= 10, "ranges, not a run each: {}", entries());
+
+    // 1000 end, 500 started two days ago, 250 started now, 750 still scheduled
+    let event = |i: usize, end: Option<RunStatus>, at| RunEvent {
+        backend_id: format!("r{i}"),
+        end_status: end,
+        metadata: None,
+        timestamp: at,
+    };
+    let mut events: Vec<RunEvent> = (0..1000)
+        .map(|i| event(i, Some(RunStatus::Eventful), None))
+        .collect();
+    events.extend((1000..1500).map(|i| event(i, None, Some(two_days_ago))));
+    events.extend((1500..1750).map(|i| event(i, None, None)));
+    store.apply_run_events(&events, false).await.unwrap();
+    assert_eq!(runs_open(&server, ty), Some(1500));
+    assert_eq!(store.inflight_runs(ty).await.unwrap().len(), 1500);
+
+    let day = std::time::Duration::from_secs(86_400);
+    let lost = store.sweep_lost_runs(ty, day, true).await.unwrap();
+    assert_eq!(
+        lost, 500,
+        "the runs started two days ago; the scheduled ones kept"
+    );
+    assert_eq!(runs_open(&server, ty), Some(1000));
+    assert_eq!(entries(), 1000, "the open runs, one by one");
+    let listed = store.inflight_runs(ty).await.unwrap();
+    assert_eq!(listed.len(), 1000);
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|r| r.status == RunStatus::Scheduled)
+            .count(),
+        750
+    );
+    // a sweep again keeps the scheduled ones again, and ends
+    assert_eq!(store.sweep_lost_runs(ty, day, true).await.unwrap(), 0);
+    assert_eq!(store.sweep_lost_runs(ty, day, false).await.unwrap(), 750);
+    assert_eq!(runs_open(&server, ty), Some(250));
+    let listed = store.inflight_runs(ty).await.unwrap();
+    assert_eq!(listed.len(), 250);
+    assert!(listed.iter().all(|r| r.status == RunStatus::Started));
+    let ids: Vec<i64> = made.iter().map(|t| t.id).collect();
+    let all = store.get_task_runs(&ids, None).await.unwrap();
+    let count = |s: RunStatus| all.iter().filter(|r| r.status == s).count();
+    assert_eq!(
+        (count(RunStatus::Eventful), count(RunStatus::Lost)),
+        (1000, 1250)
+    );
+}
+
+/// A store written before the count of open runs had an in-flight entry for each open run
+/// alone: the first script that changes the count starts it from them.
+#[tokio::test]
+async fn the_count_of_open_runs_starts_from_an_older_stores_entries() {
+    let server = RedisServer::start();
+    let store = server.store().await;
+    fixture_types(&store).await;
+    let ty = "swh-test-ping";
+    let made = store
+        .create_tasks(
+            &(0..3).map(|i| task(ty, i, t0())).collect::<Vec<_>>(),
+            Policy::Recurring,
+        )
+        .await
+        .unwrap();
+    let runs: Vec<NewTaskRun> = made
+        .iter()
+        .enumerate()
+        .map(|(i, t)| NewTaskRun {
+            task: t.id,
+            backend_id: format!("r{i}"),
+            scheduled: Some(t0()),
+            metadata: None,
+        })
+        .collect();
+    store.mass_schedule_task_runs(&runs).await.unwrap();
+    // as the older store had them: a run an entry, no count
+    let seqs: Vec<i64> = store
+        .inflight_runs(ty)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id & 0xFF_FFFF_FFFF)
+        .collect();
+    let mut con = server.client();
+    let key = format!("swh:{{{ty}}}:inflight");
+    let _: () = redis::cmd("DEL").arg(&key).query(&mut con).unwrap();
+    for s in &seqs {
+        let _: () = redis::cmd("ZADD")
+            .arg(&key)
+            .arg(1)
+            .arg(s)
+            .query(&mut con)
+            .unwrap();
+    }
+    let _: () = redis::cmd("HDEL")
+        .arg(format!("swh:{{{ty}}}:type"))
+        .arg("runs_open")
+        .query(&mut con)
+        .unwrap();
+    store
+        .end_task_run("r0", RunStatus::Eventful, None, None)
+        .await
+        .unwrap();
+    assert_eq!(runs_open(&server, ty), Some(2));
+    assert_eq!(store.inflight_runs(ty).await.unwrap().len(), 2);
 }
 
 #[tokio::test]

@@ -6,10 +6,45 @@
 -- winning. Appending instead of merging keeps the values' text exact without a JSON parser.
 -- '' is NULL: a run scheduled without metadata (mass_schedule_task_runs), until it starts or
 -- ends (then, as the original's coalesce(metadata, '{}') || new, at least '{}').
--- <base>:inflight is a zset of the runs still scheduled or started, scored by the time of
--- their last change: the lost-run sweep reads it.
+-- <base>:inflight is a zset of the entries that may hold runs still scheduled or started, for
+-- the lost-run sweep (sweep_lost.lua) and the reconciliation listing (inflight_runs.lua):
+-- a run ("<seq>") or up to INFLIGHT_RANGE consecutive runs created by one call
+-- ("<first>+<count>"), scored at or before the last change of each of its runs. Starting or
+-- ending a run leaves it alone, so that the runner and the listener pay nothing a run here:
+-- the sweep reads the records of its entries, drops those whose runs all ended, and adds
+-- again one by one the runs still open, scored by their last change (scheduling or start).
+-- The type hash's runs_open counts the runs scheduled or started (count_open below).
 -- A task's state lists its kept runs as run_seq * 4 + RUN_ENDED_BIT + RUN_FOREIGN_BIT.
 local RUN_ENDED_BIT, RUN_FOREIGN_BIT = 1, 2
+local INFLIGHT_RANGE = 1000
+
+-- Appends to `za` (ZADD arguments) the in-flight entries of runs first .. first + n - 1,
+-- scored `score` (text).
+local function inflight_entries(za, score, first, n)
+  for s = first, first + n - 1, INFLIGHT_RANGE do
+    local c = math.min(INFLIGHT_RANGE, first + n - s)
+    za[#za + 1] = score
+    za[#za + 1] = c == 1 and int_str(s) or int_str(s) .. '+' .. int_str(c)
+  end
+end
+
+-- The runs of an in-flight entry: its first run seq and how many.
+local function entry_runs(member)
+  local first, n = string.match(member, '^(%d+)%+(%d+)$')
+  if first then return tonumber(first), tonumber(n) end
+  return tonumber(member), 1
+end
+
+-- Adds d to the runs open of the type (hash tk, base `base`). A store written before the
+-- count had an in-flight entry exactly for each open run: the count starts from them, so a
+-- script that adds entries calls this first.
+local function count_open(tk, base, d)
+  if d == 0 then return end
+  if redis.call('HEXISTS', tk, 'runs_open') == 0 then
+    redis.call('HSET', tk, 'runs_open', redis.call('ZCARD', base .. ':inflight'))
+  end
+  redis.call('HINCRBY', tk, 'runs_open', d)
+end
 
 -- The run's hash and field (as text, see num_text).
 local function run_loc(base, seq)
@@ -44,10 +79,10 @@ local function save_run(base, seq, r)
   return raw
 end
 
+-- (an in-flight entry of the run stays: the sweep drops it when it finds the record gone)
 local function delete_run(base, seq)
   local key, field = run_loc(base, seq)
   redis.call('HDEL', key, field)
-  redis.call('ZREM', base .. ':inflight', seq)
 end
 
 local function merge_metadata(old, new)

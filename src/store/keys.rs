@@ -6,12 +6,12 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{T}:type` | hash | the type's fields, its index, counters `task_seq` and `run_seq` |
+//! | `P:{T}:type` | hash | the type's fields, its index, counters `task_seq` and `run_seq`, the counts by status (`tasks_<status>`, `runs_<status>`, `runs_open`: the runs scheduled or started) |
 //! | `P:{T}:t:<n>` | hash | tasks `64n..64n+63`: state in field `seq % 64`, arguments in field `seq % 64 + 64` |
 //! | `P:{T}:r:<n>` | hash | runs `128n..128n+127`, field = seq % 128 |
 //! | `P:{T}:ready`, `P:{T}:ready:prio` | zset | due-able tasks without / with a priority, by next_run |
 //! | `P:{T}:dedup` | hash | argument fingerprint -> task seqs, for `create_tasks` |
-//! | `P:{T}:inflight` | zset | runs still scheduled or started, by time of last change |
+//! | `P:{T}:inflight` | zset | entries (a run, or a range of runs created together) that may hold runs still scheduled or started, scored at or before their last change (`lua/includes/run.lua`) |
 //! | `P:{T}:archivable` | zset | finished tasks, by seq |
 //! | `P:{T}:failed` | zset | tasks whose last ended run failed or was lost, by that end (the dashboard's failing tasks) |
 //! | `P:{T}:rate:<hour>` | hash | `<minute>:<what>` -> runs dispatched, started, ended by status in that minute, kept 25 hours (the dashboard's charts) |

@@ -692,7 +692,7 @@ fn parse_reply<T: redis::FromRedisValue>(v: redis::Value) -> Result<T> {
 }
 
 /// The Redis server's clock, in microseconds.
-async fn server_now(con: &mut super::Con) -> Result<i64> {
+pub(super) async fn server_now(con: &mut super::Con) -> Result<i64> {
     let (s, us): (i64, i64) = redis::cmd("TIME").query_async(con).await?;
     Ok(s * 1_000_000 + us)
 }

@@ -294,6 +294,7 @@ impl Store {
                 "-inf",
                 interval_us.map_or(i64::MIN, |i| now.saturating_sub(i)),
             )
+            .hget(type_key, "runs_open")
             .zcard(format!("{base}:inflight"))
             .zcard(format!("{base}:failed"))
             .cmd("ZRANGE")
@@ -322,7 +323,11 @@ impl Store {
             next();
             0
         };
-        let in_flight: i64 = val(next())?;
+        // runs scheduled or started: counted by the scripts (lua/includes/run.lua), or, in a
+        // store no script changed since it began counting, one in-flight entry each
+        let open: Option<i64> = val(next())?;
+        let entries: i64 = val(next())?;
+        let in_flight = open.unwrap_or(entries);
         let failing: i64 = val(next())?;
         let first: Vec<(Vec<u8>, f64)> = val(next())?;
         let first_prio: Vec<(Vec<u8>, f64)> = val(next())?;

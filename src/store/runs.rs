@@ -522,57 +522,56 @@ impl Store {
             return Ok(0);
         };
         let mut con = self.con().await?;
+        // one "now" for the whole pass: a run left alone is put just past the cutoff, which
+        // a later cutoff would reach again within the pass
+        let now = super::origins::server_now(&mut con).await?;
         let mut lost = 0;
-        // the runs left alone stay first in line: go on after them
-        let mut skip = 0;
         loop {
             let reply = array(
                 Call::new(ScriptName::SweepLost, &[&info.keys.type_key])
-                    .arg("")
+                    .arg(now)
                     .arg(older_than.as_micros() as i64)
                     .arg(PER_CALL)
                     .arg(if keep_scheduled { "1" } else { "0" })
-                    .arg(skip)
                     .arg(opt_arg(scheduled_bound.map(|d| d.as_micros() as i64)))
                     .run(&mut con)
                     .await?,
             )?;
-            let n = reply.first().and_then(as_int).unwrap_or(0);
-            let examined = reply.get(1).and_then(as_int).unwrap_or(0);
-            lost += n as usize;
-            skip += reply.get(2).and_then(as_int).unwrap_or(0);
-            if examined < PER_CALL {
+            lost += reply.first().and_then(as_int).unwrap_or(0) as usize;
+            if reply.get(3).and_then(as_int).unwrap_or(0) == 0 {
                 return Ok(lost);
             }
         }
     }
 
-    /// The runs of a type still scheduled or started, oldest last change first.
+    /// The runs of a type still scheduled or started, by their in-flight entries' order
+    /// (oldest scheduling first, runs started since mostly in it).
     pub async fn inflight_runs(&self, task_type: &str) -> Result<Vec<TaskRun>> {
         let Some(info) = self.type_info(task_type).await? else {
             return Ok(Vec::new());
         };
         let mut con = self.con().await?;
-        const PAGE: i64 = 1000;
+        const RUNS_PER_CALL: i64 = 1000;
         let mut out = Vec::new();
         let mut offset = 0;
         loop {
             let mut reply = array(
                 Call::new(ScriptName::InflightRuns, &[&info.keys.type_key])
                     .arg(offset)
-                    .arg(PAGE)
+                    .arg(RUNS_PER_CALL)
                     .run(&mut con)
                     .await?,
             )?;
-            // entries read first: one whose run is gone gives no pair
+            // entries read first: an entry whose runs ended or are gone gives no pair
             let read = reply.first().and_then(as_int).unwrap_or(0);
-            reply.remove(0);
+            let last = reply.get(1).and_then(as_int).unwrap_or(1) == 1;
+            reply.drain(..2.min(reply.len()));
             for (seq, raw) in pairs(Value::Array(reply))? {
                 let seq = as_int(&seq).unwrap_or(0) as u64;
                 out.push(self.run_from_record(&info, seq, RunRecord::decode(as_bytes(&raw))?));
             }
             offset += read;
-            if read < PAGE {
+            if last {
                 return Ok(out);
             }
         }
