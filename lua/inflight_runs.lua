@@ -12,18 +12,22 @@ local base = type_base(KEYS[1])
 local inflight = base .. ':inflight'
 local offset, most = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = { 0, 1 }
-local read, runs = 0, 0
-while runs < most do
+local read, runs, full = 0, 0, false
+while not full do
   local page = redis.call('ZRANGE', inflight, offset + read, offset + read + 15)
   if #page == 0 then
     return out
   end
-  read = read + #page
-  out[1] = read
+  -- the entries of the page that fit in what is left to read (the call's first one always)
   local order, records = {}, {}
   local groups, keys = {}, {}
   for _, m in ipairs(page) do
     local first, n = entry_runs(m)
+    if runs + #order > 0 and runs + #order + (n or 1) > most then
+      full = true
+      break
+    end
+    read = read + 1
     if first then
       for seq = first, first + n - 1 do
         order[#order + 1] = seq
@@ -33,6 +37,7 @@ while runs < most do
     end
   end
   read_groups(groups, keys, function(seq, raw) records[seq] = raw end, RUN_BUCKET / 2)
+  out[1] = read
   runs = runs + #order
   for _, seq in ipairs(order) do
     local raw = records[seq]

@@ -38,18 +38,20 @@ local keep_scheduled = ARGV[4] == '1'
 local hard = opt_num(ARGV[5] or '')
 local lost, kept, examined = 0, 0, 0
 local more = 0
-while true do
-  if examined >= most then
-    more = 1
-    break
-  end
+while more == 0 do
   -- entries examined leave the range read (gone, or scored past the cutoff)
   local page = redis.call('ZRANGE', inflight, '-inf', cutoff_text, 'BYSCORE', 'LIMIT', 0, 16)
   if #page == 0 then break end
-  local runs, order = {}, {}
+  -- the entries of the page that fit in what is left to examine (the call's first one always)
+  local runs, order, taken = {}, {}, {}
   local groups, keys = {}, {}
   for _, m in ipairs(page) do
     local first, n = entry_runs(m)
+    if examined + #order > 0 and examined + #order + (n or 1) > most then
+      more = 1
+      break
+    end
+    taken[#taken + 1] = m
     if first then
       for seq = first, first + n - 1 do
         order[#order + 1] = seq
@@ -59,7 +61,7 @@ while true do
     end
   end
   read_groups(groups, keys, function(seq, raw) runs[seq] = decode_run(raw) end, RUN_BUCKET / 2)
-  redis.call('ZREM', inflight, unpack(page))
+  if #taken > 0 then redis.call('ZREM', inflight, unpack(taken)) end
   examined = examined + #order
   local again = {}
   for _, seq in ipairs(order) do
