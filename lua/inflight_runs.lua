@@ -18,24 +18,10 @@ while not full do
   if #page == 0 then
     return out
   end
-  -- the entries of the page that fit in what is left to read (the call's first one always)
-  local order, records = {}, {}
-  local groups, keys = {}, {}
-  for _, m in ipairs(page) do
-    local first, n = entry_runs(m)
-    if runs + #order > 0 and runs + #order + (n or 1) > most then
-      full = true
-      break
-    end
-    read = read + 1
-    if first then
-      for seq = first, first + n - 1 do
-        order[#order + 1] = seq
-        local key, field = run_loc(base, seq)
-        group_add(groups, keys, key, field, seq)
-      end
-    end
-  end
+  local taken, order, groups, keys
+  taken, order, groups, keys, full = take_entries(base, page, runs, most)
+  read = read + #taken
+  local records = {}
   read_groups(groups, keys, function(seq, raw) records[seq] = raw end, RUN_BUCKET / 2)
   out[1] = read
   runs = runs + #order

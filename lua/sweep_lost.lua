@@ -42,24 +42,9 @@ while more == 0 do
   -- entries examined leave the range read (gone, or scored past the cutoff)
   local page = redis.call('ZRANGE', inflight, '-inf', cutoff_text, 'BYSCORE', 'LIMIT', 0, 16)
   if #page == 0 then break end
-  -- the entries of the page that fit in what is left to examine (the call's first one always)
-  local runs, order, taken = {}, {}, {}
-  local groups, keys = {}, {}
-  for _, m in ipairs(page) do
-    local first, n = entry_runs(m)
-    if examined + #order > 0 and examined + #order + (n or 1) > most then
-      more = 1
-      break
-    end
-    taken[#taken + 1] = m
-    if first then
-      for seq = first, first + n - 1 do
-        order[#order + 1] = seq
-        local key, field = run_loc(base, seq)
-        group_add(groups, keys, key, field, seq)
-      end
-    end
-  end
+  local taken, order, groups, keys, full = take_entries(base, page, examined, most)
+  if full then more = 1 end
+  local runs = {}
   read_groups(groups, keys, function(seq, raw) runs[seq] = decode_run(raw) end, RUN_BUCKET / 2)
   if #taken > 0 then redis.call('ZREM', inflight, unpack(taken)) end
   examined = examined + #order

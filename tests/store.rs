@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use chrono::Duration;
 use serde_json::Map;
 use swh_scheduler::Error;
-use swh_scheduler::model::{Interval, NewTaskRun, Policy, RunStatus, TaskType};
+use swh_scheduler::model::{Interval, NewTaskRun, Policy, RunStatus, Task, TaskType};
 use swh_scheduler::store::RunEvent;
 
 use common::RedisServer;
@@ -260,6 +260,20 @@ async fn in_flight_runs_are_all_listed_past_a_stale_entry() {
     assert_eq!(distinct.len(), 1500, "no run listed twice");
 }
 
+/// A run for each task, scheduled at `at`, backend ids r0, r1, …
+fn a_run_each(tasks: &[Task], at: chrono::DateTime<chrono::Utc>) -> Vec<NewTaskRun> {
+    tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| NewTaskRun {
+            task: t.id,
+            backend_id: format!("r{i}"),
+            scheduled: Some(at),
+            metadata: None,
+        })
+        .collect()
+}
+
 /// The open runs of a type, as the type hash counts them.
 fn runs_open(server: &RedisServer, task_type: &str) -> Option<i64> {
     redis::cmd("HGET")
@@ -284,17 +298,10 @@ async fn runs_in_flight_as_ranges_are_swept_listed_and_counted() {
         .await
         .unwrap();
     let two_days_ago = chrono::Utc::now() - Duration::days(2);
-    let runs: Vec<NewTaskRun> = made
-        .iter()
-        .enumerate()
-        .map(|(i, t)| NewTaskRun {
-            task: t.id,
-            backend_id: format!("r{i}"),
-            scheduled: Some(two_days_ago),
-            metadata: None,
-        })
-        .collect();
-    store.mass_schedule_task_runs(&runs).await.unwrap();
+    store
+        .mass_schedule_task_runs(&a_run_each(&made, two_days_ago))
+        .await
+        .unwrap();
     assert_eq!(runs_open(&server, ty), Some(2500));
     let entries = || -> i64 {
         redis::cmd("ZCARD")
@@ -368,17 +375,10 @@ async fn the_count_of_open_runs_starts_from_an_older_stores_entries() {
         )
         .await
         .unwrap();
-    let runs: Vec<NewTaskRun> = made
-        .iter()
-        .enumerate()
-        .map(|(i, t)| NewTaskRun {
-            task: t.id,
-            backend_id: format!("r{i}"),
-            scheduled: Some(t0()),
-            metadata: None,
-        })
-        .collect();
-    store.mass_schedule_task_runs(&runs).await.unwrap();
+    store
+        .mass_schedule_task_runs(&a_run_each(&made, t0()))
+        .await
+        .unwrap();
     // as the older store had them: a run an entry, no count
     let seqs: Vec<i64> = store
         .inflight_runs(ty)

@@ -52,6 +52,28 @@ local function run_loc(base, seq)
   return base .. ':r:' .. num_text(b), num_text(seq - b * RUN_BUCKET)
 end
 
+-- The in-flight entries of `page` that fit, with the `used` runs a call has read already, in
+-- its bound of `most` runs (its first entry always): the entries taken, their run seqs in
+-- order, those grouped for read_groups (groups, keys), and whether an entry was left out.
+local function take_entries(base, page, used, most)
+  local taken, order, groups, keys = {}, {}, {}, {}
+  for _, m in ipairs(page) do
+    local first, n = entry_runs(m)
+    if used + #order > 0 and used + #order + n > most then
+      return taken, order, groups, keys, true
+    end
+    taken[#taken + 1] = m
+    if first then
+      for seq = first, first + n - 1 do
+        order[#order + 1] = seq
+        local key, field = run_loc(base, seq)
+        group_add(groups, keys, key, field, seq)
+      end
+    end
+  end
+  return taken, order, groups, keys, false
+end
+
 -- Tables are built with a constructor: Lua 5.1 then sizes them for all their fields at once,
 -- where fields set one by one grow the table (and rehash it) at the 1st, 2nd, 3rd and 5th.
 local function decode_run(raw)

@@ -544,8 +544,8 @@ impl Store {
         }
     }
 
-    /// The runs of a type still scheduled or started, by their in-flight entries' order
-    /// (oldest scheduling first, runs started since mostly in it).
+    /// The runs of a type still scheduled or started, in the order of their in-flight entries
+    /// (`lua/inflight_runs.lua`).
     pub async fn inflight_runs(&self, task_type: &str) -> Result<Vec<TaskRun>> {
         let Some(info) = self.type_info(task_type).await? else {
             return Ok(Vec::new());
