@@ -1,8 +1,8 @@
 -- The runner's one step for one task type (see src/runner.rs): counts what waits in the
 -- broker queue, takes up to that many free slots of due tasks, oldest first, creates their runs
 -- (status scheduled, in flight as ranges: includes/run.lua), marks them next_run_scheduled and
--- LPUSHes one Celery protocol-v2 message each. All in one script, so any number of runners can run at once without sending a task
--- twice.
+-- LPUSHes one Celery protocol-v2 message each. All in one script, so any number of runners
+-- can run at once without sending a task twice.
 -- Slots, as the original: with no max_queue_length (nil or 0), 10000; otherwise
 -- min(max_queue_length - waiting, 10000), and nothing unless more than
 -- min(10000, max_queue_length) / 5 are free. A runner fills the slots in calls of at most
