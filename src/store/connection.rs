@@ -170,3 +170,9 @@ pub fn url_for(seed: &str, addr: &str) -> String {
     let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
     format!("{scheme}://{}{addr}{path}", user.unwrap_or_default())
 }
+
+/// The Redis server's clock, in microseconds ("now" for the store is the server's clock).
+pub(super) async fn server_now(con: &mut Con) -> Result<i64> {
+    let (s, us): (i64, i64) = redis::cmd("TIME").query_async(con).await?;
+    Ok(s * 1_000_000 + us)
+}

@@ -30,6 +30,7 @@ use deadpool_redis::{Pool, Runtime};
 use redis::Value;
 
 pub use self::connection::Con;
+use self::connection::server_now;
 pub use self::dispatch::{DispatchTarget, Dispatched};
 use self::keys::{GlobalKeys, TypeKeys};
 pub use self::runs::{RunEvent, RunOutcome};

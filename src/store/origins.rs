@@ -14,7 +14,7 @@ use super::origin_records::{
     ListingEntry, ORIGIN_BUCKET, StatsRecord, decode_listings, decode_stats, in_index_order,
 };
 use super::scripts::{Call, ScriptName};
-use super::{BrokerLink, OutboxKeys, Store, array, as_bytes, opt_arg};
+use super::{BrokerLink, OutboxKeys, Store, array, as_bytes, opt_arg, server_now};
 use crate::error::{Error, Result};
 use crate::model::{
     GrabOptions, ListedOrigin, ListedOriginPage, MAX_BATCH, MAX_EXTRA_LOADER_ARGUMENTS, MAX_URL,
@@ -689,12 +689,6 @@ impl Store {
 /// A reply as the type it must have.
 fn parse_reply<T: redis::FromRedisValue>(v: redis::Value) -> Result<T> {
     redis::from_redis_value(v).map_err(|e| Error::Other(format!("unexpected reply: {e}")))
-}
-
-/// The Redis server's clock, in microseconds.
-pub(super) async fn server_now(con: &mut super::Con) -> Result<i64> {
-    let (s, us): (i64, i64) = redis::cmd("TIME").query_async(con).await?;
-    Ok(s * 1_000_000 + us)
 }
 
 /// A bulk string reply as text.

@@ -224,9 +224,7 @@ fn parse_cursor(c: &str) -> Result<(i64, Vec<u8>)> {
 
 impl Store {
     async fn server_now_us(&self) -> Result<i64> {
-        let mut con = self.con().await?;
-        let (s, us): (i64, i64) = redis::cmd("TIME").query_async(&mut con).await?;
-        Ok(s * 1_000_000 + us)
+        super::server_now(&mut self.con().await?).await
     }
 
     /// The overview of every task type and visit type.

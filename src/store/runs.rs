@@ -524,7 +524,7 @@ impl Store {
         let mut con = self.con().await?;
         // one "now" for the whole pass: a run left alone is put just past the cutoff, which
         // a later cutoff would reach again within the pass
-        let now = super::origins::server_now(&mut con).await?;
+        let now = super::server_now(&mut con).await?;
         let mut lost = 0;
         loop {
             let reply = array(
