@@ -3,14 +3,15 @@
 local RUN_STATUS_NAMES = { [RUN_EVENTFUL] = 'runs_eventful', [RUN_UNEVENTFUL] = 'runs_uneventful',
   [RUN_FAILED] = 'runs_failed', [RUN_PERMFAILED] = 'runs_permfailed', [RUN_LOST] = 'runs_lost' }
 local RUN_COUNTS = {}
--- Runs ended minus runs opened by the script, for count_open (includes/run.lua).
+-- How the runs open changed by the runs the script ended (one less each), for count_open
+-- (includes/run.lua).
 local OPEN_DELTA = 0
 
 -- Ends run <seq> (its decoded record `r`, not yet ended) with `status` at `ts`, in memory:
 -- counts it, applies the end-of-run rules to its task's state `t` (nil if the task is gone)
 -- and flags the run ended in the task's list. The caller saves the run and the task and
--- reindexes the task (reindex_into: the failed tasks' index
--- holds a task while its last ended run failed).
+-- reindexes the task (reindex_into: the failed tasks' index holds a task while its last ended
+-- run failed).
 local function end_run_state(tt, seq, r, t, status, ts)
   local counter = RUN_STATUS_NAMES[status]
   RUN_COUNTS[counter] = (RUN_COUNTS[counter] or 0) + 1

@@ -523,9 +523,7 @@ where
             }
         }
         let t = parse(line, &rec)?;
-        if t.policy.unwrap_or(Policy::Recurring) == Policy::Recurring
-            && !recurring.contains(&t.task_type)
-        {
+        if t.policy.unwrap_or(Policy::Recurring) == Policy::Recurring {
             recurring.insert(t.task_type);
         }
         total = line;
