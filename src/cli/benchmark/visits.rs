@@ -92,11 +92,12 @@ pub async fn run_visits_phase(
             )
         });
         let want = ids.len() as u64;
+        let cpu = redis_cpu_seconds(store).await?;
         let seconds = publish_and_apply(store, &payloads, |stats| {
             stats.visits_applied.load(Ordering::Relaxed) >= want
         })
         .await?;
-        out.push(Measure::rate("visit_outcomes", ids.len(), seconds));
+        out.push(Measure::server_rate(store, "visit_outcomes", ids.len(), seconds, cpu).await?);
     }
     let _: () = redis::cmd("UNLINK")
         .arg(&queue)
