@@ -30,7 +30,7 @@
 -- ARGV[1] now in us (for outcomes with no date), or '' for the server clock
 -- ARGV[2] disable after this many failed or not-found results in a row (0: never)
 -- ARGV[3] '1' to disable after a success, else '0'
--- ARGV[4..] 5 values per outcome: origin id, status ('e', 'u', 'f', 'n' or 'l'), date in us
+-- ARGV[4..] 5 values per outcome: origin id (decimal text), status ('e', 'u', 'f', 'n' or 'l'), date in us
 --   or '', snapshot (20 bytes) or '', the sending's time in ms from the task id or ''
 -- Returns the number of origins whose stats changed; counts the outcomes that changed
 -- something, by status, in the `results_<status>` fields of KEYS[1] (for /metrics), so that
@@ -44,8 +44,10 @@ if now == nil then
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local disable_after, stop_after_success = tonumber(ARGV[2]), ARGV[3] == '1'
--- the origins, in order of first outcome, and where each one's outcomes are
-local ids, at = {}, {}
+-- the origins, in order of first outcome, where each one's outcomes are, and their ids as
+-- given (decimal text), which name them in the commands: a Lua number handed to redis.call
+-- is formatted with "%.17g", a few times the cost of the whole of the rest of its handling
+local ids, at, id_text = {}, {}, {}
 for i = 4, #ARGV, 5 do
   local id = tonumber(ARGV[i])
   if id then
@@ -54,6 +56,7 @@ for i = 4, #ARGV, 5 do
       a = {}
       at[id] = a
       ids[#ids + 1] = id
+      id_text[#ids] = ARGV[i]
     end
     a[#a + 1] = i
   end
@@ -65,7 +68,7 @@ for i = 1, #ids, 1000 do
   local last = math.min(i + 999, #ids)
   for j = i, last do
     local m = 3 * (j - i)
-    args[m + 1], args[m + 2], args[m + 3] = 'GET', 'u32', ids[j] * 32
+    args[m + 1], args[m + 2], args[m + 3] = 'GET', 'u32', '#' .. id_text[j]
   end
   local v = redis.call('BITFIELD', base .. ':sc', unpack(args))
   for j = i, last do K[j] = v[j - i + 1] end
@@ -181,21 +184,22 @@ for j, id in ipairs(ids) do
         put_field(b, base, id, 2, encode_results(s))
         local l0, nv0, lag0 = place(enabled, upd, old, k, sc, rel)
         local l1, nv1, lag1 = place(enabled, upd, s, k, sc, rel)
+        local t = id_text[j]
         if l0 ~= l1 then
           if l0 == 'new' or l1 == 'new' then set_bit(b, id, l1 == 'new' and 1 or 0) end
-          if l0 == 'pk' or l0 == 'osf' then chunk_op(b.crem[l0], k, sc, id) end
-          if l1 == 'pk' or l1 == 'osf' then chunk_op(b.cadd[l1], k, sc, id) end
+          if l0 == 'pk' or l0 == 'osf' then chunk_op(b.crem[l0], k, sc, t) end
+          if l1 == 'pk' or l1 == 'osf' then chunk_op(b.cadd[l1], k, sc, t) end
         end
         if nv0 ~= nv1 then
-          if nv1 == nil then zrem.nv[#zrem.nv + 1] = id else
-            zadd.nv[#zadd.nv + 1] = nv1
-            zadd.nv[#zadd.nv + 1] = id
+          if nv1 == nil then zrem.nv[#zrem.nv + 1] = t else
+            zadd.nv[#zadd.nv + 1] = fmt_int(nv1)
+            zadd.nv[#zadd.nv + 1] = t
           end
         end
         if lag0 ~= lag1 then
-          if lag1 == nil then zrem.lag[#zrem.lag + 1] = id else
-            zadd.lag[#zadd.lag + 1] = lag1
-            zadd.lag[#zadd.lag + 1] = id
+          if lag1 == nil then zrem.lag[#zrem.lag + 1] = t else
+            zadd.lag[#zadd.lag + 1] = fmt_int(lag1)
+            zadd.lag[#zadd.lag + 1] = t
           end
         end
         if enabled then

@@ -95,14 +95,16 @@ local function mark_fast(base, meta, g, policy, ids)
   end
   for i, id in ipairs(ids) do
     local was = olds[i]
+    -- the commands get the id as text: a Lua number would be formatted with "%.17g"
+    local t = fmt_int(id)
     if was == 0 then
       set_bit(b, id, 0)
     else
-      chunk_op(b.crem.osf, was, 0, id)
+      chunk_op(b.crem.osf, was, 0, t)
       b.refs[was] = (b.refs[was] or 0) - 1
     end
-    zn[i], zl[i] = id, id
-    chunk_op(b.cadd.pk, ks[i], g.ts, id)
+    zn[i], zl[i] = t, t
+    chunk_op(b.cadd.pk, ks[i], g.ts, t)
     b.refs[ks[i]] = (b.refs[ks[i]] or 0) + 1
   end
   flush(b, base, meta)
