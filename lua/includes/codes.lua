@@ -37,6 +37,23 @@ local function num_text(n)
   return s
 end
 
+-- The key `base .. infix .. b` of bucket b (a task or run hash), remembered in `cache` for
+-- the script's run as num_text is: concatenating it anew copies and hashes the whole name
+-- each time (Redis' Lua hashes every byte of a new string), some hundreds of instructions.
+local function bucket_key(cache, base, infix, b)
+  local ks = cache[base]
+  if not ks then
+    ks = {}
+    cache[base] = ks
+  end
+  local k = ks[b]
+  if not k then
+    k = base .. infix .. num_text(b)
+    ks[b] = k
+  end
+  return k
+end
+
 -- An optional numeric argument: '' stands for none.
 local function opt_num(v)
   if v == '' then return nil end

@@ -47,9 +47,10 @@ local function count_open(tk, base, d)
 end
 
 -- The run's hash and field (as text, see num_text).
+local RUN_KEYS = {}
 local function run_loc(base, seq)
   local b = math.floor(seq / RUN_BUCKET)
-  return base .. ':r:' .. num_text(b), num_text(seq - b * RUN_BUCKET)
+  return bucket_key(RUN_KEYS, base, ':r:', b), num_text(seq - b * RUN_BUCKET)
 end
 
 -- The in-flight entries of `page` that fit, with the `used` runs a call has read already, in

@@ -30,10 +30,11 @@
 --@include writes
 
 -- The task's hash, its state's field and its arguments' field (as text, see num_text).
+local TASK_KEYS = {}
 local function state_loc(base, seq)
   local b = math.floor(seq / TASK_BUCKET)
   local f = seq - b * TASK_BUCKET
-  return base .. ':t:' .. num_text(b), num_text(f), num_text(f + TASK_BUCKET)
+  return bucket_key(TASK_KEYS, base, ':t:', b), num_text(f), num_text(f + TASK_BUCKET)
 end
 
 local function args_loc(base, seq)
