@@ -105,6 +105,9 @@ async fn visits_become_celery_messages_and_are_marked_scheduled() {
                 .as_object()
                 .unwrap()
                 .clone();
+        } else if i == 2 {
+            // quotes and no backslash: the script's other escaping path
+            o.extra_loader_arguments = json!({"branch": "dev"}).as_object().unwrap().clone();
         }
         origins.push(o);
     }
@@ -150,6 +153,7 @@ async fn visits_become_celery_messages_and_are_marked_scheduled() {
         3,
         "url and the lister's names only"
     );
+    assert_eq!(by_url[urls[2]]["branch"], json!("dev"));
 
     // marked scheduled: the stats say when, and the next pass sends nothing
     let ids: Vec<(String, String)> = urls.iter().map(|u| (u.to_string(), "git".into())).collect();
