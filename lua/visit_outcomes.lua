@@ -46,7 +46,7 @@ end
 local disable_after, stop_after_success = tonumber(ARGV[2]), ARGV[3] == '1'
 -- the origins, in order of first outcome, where each one's outcomes are, and their ids as
 -- given (decimal text), which name them in the commands: a Lua number handed to redis.call
--- is formatted with "%.17g", a few times the cost of the whole of the rest of its handling
+-- is formatted with "%.17g", some 2,200 instructions
 local ids, at, id_text = {}, {}, {}
 for i = 4, #ARGV, 5 do
   local id = tonumber(ARGV[i])
