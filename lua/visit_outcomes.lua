@@ -30,8 +30,9 @@
 -- ARGV[1] now in us (for outcomes with no date), or '' for the server clock
 -- ARGV[2] disable after this many failed or not-found results in a row (0: never)
 -- ARGV[3] '1' to disable after a success, else '0'
--- ARGV[4..] 5 values per outcome: origin id (decimal text), status ('e', 'u', 'f', 'n' or 'l'), date in us
---   or '', snapshot (20 bytes) or '', the sending's time in ms from the task id or ''
+-- ARGV[4..] 5 values per outcome: origin id (decimal text), status ('e', 'u', 'f', 'n' or
+--   'l'), date in us or '', snapshot (20 bytes) or '', the sending's time in ms from the task
+--   id or ''
 -- Returns the number of origins whose stats changed; counts the outcomes that changed
 -- something, by status, in the `results_<status>` fields of KEYS[1] (for /metrics), so that
 -- a retried call counts nothing twice.
