@@ -106,19 +106,10 @@ local p5 = '","origin":' .. cjson.encode(ARGV[6]) .. ',"ignore_result":false,'
 local p6 = '","reply_to":"","delivery_mode":2,"delivery_info":{"exchange":"","routing_key":'
   .. cjson.encode(ARGV[5]) .. '},"priority":0,"delivery_tag":"'
 local p7 = '"}}'
--- Whether text has a quote or a backslash, and the text with those escaped (as a JSON
--- string's content, for the message's body and kwargsrepr).
-local function has_special(text)
-  return string.find(text, '"', 1, true) ~= nil or string.find(text, '\\', 1, true) ~= nil
-end
-local function escaped(text)
-  if string.find(text, '\\', 1, true) then return (string.gsub(text, '[\\"]', '\\%0')) end
-  return (string.gsub(text, '"', '\\"'))
-end
 -- the lister fields, escaped once per call
 local lister_esc = {}
 for lidx, fields in pairs(listers) do
-  lister_esc[lidx] = ',' .. string.gsub(fields, '[\\"]', '\\%0')
+  lister_esc[lidx] = ',' .. json_escaped(fields)
 end
 local U, L = read_runs(base, sent)
 local msgs = {}
@@ -140,16 +131,15 @@ for i, oid in ipairs(sent) do
   else
     lidx, extra = sent_pick[i].lidx, sent_pick[i].extra
   end
-  -- JSON text has no raw control character: escaping it into a JSON string only needs
-  -- backslashes and quotes (urls and extra arguments rarely have any). Plain finds: a
-  -- pattern with a character class costs several times as much a character.
+  -- the url and the extra arguments as JSON string content (see json_escaped in
+  -- includes/broker.lua; they rarely need any escaping)
   local url = U[i] or ''
   if has_special(url) then
-    url = escaped(string.sub(cjson.encode(url), 2, -2))
+    url = json_escaped(string.sub(cjson.encode(url), 2, -2))
   end
   local members = string.sub(extra, 2, -2)
   if members ~= '' then
-    extra = ',' .. escaped(members)
+    extra = ',' .. json_escaped(members)
   else
     extra = ''
   end

@@ -46,3 +46,18 @@ local function push_messages(path, key, msgs)
     end
   end)
 end
+
+-- Message text (dispatch.lua, send_visits.lua). Whether text has a quote or a backslash, by
+-- plain finds: a pattern with a character class costs several times as much a character.
+local function has_special(text)
+  return string.find(text, '"', 1, true) ~= nil or string.find(text, '\\', 1, true) ~= nil
+end
+
+-- JSON text with its quotes and backslashes escaped, to go inside a JSON string of the message
+-- (the body, argsrepr, kwargsrepr): JSON text has no raw control character, so nothing else
+-- needs escaping. Text rarely holds a backslash, and without one a one-character pattern is
+-- matched a quarter faster than a set.
+local function json_escaped(text)
+  if string.find(text, '\\', 1, true) then return (string.gsub(text, '[\\"]', '\\%0')) end
+  return (string.gsub(text, '"', '\\"'))
+end
